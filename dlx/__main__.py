@@ -1,0 +1,5 @@
+"""``python -m dlx`` (also what ``torchrun -m dlx`` runs)."""
+
+from dlx.cli import main
+
+main()

@@ -1,0 +1,71 @@
+"""The ``dlx`` command line (Typer).
+
+Thin by design: each subcommand parses flags and hands over to a module
+that does the work. Nothing here imports torch at module level, so
+``dlx --help`` stays fast. Subcommands live in ``dlx/commands/`` (one
+module per area, so the families can grow without one giant file).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from dlx import __version__
+from dlx.commands import cnn, data, evaluate
+
+HELP = """\
+dlx: train, compare and understand CNNs, attention, Transformers and GANs.
+
+Every run lands in runs/<family>/<time>-<name>-<id>/ (config, metrics,
+pictures, checkpoints); review with `tensorboard --logdir runs`.
+
+Examples:
+
+
+  dlx train-cnn                                  # convnet on Fashion-MNIST
+  dlx train-cnn --model lenet5 --pool avg --epochs 3
+  dlx train-cnn --config experiments/cnn/lenet5-mnist.yaml --set optim.lr=0.01
+  dlx eval runs/cnn/20261127-101500-convnet-fashion-mnist-1a2b3c
+  dlx data list
+"""
+
+app = typer.Typer(
+    help=HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dlx {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    pass
+
+
+cnn.register(app)
+evaluate.register(app)
+data.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user mistakes become one line on stderr and exit code 2."""
+    from dlx.commands.common import run_guarded
+
+    sys.exit(run_guarded(app, argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,314 @@
+"""Typed run configuration: dataclasses, YAML, overrides, validation.
+
+Every trainer describes its run with one dataclass tree (see ``dlx/train/*``
+for the family configs). A config is built in layers, later ones winning:
+
+    dataclass defaults  <  --config FILE.yaml  <  command-line flags  <  --set a.b=value
+
+and validated once. All problems — unknown keys (with a did-you-mean), wrong
+types, impossible values — are collected and reported together, each with
+its key path, as one ``ConfigError``.
+
+Fields carry their one-line documentation in ``metadata["help"]`` (use the
+``option`` helper), so ``--print-config`` and error messages can explain them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+from dlx.errors import ConfigError
+
+
+def option(default: Any, help: str, **kwargs: Any) -> Any:
+    """A dataclass field with a one-line doc (say the unit!)."""
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(
+            default_factory=lambda: _copy(default), metadata={"help": help}, **kwargs
+        )
+    return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
+
+
+def section(cls: type, help: str = "") -> Any:
+    """A nested dataclass field whose default is ``cls()``."""
+    return dataclasses.field(default_factory=cls, metadata={"help": help})
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value)
+    return value
+
+
+# --------------------------------------------------------------------------
+# dict -> dataclass, collecting every problem
+
+
+def from_dict(
+    cls: type, data: dict, problems: list[str] | None = None, path: str = "", default: Any = None
+) -> Any:
+    """Build dataclass ``cls`` from plain ``data``; append problems, never raise.
+
+    Keys not given keep the value of ``default`` (``cls()`` when None), so a
+    family's own defaults for a shared section survive a partial override.
+    Returns an instance (keeping defaults where a value was wrong) so that
+    validation can go on and report everything at once.
+    """
+    problems = problems if problems is not None else []
+    default = default if default is not None else cls()
+    if not isinstance(data, dict):
+        problems.append(f"{path or '<root>'}: expected a mapping, got {_kind(data)}")
+        return default
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        key_path = f"{path}.{key}" if path else str(key)
+        if key not in fields:
+            problems.append(f"{key_path}: unknown key{_did_you_mean(str(key), fields)}")
+            continue
+        if dataclasses.is_dataclass(hints[key]):
+            kwargs[key] = from_dict(hints[key], value, problems, key_path, getattr(default, key))
+            continue
+        ok, converted = _convert(hints[key], value, key_path, problems)
+        if ok:
+            kwargs[key] = converted
+    return dataclasses.replace(default, **kwargs)
+
+
+def _convert(tp: Any, value: Any, path: str, problems: list[str]) -> tuple[bool, Any]:
+    """Check ``value`` against type ``tp``; return (ok, converted value)."""
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return True, from_dict(tp, value, problems, path)
+    if origin is Literal:
+        choices = get_args(tp)
+        if value in choices:
+            return True, value
+        hint = _did_you_mean(str(value), [str(c) for c in choices])
+        problems.append(f"{path}: {value!r} is not one of {', '.join(map(str, choices))}{hint}")
+        return False, None
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return True, None
+        non_none = [a for a in args if a is not type(None)]
+        if len(non_none) == 1:
+            return _convert(non_none[0], value, path, problems)
+        for arg in non_none:  # first type that accepts it silently
+            trial: list[str] = []
+            ok, converted = _convert(arg, value, path, trial)
+            if ok:
+                return True, converted
+        problems.append(f"{path}: {value!r} has the wrong type ({_kind(value)})")
+        return False, None
+    if origin is list:
+        (item_type,) = get_args(tp) or (Any,)
+        if not isinstance(value, list):
+            problems.append(f"{path}: expected a list, got {_kind(value)}")
+            return False, None
+        items, all_ok = [], True
+        for index, item in enumerate(value):
+            ok, converted = _convert(item_type, item, f"{path}[{index}]", problems)
+            all_ok &= ok
+            items.append(converted)
+        return all_ok, items
+    if tp is Any:
+        return True, value
+    if tp is bool:
+        if isinstance(value, bool):
+            return True, value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return True, value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True, float(value)
+        if isinstance(value, str):  # YAML 1.1 reads `1e-3` (no dot) as a string
+            try:
+                return True, float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return True, value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True, str(value)  # YAML reads `name: 123` as an int
+    else:
+        raise TypeError(f"config type {tp!r} is not supported")  # programming error
+    problems.append(f"{path}: expected {tp.__name__}, got {_kind(value)} {value!r}")
+    return False, None
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _did_you_mean(word: str, candidates: Any) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# --------------------------------------------------------------------------
+# dataclass -> dict, YAML, overrides
+
+
+def to_dict(config: Any) -> dict:
+    """The config as plain data (for YAML, JSON, TensorBoard hparams)."""
+    return dataclasses.asdict(config)
+
+
+def to_yaml(config: Any) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=None)
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a YAML config file as a mapping (safe_load only)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError([f"config file {path} does not exist"]) from None
+    except OSError as error:
+        raise ConfigError([f"cannot read config file {path}: {error.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError([f"{path}{where}: not valid YAML ({getattr(error, 'problem', error)})"]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}: expected a mapping at the top, got {_kind(data)}"])
+    return data
+
+
+def parse_set(assignments: list[str]) -> list[tuple[str, Any]]:
+    """Parse ``--set a.b=value`` strings; values are read as YAML scalars."""
+    parsed, problems = [], []
+    for text in assignments:
+        key, sep, raw = text.partition("=")
+        if not sep or not key.strip():
+            problems.append(f"--set {text!r}: expected KEY=VALUE, e.g. optim.lr=0.01")
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        parsed.append((key.strip(), value))
+    if problems:
+        raise ConfigError(problems)
+    return parsed
+
+
+def set_path(data: dict, dotted_key: str, value: Any) -> None:
+    """``set_path(d, "optim.lr", 0.1)`` sets ``d["optim"]["lr"] = 0.1``."""
+    parts = dotted_key.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def merge(base: dict, update: dict) -> dict:
+    """Deep-merge ``update`` into a copy of ``base`` (mappings merge, rest replaces)."""
+    merged = _copy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = _copy(value)
+    return merged
+
+
+def build(
+    cls: type,
+    config_file: str | Path | None = None,
+    flags: dict[str, Any] | None = None,
+    overrides: list[str] | None = None,
+    base: dict | None = None,
+) -> Any:
+    """Resolve a config: defaults < base < file < flags < --set; validate; raise once.
+
+    ``flags`` maps dotted keys to values given on the command line (``None``
+    means the flag was not given). ``base`` is a saved config (for resume).
+    """
+    data: dict = _copy(base) if base else {}
+    if config_file:
+        data = merge(data, load_yaml(config_file))
+    for dotted_key, value in (flags or {}).items():
+        if value is not None:
+            set_path(data, dotted_key, value)
+    for dotted_key, value in parse_set(overrides or []):
+        set_path(data, dotted_key, value)
+    problems: list[str] = []
+    config = from_dict(cls, data, problems)
+    problems.extend(validate(config))
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def validate(config: Any, path: str = "") -> list[str]:
+    """Run every nested ``check()`` method; each returns problem strings.
+
+    A dataclass's ``check(self)`` returns ``[(key, message), …]`` for its own
+    fields; the key path is prefixed here so messages name the full path.
+    """
+    problems = []
+    check = getattr(config, "check", None)
+    if check is not None:
+        for key, message in check():
+            problems.append(f"{path + '.' if path else ''}{key}: {message}")
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        child_path = f"{path}.{field.name}" if path else field.name
+        if dataclasses.is_dataclass(value):
+            problems.extend(validate(value, child_path))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if dataclasses.is_dataclass(item):
+                    problems.extend(validate(item, f"{child_path}[{index}]"))
+    return problems
+
+
+def describe(cls: type, path: str = "") -> list[tuple[str, str, str]]:
+    """(key path, type, help) for every field: used by ``--print-config --help``."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        key = f"{path}.{field.name}" if path else field.name
+        tp = hints[field.name]
+        if dataclasses.is_dataclass(tp):
+            rows.extend(describe(tp, key))
+        else:
+            rows.append((key, _type_name(tp), field.metadata.get("help", "")))
+    return rows
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "|".join(map(str, get_args(tp)))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp) if a is not type(None)) + " (optional)"
+    if origin is list:
+        (item,) = get_args(tp)
+        return f"list[{_type_name(item)}]"
+    return getattr(tp, "__name__", str(tp))

@@ -1,0 +1,100 @@
+"""Config for ``dlx train-cnn``: image classification on the MNIST family."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from dlx.config import option, section
+from dlx.configs.common import OptimConfig, RunConfig
+
+DatasetName = Literal["mnist", "fashion-mnist", "kmnist"]
+PoolName = Literal["none", "max", "avg"]
+
+
+@dataclass
+class ConvLayerConfig:
+    """One conv block: conv → [batch norm] → activation → [pool]."""
+
+    channels: int = option(32, "output channels")
+    kernel: int = option(3, "kernel size (pixels, square)")
+    stride: int = option(1, "stride (pixels)")
+    padding: int = option(0, "zero padding on each side (pixels)")
+    pool: PoolName = option("none", "2x2 pooling after the block")
+
+    def check(self):
+        problems = []
+        for key in ("channels", "kernel", "stride"):
+            if getattr(self, key) < 1:
+                problems.append((key, f"must be >= 1, got {getattr(self, key)}"))
+        if self.padding < 0:
+            problems.append(("padding", f"must be >= 0, got {self.padding}"))
+        return problems
+
+
+def _fast_convnet() -> list[ConvLayerConfig]:
+    # The default recipe: two padded 3x3 blocks with pooling. Chosen for
+    # accuracy per CPU-second (see benchmarks/cnn_throughput.py).
+    return [
+        ConvLayerConfig(channels=32, kernel=3, stride=1, padding=1, pool="max"),
+        ConvLayerConfig(channels=64, kernel=3, stride=1, padding=1, pool="max"),
+    ]
+
+
+@dataclass
+class CNNModelConfig:
+    """Which network, and the switches the course material asks about."""
+
+    name: Literal["lenet5", "convnet", "mlp"] = option("convnet", "architecture")
+    pool: Literal["max", "avg"] = option("max", "lenet5: subsampling type")
+    head: Literal["fc", "gap"] = option("fc", "lenet5/convnet: flatten+FC or global average pooling")
+    activation: Literal["relu", "tanh", "gelu"] = option("relu", "nonlinearity")
+    conv_layers: list[ConvLayerConfig] = option(_fast_convnet(), "convnet: the conv blocks in order")
+    batch_norm: bool = option(True, "convnet: batch norm after each conv")
+    conv_dropout: float = option(0.0, "convnet: dropout after the conv stack (probability)")
+    hidden: list[int] = option([128], "convnet/mlp: hidden FC layer widths")
+    dropout: float = option(0.25, "convnet/mlp: dropout after each hidden FC layer (probability)")
+
+    def check(self):
+        problems = []
+        for key in ("dropout", "conv_dropout"):
+            if not 0 <= getattr(self, key) < 1:
+                problems.append((key, f"must be in [0, 1), got {getattr(self, key)}"))
+        if any(width < 1 for width in self.hidden):
+            problems.append(("hidden", f"widths must be >= 1, got {self.hidden}"))
+        if self.name == "convnet" and not self.conv_layers:
+            problems.append(("conv_layers", "convnet needs at least one conv layer"))
+        return problems
+
+
+@dataclass
+class CNNDataConfig:
+    """Which images, from where."""
+
+    dataset: DatasetName = option("fashion-mnist", "MNIST-family dataset")
+    data_dir: str | None = option(None, "directory searched first for the IDX files")
+    limit_train: int = option(0, "use only the first N training images (0: all)")
+    limit_test: int = option(0, "evaluate on only the first N test images (0: all)")
+    download: bool = option(True, "download from the official mirrors when not found locally")
+
+    def check(self):
+        problems = []
+        for key in ("limit_train", "limit_test"):
+            if getattr(self, key) < 0:
+                problems.append((key, f"must be >= 0, got {getattr(self, key)}"))
+        return problems
+
+
+def _cnn_optim() -> OptimConfig:
+    return OptimConfig(optimizer="adam", lr=3e-3, schedule="onecycle", epochs=2, batch_size=128)
+
+
+@dataclass
+class CNNConfig:
+    """Everything one ``train-cnn`` run needs."""
+
+    run: RunConfig = section(RunConfig)
+    data: CNNDataConfig = section(CNNDataConfig)
+    model: CNNModelConfig = section(CNNModelConfig)
+    optim: OptimConfig = section(_cnn_optim)
+    embedding_samples: int = option(300, "test images shown in TensorBoard's embedding projector")

@@ -1,0 +1,74 @@
+"""Optimizers and learning-rate schedules shared by the trainers.
+
+The learning rate is a pure function of the global step (DESIGN.md): a
+resumed run recomputes it from the step alone, so no scheduler object needs
+to be pickled, and every schedule can be plotted or tested directly.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import torch
+
+from dlx.configs.common import OptimConfig
+
+
+def make_optimizer(params: Iterable[torch.nn.Parameter], optim: OptimConfig) -> torch.optim.Optimizer:
+    """The optimizer named in the config, at the peak learning rate."""
+    params = list(params)
+    if optim.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
+    if optim.optimizer == "adam":
+        return torch.optim.Adam(params, lr=optim.lr, weight_decay=optim.weight_decay)
+    if optim.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay)
+    if optim.optimizer == "adadelta":
+        return torch.optim.Adadelta(params, lr=optim.lr, weight_decay=optim.weight_decay)
+    raise ValueError(f"unknown optimizer {optim.optimizer!r}")  # config validation prevents this
+
+
+def lr_at(step: int, total_steps: int, steps_per_epoch: int, optim: OptimConfig) -> float:
+    """Learning rate for optimizer step ``step`` (0-based) of ``total_steps``."""
+    peak = optim.lr
+    schedule = optim.schedule
+    if schedule == "constant":
+        return peak
+    if schedule == "step":
+        epoch = step // max(steps_per_epoch, 1)
+        return peak * optim.step_gamma ** (epoch // optim.step_epochs)
+    if schedule == "cosine":
+        progress = min(step / max(total_steps, 1), 1.0)
+        return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
+    if schedule == "onecycle":
+        # Linear warmup over the first 30% from peak/25, then cosine down to ~0
+        # (the shape of Smith's one-cycle policy, without momentum cycling).
+        warmup = max(int(0.3 * total_steps), 1)
+        if step < warmup:
+            return peak / 25 + (peak - peak / 25) * step / warmup
+        progress = min((step - warmup) / max(total_steps - warmup, 1), 1.0)
+        return peak * 0.5 * (1.0 + math.cos(math.pi * progress)) + peak / 1e4 * (1 - progress)
+    warmup = max(optim.warmup_steps, 1)
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    if schedule == "warmup-invsqrt":
+        # Vaswani et al.: decay with 1/sqrt(step) after warmup, continuous at the join.
+        return peak * math.sqrt(warmup / (step + 1))
+    if schedule == "warmup-cosine":
+        progress = min((step - warmup) / max(total_steps - warmup, 1), 1.0)
+        return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
+    raise ValueError(f"unknown schedule {schedule!r}")
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def grad_norm(parameters: Iterable[torch.nn.Parameter]) -> torch.Tensor:
+    """Global L2 norm of the gradients (a tensor, to avoid a device sync)."""
+    norms = [p.grad.detach().norm(2) for p in parameters if p.grad is not None]
+    if not norms:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(norms), 2)

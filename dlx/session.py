@@ -1,0 +1,522 @@
+"""The run's plumbing, shared by every trainer.
+
+A trainer's loop stays explicit; everything around it lives here:
+
+- device, precision (bf16 autocast) and ``torch.compile``;
+- torchrun / DDP (gloo on CPU, NCCL on GPU); rank 0 alone touches disk;
+- seeding;
+- the run directory: created exclusively, ``config.yaml``, ``meta.json``
+  (with a status that is always true), ``summary.json``;
+- the TensorBoard writer, including the HParams record;
+- the progress bar;
+- stop signals (first Ctrl-C/SIGTERM: stop at the next step boundary and
+  save; second: exit at once);
+- the non-finite-loss guard;
+- atomic checkpoints and exact resume.
+
+Typical use (see ``dlx/train/cnn.py``)::
+
+    with Session("cnn", config, argv, resume_dir) as session:
+        ... load data, build model ...
+        session.open_run()
+        state = session.resume_state()   # None for a fresh run
+        for step ...:
+            if session.should_stop(): session.save_checkpoint(...); session.interrupt()
+        session.finish(summary, hparam_metrics)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from dlx import checkpoint
+from dlx.config import to_dict
+from dlx.errors import CheckpointError, DlxError, NonFiniteLossError
+from dlx.progress import NullProgress, TrainProgress
+
+# Config keys that may change when a run is resumed: they alter how it runs,
+# not what it computes (``optim.epochs`` extends or shortens the run).
+RESUMABLE_KEYS = {
+    "optim.epochs",
+    "run.device",
+    "run.progress",
+    "run.log_every",
+    "run.checkpoint_every",
+    "run.threads",
+    "run.compile",
+    "data.data_dir",
+    "data.download",
+}
+
+
+class TrainingInterrupted(Exception):
+    """Raised by ``Session.interrupt`` after the checkpoint is saved."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+# --------------------------------------------------------------------------
+# Run directories (read side, used before a session starts)
+
+
+def read_meta(run_dir: Path) -> dict:
+    meta_path = run_dir / "meta.json"
+    if not meta_path.is_file():
+        raise CheckpointError(f"{run_dir} is not a dlx run directory (no meta.json)")
+    return json.loads(meta_path.read_text())
+
+
+def run_config(run_dir: str | Path, family: str) -> dict:
+    """The config a run was started with; checks that the run is of ``family``."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory {run_dir} does not exist")
+    meta = read_meta(run_dir)
+    if meta.get("family") != family:
+        raise CheckpointError(f"{run_dir} is a {meta.get('family')!r} run, not a {family!r} run")
+    return yaml.safe_load((run_dir / "config.yaml").read_text())
+
+
+def saved_config(run_dir: str | Path, family: str) -> dict:
+    """``run_config`` plus the checks that the run can be resumed now."""
+    run_dir = Path(run_dir)
+    config = run_config(run_dir, family)
+    meta = read_meta(run_dir)
+    if meta.get("status") == "running" and _pid_alive(meta.get("pid")):
+        raise CheckpointError(f"{run_dir} is still running (pid {meta.get('pid')})")
+    if not (run_dir / "checkpoints" / "last.pt").is_file():
+        raise CheckpointError(f"{run_dir} has no checkpoints/last.pt to resume from")
+    return config
+
+
+def check_resume_changes(saved: dict, resolved: dict) -> list[str]:
+    """Problems for every changed key that would make a resume non-exact."""
+    problems = []
+    for key, (before, after) in _diff(saved, resolved).items():
+        if key not in RESUMABLE_KEYS:
+            problems.append(f"{key}: cannot change when resuming (was {before!r}, now {after!r})")
+    return problems
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        changes = {}
+        for key in sorted(set(a) | set(b), key=str):
+            changes.update(_diff(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else str(key)))
+        return changes
+    return {} if a == b else {prefix: (a, b)}
+
+
+def _pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _now() -> str:
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+class _NullWriter:
+    """Stands in for SummaryWriter on ranks other than 0."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+# --------------------------------------------------------------------------
+
+
+class Session:
+    """Plumbing for one training run. Use as a context manager."""
+
+    def __init__(self, family: str, config: Any, argv: list[str] | None = None,
+                 resume_dir: str | Path | None = None):
+        self.family = family
+        self.config = config
+        self.argv = list(argv if argv is not None else sys.argv)
+        self.resume_dir = Path(resume_dir) if resume_dir else None
+        self.run_dir: Path | None = None
+        self.writer: Any = _NullWriter()
+        self.meta: dict = {}
+        self._stop_signal = 0
+        self._old_handlers: dict[int, Any] = {}
+        self._finished = False
+        self._start_time = time.time()
+        self.started_at = self._start_time
+
+        run = config.run
+        if run.threads:
+            torch.set_num_threads(run.threads)
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.distributed = self.world_size > 1
+        self.is_main = self.rank == 0
+        self.device = self._pick_device(run.device)
+        if self.distributed:
+            self._init_distributed()
+        torch.manual_seed(run.seed)
+
+    # -- device, precision, DDP ------------------------------------------
+
+    def _pick_device(self, wanted: str) -> torch.device:
+        if wanted == "cuda" and not torch.cuda.is_available():
+            raise DlxError("--device cuda was asked for, but no CUDA GPU is available")
+        if wanted == "cuda" or (wanted == "auto" and torch.cuda.is_available()):
+            index = self.local_rank if self.distributed else 0
+            torch.cuda.set_device(index)
+            return torch.device("cuda", index)
+        return torch.device("cpu")
+
+    def _init_distributed(self) -> None:
+        import torch.distributed as dist
+
+        backend = "nccl" if self.device.type == "cuda" else "gloo"
+        if not dist.is_initialized():
+            dist.init_process_group(backend=backend)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast when ``run.precision`` is bf16, else a no-op."""
+        enabled = self.config.run.precision == "bf16"
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        """Move to the device; wrap in DDP and/or torch.compile as configured.
+
+        Keep the unwrapped module for state dicts; train with the returned one.
+        """
+        model.to(self.device)
+        if self.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            model = DistributedDataParallel(model, device_ids=device_ids)
+        if self.config.run.compile:
+            model = torch.compile(model)
+        return model
+
+    def all_reduce_mean(self, value: torch.Tensor) -> torch.Tensor:
+        """Mean over ranks (identity when not distributed)."""
+        if not self.distributed:
+            return value
+        import torch.distributed as dist
+
+        value = value.clone()
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
+        return value / self.world_size
+
+    def all_reduce_sum(self, value: torch.Tensor) -> torch.Tensor:
+        if not self.distributed:
+            return value
+        import torch.distributed as dist
+
+        value = value.clone()
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
+        return value
+
+    # -- context manager: status bookkeeping ------------------------------
+
+    def __enter__(self) -> "Session":
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old_handlers[signum] = signal.signal(signum, self._on_signal)
+            except ValueError:  # not the main thread (e.g. some test runners)
+                pass
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        for signum, handler in self._old_handlers.items():
+            signal.signal(signum, handler)
+        if exc_type is None and not self._finished and self.run_dir is not None:
+            self._set_status("failed", error="trainer ended without calling finish()")
+        elif exc_type is TrainingInterrupted:
+            self._set_status("interrupted", error=str(exc))
+        elif exc_type is not None:
+            self._set_status("failed", error=str(exc) or exc_type.__name__)
+        self.writer.close()
+        if self.distributed:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+        return False
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._stop_signal:
+            # Second signal: the user wants out now. Record it and leave.
+            self._set_status("interrupted", error="stopped at once by a second signal")
+            os._exit(128 + signum)
+        self._stop_signal = signum
+        if self.is_main:
+            print(f"\n{signal.Signals(signum).name}: saving a checkpoint at the next step, "
+                  "then stopping (send again to stop at once)", file=sys.stderr, flush=True)
+
+    def should_stop(self) -> bool:
+        """True when a stop signal arrived (on any rank, under DDP)."""
+        if not self.distributed:
+            return bool(self._stop_signal)
+        flag = torch.tensor([float(self._stop_signal)], device=self.device)
+        import torch.distributed as dist
+
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if flag.item() and not self._stop_signal:
+            self._stop_signal = int(flag.item())
+        return bool(flag.item())
+
+    def interrupt(self) -> None:
+        """Call after saving the checkpoint when ``should_stop()`` is true."""
+        raise TrainingInterrupted(self._stop_signal or signal.SIGINT)
+
+    # -- the run directory --------------------------------------------------
+
+    def open_run(self) -> Path:
+        """Create (or, on resume, reopen) the run directory; start the writer.
+
+        Call after data and model are ready, so that a user's mistake found
+        while loading never leaves a run directory behind.
+        """
+        if self.is_main:
+            self.run_dir = self._reopen_run() if self.resume_dir else self._create_run()
+        if self.distributed:
+            import torch.distributed as dist
+
+            holder = [str(self.run_dir) if self.run_dir else None]
+            dist.broadcast_object_list(holder, src=0)
+            self.run_dir = Path(holder[0])
+        if self.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            purge_step = self._resume_step() if self.resume_dir else None
+            self.writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=purge_step)
+        return self.run_dir
+
+    def _create_run(self) -> Path:
+        run = self.config.run
+        family_dir = Path(run.runs_dir) / self.family
+        family_dir.mkdir(parents=True, exist_ok=True)
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        name = run.name or "run"
+        while True:
+            run_dir = family_dir / f"{stamp}-{name}-{secrets.token_hex(3)}"
+            try:
+                run_dir.mkdir()  # exclusive: fails if it exists, never reuses
+                break
+            except FileExistsError:
+                continue
+        (run_dir / "checkpoints").mkdir()
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
+        self.meta = {
+            "family": self.family,
+            "name": name,
+            "id": run_dir.name.rsplit("-", 1)[-1],
+            "status": "running",
+            "command": self.argv,
+            "cwd": os.getcwd(),
+            "started_at": _now(),
+            "ended_at": None,
+            "duration_s": None,
+            "seed": run.seed,
+            "device": self._device_name(),
+            "world_size": self.world_size,
+            "precision": run.precision,
+            "versions": {
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "dlx": _dlx_version(),
+            },
+            "git_commit": _git_commit(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "resumed_at": [],
+            "error": None,
+        }
+        self._write_meta()
+        return run_dir
+
+    def _reopen_run(self) -> Path:
+        run_dir = self.resume_dir
+        self.meta = read_meta(run_dir)
+        self.meta.update(status="running", pid=os.getpid(), error=None, ended_at=None,
+                         device=self._device_name(), world_size=self.world_size)
+        self.meta.setdefault("resumed_at", []).append(_now())
+        self.run_dir = run_dir
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
+        self._write_meta()
+        return run_dir
+
+    def _device_name(self) -> str:
+        if self.device.type == "cuda":
+            return f"cuda ({torch.cuda.get_device_name(self.device)})"
+        return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+    def _write_meta(self) -> None:
+        if not self.is_main or self.run_dir is None:
+            return
+        tmp = self.run_dir / ".meta.json.tmp"
+        tmp.write_text(json.dumps(self.meta, indent=2) + "\n")
+        os.replace(tmp, self.run_dir / "meta.json")
+
+    def _set_status(self, status: str, error: str | None = None) -> None:
+        if not self.is_main or self.run_dir is None:
+            return
+        previous = self.meta.get("duration_s") or 0.0
+        self.meta.update(status=status, error=error, ended_at=_now(),
+                         duration_s=round(previous + time.time() - self._start_time, 2))
+        self._write_meta()
+
+    # -- checkpoints ----------------------------------------------------------
+
+    def _resume_step(self) -> int:
+        return int(checkpoint.load(self.resume_dir / "checkpoints" / "last.pt", self.family)["step"])
+
+    def resume_state(self) -> dict | None:
+        """The last checkpoint's state when resuming (every rank), else None."""
+        if self.resume_dir is None:
+            return None
+        return checkpoint.load(self.resume_dir / "checkpoints" / "last.pt", self.family)
+
+    def save_checkpoint(self, state: dict, generators: dict[str, torch.Generator] | None = None,
+                        best: bool = False) -> None:
+        """Save ``last.pt`` (and ``best.pt``); rank 0 only.
+
+        ``state`` must hold ``step``; RNG states are added here so that no
+        trainer can forget one.
+        """
+        if not self.is_main:
+            return
+        _check_finite_state(state)
+        payload = dict(state, family=self.family, rng=checkpoint.rng_state(generators))
+        checkpoints = self.run_dir / "checkpoints"
+        checkpoint.save(checkpoints / "last.pt", payload)
+        if best:
+            checkpoint.save(checkpoints / "best.pt", payload)
+
+    # -- numbers --------------------------------------------------------------
+
+    def check_finite(self, loss: torch.Tensor | float, step: int) -> None:
+        """Stop with a clear message when the loss is NaN or infinite."""
+        value = float(loss)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise NonFiniteLossError(
+                f"loss became {value} at step {step}; stopped without saving "
+                "(try a lower --lr or gradient clipping; the last good checkpoint is kept)"
+            )
+
+    # -- logging ----------------------------------------------------------------
+
+    def log_scalars(self, step: int, scalars: dict[str, float]) -> None:
+        for tag, value in scalars.items():
+            self.writer.add_scalar(tag, value, step)
+
+    def progress(self, total: int, description: str) -> Any:
+        """A live progress bar on rank 0 (a no-op elsewhere or when disabled)."""
+        if self.is_main and self.config.run.progress:
+            return TrainProgress(total, description)
+        if self.is_main:  # no bar, but per-epoch lines still print
+            from rich.console import Console
+
+            return NullProgress(Console(stderr=True))
+        return NullProgress()
+
+    def print(self, *args: Any, **kwargs: Any) -> None:
+        """Print on rank 0 only."""
+        if self.is_main:
+            from rich.console import Console
+
+            Console(stderr=True).print(*args, **kwargs)
+
+    def finish(self, summary: dict[str, Any], hparam_metrics: dict[str, float]) -> None:
+        """Write summary.json and the HParams record; mark the run completed."""
+        self._finished = True
+        if not self.is_main:
+            return
+        summary = dict(summary, run_dir=str(self.run_dir))
+        tmp = self.run_dir / ".summary.json.tmp"
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        os.replace(tmp, self.run_dir / "summary.json")
+        self._write_hparams(hparam_metrics, int(summary.get("global_step", 0)))
+        self.writer.flush()
+        self._set_status("completed")
+
+    def _write_hparams(self, metrics: dict[str, float], step: int) -> None:
+        # Written into this run's own event file (SummaryWriter.add_hparams
+        # would start a separate sub-run), so TensorBoard's HParams tab shows
+        # one row per run with its real final metrics.
+        from torch.utils.tensorboard.summary import hparams
+
+        hparam_values = flat_hparams(to_dict(self.config))
+        experiment, start, end = hparams(hparam_values, metrics)
+        for record in (experiment, start, end):
+            self.writer.file_writer.add_summary(record)
+        for tag, value in metrics.items():
+            self.writer.add_scalar(tag, value, step)
+
+
+def flat_hparams(config: dict, prefix: str = "") -> dict[str, Any]:
+    """Config flattened to ``a.b: scalar`` for TensorBoard's HParams tab."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if name in ("run.runs_dir", "run.progress", "run.log_every", "data.data_dir"):
+            continue
+        if isinstance(value, dict):
+            flat.update(flat_hparams(value, f"{name}."))
+        elif isinstance(value, (bool, int, float, str)):
+            flat[name] = value
+        elif value is not None:
+            flat[name] = json.dumps(value)
+    return flat
+
+
+def _check_finite_state(state: Any, path: str = "") -> None:
+    """Refuse to checkpoint NaN/inf weights or optimizer state (defence in depth)."""
+    if isinstance(state, dict):
+        for key, value in state.items():
+            if key != "rng":
+                _check_finite_state(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(state, (list, tuple)):
+        for index, value in enumerate(state):
+            _check_finite_state(value, f"{path}[{index}]")
+    elif torch.is_tensor(state) and state.is_floating_point() and not torch.isfinite(state).all():
+        raise NonFiniteLossError(f"{path} is not finite; checkpoint not written")
+
+
+def _dlx_version() -> str:
+    from dlx import __version__
+
+    return __version__
