@@ -1,0 +1,47 @@
+# dlx developer tasks. `make demo` and `make test` set everything up first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# torch is pinned to the CPU wheel this workplace keeps on disk (see README).
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup data demo test test-fast bench clean help
+
+help:
+	@echo "make demo   set up, then train a real model on Fashion-MNIST (about a minute)"
+	@echo "make test   set up, then run the whole test suite"
+	@echo "make bench  run the benchmarks (JSON on stdout)"
+	@echo "make clean  remove the virtualenv and caches (runs/ is kept)"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Real Fashion-MNIST from Debian, so nothing needs the internet.
+data:
+	@if [ ! -d /usr/share/datasets/fashion-mnist ]; then \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
+		else \
+			echo "Fashion-MNIST not installed; dlx will download it (or: sudo apt-get install dataset-fashion-mnist)"; \
+		fi; \
+	fi
+
+demo: setup data
+	$(BIN)/dlx train-cnn --dataset fashion-mnist --name demo
+
+test: setup data
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: setup data
+	@for script in benchmarks/*.py; do $(BIN)/python $$script; done
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis
