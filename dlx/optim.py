@@ -48,7 +48,8 @@ def lr_at(step: int, total_steps: int, steps_per_epoch: int, optim: OptimConfig)
         if step < warmup:
             return peak / 25 + (peak - peak / 25) * step / warmup
         progress = min((step - warmup) / max(total_steps - warmup, 1), 1.0)
-        return peak * 0.5 * (1.0 + math.cos(math.pi * progress)) + peak / 1e4 * (1 - progress)
+        floor = peak / 1e4
+        return floor + (peak - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
     warmup = max(optim.warmup_steps, 1)
     if step < warmup:
         return peak * (step + 1) / warmup

@@ -339,6 +339,7 @@ class Session:
             except FileExistsError:
                 continue
         (run_dir / "checkpoints").mkdir()
+        self.run_dir = run_dir
         (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
         self.meta = {
             "family": self.family,
@@ -458,7 +459,7 @@ class Session:
         if self.is_main:
             from rich.console import Console
 
-            Console(stderr=True).print(*args, **kwargs)
+            Console(stderr=True, soft_wrap=True).print(*args, **kwargs)
 
     def finish(self, summary: dict[str, Any], hparam_metrics: dict[str, float]) -> None:
         """Write summary.json and the HParams record; mark the run completed."""

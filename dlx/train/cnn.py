@@ -211,7 +211,7 @@ def run_epoch(loop: Loop, epoch: int, bar) -> tuple[float, float]:
         if step % config.run.log_every == 0 or last_batch or checkpoint_now or stop_now:
             session.check_finite(loss_sum, step)  # also guards every checkpoint
             images_per_s = seen_since * session.world_size / max(time.time() - since, 1e-9)
-            session.log_scalars(step, {"train/loss": float(loss), "opt/lr": lr,
+            session.log_scalars(step, {"train/loss": float(loss.detach()), "opt/lr": lr,
                                        "opt/grad_norm": float(norm), "perf/images_per_s": images_per_s})
             bar.update(step, loss=float(loss_sum) / seen, acc=int(correct) / seen, img_s=round(images_per_s))
             seen_since, since = 0, time.time()
