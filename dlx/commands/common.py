@@ -63,9 +63,33 @@ def print_config(config: Any) -> None:
 
 
 def run_training(train: Callable[..., Path], config: Any, resume: Optional[Path]) -> None:
-    """Call a trainer; print where the run went."""
+    """Call a trainer; print its final summary table and where the run went."""
     run_dir = train(config, sys.argv, resume)
+    if run_dir is None:  # ranks other than 0 under torchrun
+        return
+    print_summary(Path(run_dir))
     typer.echo(f"run directory: {run_dir}")
+
+
+def print_summary(run_dir: Path) -> None:
+    """The run's summary.json as a table (scalars only; nested values are in the file)."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file():
+        return
+    summary = json.loads(summary_path.read_text())
+    table = Table(title=f"summary: {run_dir.name}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)) or key == "run_dir":
+            continue
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    Console(stderr=True).print(table)
 
 
 def run_guarded(app: typer.Typer, argv: list[str] | None = None) -> int:

@@ -93,8 +93,8 @@ class Loop:
         )
 
 
-def train(config: CNNConfig, argv: list[str] | None = None, resume_dir: str | Path | None = None) -> Path:
-    """Run one training; returns the run directory."""
+def train(config: CNNConfig, argv: list[str] | None = None, resume_dir: str | Path | None = None) -> Path | None:
+    """Run one training; returns the run directory (None on ranks other than 0)."""
     if not config.run.name:
         config.run.name = f"{config.model.name}-{config.data.dataset}"
     with Session(FAMILY, config, argv, resume_dir) as session:
@@ -162,7 +162,7 @@ def train(config: CNNConfig, argv: list[str] | None = None, resume_dir: str | Pa
             "hparam/test_loss": summary["test_loss"],
             "hparam/best_test_accuracy": summary["best_test_accuracy"],
         })
-        return run_dir
+        return run_dir if session.is_main else None
 
 
 def run_epoch(loop: Loop, epoch: int, bar) -> tuple[float, float]:
