@@ -1,0 +1,106 @@
+"""The command line: fast help, version, one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dlx import __version__
+from tests.cnn_helpers import ROOT, TINY, cli
+
+
+def test_help_lists_subcommands_without_importing_torch():
+    probe = (
+        "import sys\n"
+        "from dlx.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT).stdout
+    assert out.strip().endswith("NO-TORCH")
+    for command in ("train-cnn", "eval", "data"):
+        assert command in out
+
+
+def test_version(capsys):
+    assert cli(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"dlx {__version__}"
+
+
+def test_python_dash_m_works():
+    result = subprocess.run([sys.executable, "-m", "dlx", "--version"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0 and __version__ in result.stdout
+
+
+def test_print_config_shows_the_resolved_config(capsys):
+    assert cli(["train-cnn", "--model", "lenet5", "--pool", "avg", "--set", "optim.lr=0.02", "--print-config"]) == 0
+    import yaml
+
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["name"] == "lenet5" and printed["model"]["pool"] == "avg"
+    assert printed["optim"]["lr"] == 0.02
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "modle.pool=avg"], "unknown key (did you mean 'model'?)"),
+    (["--set", "optim.epochs=many"], "optim.epochs: expected int"),
+    (["--model", "lenet6"], "'lenet6' is not one of"),
+    (["--config", "/nonexistent.yaml"], "does not exist"),
+])
+def test_config_mistakes_are_one_line_and_exit_2(args, message, capsys, runs_dir):
+    assert cli(["train-cnn", *args, "--runs-dir", runs_dir]) == 2
+    assert message in _one_error_line(capsys)
+    assert not (runs_dir / "cnn").exists()  # no run directory for a mistake
+
+
+def test_missing_dataset_is_one_line_and_leaves_no_run(capsys, runs_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("DLX_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    code = cli(["train-cnn", "--dataset", "kmnist", "--runs-dir", runs_dir, "--set", "data.download=false"])
+    assert code == 2
+    assert "kmnist" in _one_error_line(capsys)
+    assert not (runs_dir / "cnn").exists()
+
+
+def test_corrupt_dataset_is_one_line(capsys, runs_dir, tmp_path):
+    from dlx.data.idx import write_idx
+
+    bad = tmp_path / "fashion-mnist"
+    bad.mkdir()
+    import torch
+
+    for name, shape in [("train-images-idx3-ubyte", (60000, 28, 28)), ("train-labels-idx1-ubyte", (60000,)),
+                        ("t10k-images-idx3-ubyte", (10000, 28, 28)), ("t10k-labels-idx1-ubyte", (10000,))]:
+        write_idx(bad / name, torch.zeros(shape, dtype=torch.uint8))
+    (bad / "t10k-labels-idx1-ubyte").write_bytes((bad / "t10k-labels-idx1-ubyte").read_bytes()[:-7])
+    assert cli(["train-cnn", "--data-dir", bad, "--runs-dir", runs_dir]) == 2
+    assert "truncated" in _one_error_line(capsys)
+
+
+def test_resume_of_another_familys_run_is_refused(capsys, tmp_path):
+    fake = tmp_path / "gan-run"
+    (fake / "checkpoints").mkdir(parents=True)
+    (fake / "meta.json").write_text(json.dumps({"family": "gan", "status": "interrupted"}))
+    assert cli(["train-cnn", "--resume", fake, *TINY]) == 2
+    assert "is a 'gan' run" in _one_error_line(capsys)
+
+
+def test_resume_of_a_missing_directory_is_refused(capsys, tmp_path):
+    assert cli(["train-cnn", "--resume", tmp_path / "nope"]) == 2
+    assert "does not exist" in _one_error_line(capsys)
+
+
+def test_eval_of_a_non_run_is_refused(capsys, tmp_path):
+    assert cli(["eval", tmp_path]) == 2
+    assert "not a dlx run directory" in _one_error_line(capsys)

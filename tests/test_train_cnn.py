@@ -1,0 +1,151 @@
+"""dlx train-cnn end to end on a slice of real Fashion-MNIST (DESIGN.md contracts)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+
+import pytest
+import yaml
+
+from tests.cnn_helpers import TINY, cli, dlx_process, meta, only_run, same_weights, weights
+
+pytestmark = pytest.mark.slow
+
+
+def test_run_directory_holds_everything_the_design_promises(runs_dir, capsys):
+    assert cli(["train-cnn", *TINY, "--epochs", "1", "--runs-dir", runs_dir, "--name", "smoke"]) == 0
+    run = only_run(runs_dir)
+    assert run.name.split("-")[2] == "smoke"
+    info = meta(run)
+    assert info["status"] == "completed" and info["family"] == "cnn" and info["seed"] == 0
+    assert info["versions"]["torch"] and info["duration_s"] > 0 and info["command"]
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["data"]["limit_train"] == 1024 and saved["run"]["name"] == "smoke"
+    summary = json.loads((run / "summary.json").read_text())
+    assert 0.3 < summary["test_accuracy"] <= 1.0  # 10 classes: chance is 0.1
+    assert summary["global_step"] == 1024 // 64
+    assert (run / "checkpoints" / "last.pt").is_file() and (run / "checkpoints" / "best.pt").is_file()
+    assert str(run) in capsys.readouterr().out
+
+
+def test_two_epochs_equal_one_epoch_then_resume(runs_dir):
+    straight, split = runs_dir / "straight", runs_dir / "split"
+    common = [*TINY, "--schedule", "constant"]
+    assert cli(["train-cnn", *common, "--epochs", "2", "--runs-dir", straight]) == 0
+    assert cli(["train-cnn", *common, "--epochs", "1", "--runs-dir", split]) == 0
+    first = only_run(split)
+    assert cli(["train-cnn", "--resume", first, "--epochs", "2", "--no-progress"]) == 0
+    assert meta(first)["status"] == "completed" and len(meta(first)["resumed_at"]) == 1
+    assert same_weights(weights(only_run(straight)), weights(first))
+
+
+def test_resume_refuses_changes_that_break_exactness(runs_dir, capsys):
+    assert cli(["train-cnn", *TINY, "--epochs", "1", "--runs-dir", runs_dir]) == 0
+    run = only_run(runs_dir)
+    before = (run / "meta.json").read_text()
+    capsys.readouterr()
+    assert cli(["train-cnn", "--resume", run, "--set", "model.pool=avg", "--lr", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "optim.lr: cannot change when resuming" in err and err.count("\n") == 1
+    assert (run / "meta.json").read_text() == before  # the earlier run is untouched
+
+
+def _wait_for(path, process, timeout=120):
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.time() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def reference_weights(tmp_path_factory):
+    """Weights of an uninterrupted run of the signal tests' configuration."""
+    root = tmp_path_factory.mktemp("reference")
+    assert cli(["train-cnn", *SIGNAL_RUN, "--runs-dir", root]) == 0
+    return weights(only_run(root))
+
+
+SIGNAL_RUN = [*TINY, "--limit-train", "8192", "--epochs", "2", "--schedule", "cosine",
+              "--set", "run.checkpoint_every=20"]
+
+
+def test_sigterm_saves_marks_interrupted_and_resumes_bit_for_bit(runs_dir, reference_weights):
+    process = dlx_process(["train-cnn", *SIGNAL_RUN, "--runs-dir", runs_dir])
+    _wait_for(runs_dir / "cnn", process)
+    run = next((runs_dir / "cnn").iterdir())
+    _wait_for(run / "checkpoints" / "last.pt", process)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert meta(run)["status"] == "interrupted"
+    assert "resume with --resume" in err
+    assert cli(["train-cnn", "--resume", run, "--no-progress"]) == 0
+    assert meta(run)["status"] == "completed"
+    assert same_weights(weights(run), reference_weights)
+
+
+def test_sigkill_resumes_from_last_good_checkpoint(runs_dir, reference_weights):
+    process = dlx_process(["train-cnn", *SIGNAL_RUN, "--runs-dir", runs_dir])
+    _wait_for(runs_dir / "cnn", process)
+    run = next((runs_dir / "cnn").iterdir())
+    _wait_for(run / "checkpoints" / "last.pt", process)
+    time.sleep(0.3)
+    process.kill()
+    process.communicate()
+    assert meta(run)["status"] == "running"  # nobody could record the kill
+    assert cli(["train-cnn", "--resume", run, "--no-progress"]) == 0
+    assert meta(run)["status"] == "completed"
+    assert same_weights(weights(run), reference_weights)
+
+
+def test_non_finite_loss_stops_with_a_clear_message(runs_dir, capsys):
+    code = cli(["train-cnn", *TINY, "--epochs", "1", "--optimizer", "sgd", "--lr", "1e30",
+                "--schedule", "constant", "--set", "run.log_every=1", "--runs-dir", runs_dir])
+    assert code == 2
+    error_lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("dlx: error")]
+    assert len(error_lines) == 1 and "loss became nan" in error_lines[0]
+    run = only_run(runs_dir)
+    assert meta(run)["status"] == "failed"
+    assert not (run / "checkpoints" / "last.pt").exists()
+
+
+def test_eval_reports_the_checkpoint_metrics(runs_dir, capsys):
+    assert cli(["train-cnn", *TINY, "--epochs", "1", "--runs-dir", runs_dir]) == 0
+    run = only_run(runs_dir)
+    capsys.readouterr()
+    assert cli(["eval", run, "--checkpoint", "last", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    summary = json.loads((run / "summary.json").read_text())
+    assert result["test_accuracy"] == pytest.approx(summary["test_accuracy"])
+    assert result["step"] == summary["global_step"]
+
+
+def test_second_signal_exits_at_once(runs_dir):
+    # Steps of 8192 images are slow, so the second signal lands mid-step, after
+    # the first one's handler ran (the handler's message on stderr shows when).
+    slow_steps = [*TINY, "--limit-train", "8192", "--batch-size", "8192", "--epochs", "50"]
+    process = dlx_process(["train-cnn", *slow_steps, "--runs-dir", runs_dir])
+    _wait_for(runs_dir / "cnn", process)
+    run = next((runs_dir / "cnn").iterdir())
+    _wait_for(run / "meta.json", process)
+    time.sleep(1.0)
+    first_handled = threading.Event()
+
+    def watch_stderr():
+        for line in process.stderr:
+            if "saving a checkpoint at the next step" in line:
+                first_handled.set()
+
+    watcher = threading.Thread(target=watch_stderr, daemon=True)
+    watcher.start()
+    process.send_signal(signal.SIGINT)
+    assert first_handled.wait(timeout=60)
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=60)
+    assert process.returncode == 128 + signal.SIGINT
+    info = meta(run)
+    assert info["status"] == "interrupted" and "second signal" in info["error"]
