@@ -14,6 +14,7 @@ import typer
 
 from dlx import __version__
 from dlx.commands import cnn, data, evaluate
+from dlx.commands import inspect as inspect_commands
 
 HELP = """\
 dlx: train, compare and understand CNNs, attention, Transformers and GANs.
@@ -58,6 +59,7 @@ def _root(
 cnn.register(app)
 evaluate.register(app)
 data.register(app)
+inspect_commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

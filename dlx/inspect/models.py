@@ -1,0 +1,107 @@
+"""Whole models of the trainers, built from their configs and traced layer by layer.
+
+Each builder resolves the family's config exactly as its ``train-*`` command
+does (defaults < --config YAML < flags < --set), builds the model the trainer
+would train, and picks a real example input; ``trace_model`` does the rest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from dlx.errors import DlxError, ShapeError
+from dlx.inspect.report import Report, fmt_shape
+from dlx.inspect.trace import trace_model
+
+
+def inspect_cnn(model: Optional[str] = None, config_file: Optional[Path] = None,
+                overrides: Optional[list[str]] = None, input: Optional[str] = None,
+                compare_fc: bool = False, target: str = "cnn") -> Report:
+    """A ``train-cnn`` model (``--model`` or ``--config``) on one image of the MNIST family."""
+    from dlx import config as config_mod
+    from dlx.configs.cnn import CNNConfig
+    from dlx.inspect.layers import parse_input
+    from dlx.models.cnn import build_cnn
+
+    config = config_mod.build(CNNConfig, config_file, {"model.name": model}, overrides)
+    channels, height, width = parse_input(input, (1, 28, 28))
+    if height != width:
+        raise ShapeError(f"{config.model.name}: train-cnn models take square images, got --input {input}")
+    network = build_cnn(config.model, in_channels=channels, image_size=height, num_classes=10)
+    shape = (channels, height, width)
+    title = f"train-cnn model {config.model.name} on a {fmt_shape(shape)} image, layer by layer"
+    return trace_model(network, (torch.zeros((1,) + shape),), target=target, title=title,
+                       compare_fc=compare_fc)
+
+
+def inspect_lenet5(compare_fc: bool = False) -> Report:
+    """``dlx inspect-shapes conv`` with no layer flags: LeNet-5 on a 1×28×28 image."""
+    return inspect_cnn(model="lenet5", compare_fc=compare_fc, target="conv")
+
+
+def inspect_transformer(config_file: Optional[Path] = None, overrides: Optional[list[str]] = None,
+                        task: Optional[str] = None) -> Report:
+    """The ``train-transformer`` model for its task, on the task's longest training example."""
+    from dlx import config as config_mod
+    from dlx.configs.transformer import TransformerConfig
+    from dlx.data.sequences import load_task
+    from dlx.models.transformer import build_model
+
+    config = config_mod.build(TransformerConfig, config_file, {"data.task": task}, overrides)
+    sequences = load_task(config.data)
+    model = build_model(config.model, sequences.kind, len(sequences.vocab), len(sequences.labels),
+                        sequences.max_len)
+    split = sequences.train
+    index = int(torch.argmax(split.source_lengths))
+    source = split.source[index:index + 1, :int(split.source_lengths[index])]
+    inputs: tuple[Any, ...] = (source,)
+    described = f"source of {source.shape[1]} tokens"
+    if sequences.kind == "seq2seq":
+        # The decoder reads the target shifted right: BOS and all but the last token.
+        target_in = split.target[index:index + 1, :int(split.target_lengths[index]) - 1]
+        inputs = (source, target_in)
+        described += f", decoder input of {target_in.shape[1]}"
+    m = config.model
+    title = (f"Transformer for {sequences.name} ({sequences.kind}): d_model {m.d_model}, {m.heads} heads, "
+             f"{m.layers} layer{'s' if m.layers != 1 else ''}, {m.norm}-norm, {m.pos} positions, {m.score} scores; {described}")
+    report = trace_model(model, inputs, target="transformer", title=title, input_name="source tokens")
+    report.shape_note = "shapes per example (the batch dimension is left out; token ids in, scores out)"
+    return report
+
+
+def inspect_gan(config_file: Optional[Path] = None, overrides: Optional[list[str]] = None) -> Report:
+    """The GAN family's generator and discriminator (once dlx/models/gan.py is part of the install)."""
+    raise DlxError("inspect-shapes gan: the GAN family (dlx/models/gan.py, dlx/configs/gan.py) is not part of "
+                   "this install yet")
+
+
+def trace_gan_pair(generator: torch.nn.Module, discriminator: torch.nn.Module, noise: torch.Tensor,
+                   title: str, compare_fc: bool = False) -> Report:
+    """Trace G on ``noise`` (a batch of one), then D on G's own output, as one table.
+
+    Rows are prefixed ``generator.`` / ``discriminator.``; totals add up both
+    networks, and each network's share of parameters shows in the % column.
+    """
+    part_g = trace_model(generator, (noise,), target="gan", title=title, input_name="z",
+                         root_name="generator", compare_fc=compare_fc)
+    was_training = generator.training
+    generator.eval()
+    with torch.no_grad():
+        fake = generator(noise)
+    generator.train(was_training)
+    part_d = trace_model(discriminator, (fake,), target="gan", title=title, input_name="G(z)",
+                         root_name="discriminator", compare_fc=compare_fc)
+    rows = []
+    for prefix, part in (("generator", part_g), ("discriminator", part_d)):
+        for row in part.rows:
+            if not row.name.startswith(prefix):
+                row.name = f"{prefix}.{row.name}"
+            rows.append(row)
+    return Report(target="gan", title=title, input_shape=part_g.input_shape, rows=rows,
+                  total_params=part_g.total_params + part_d.total_params,
+                  total_flops=part_g.total_flops + part_d.total_flops,
+                  show_receptive_field=part_d.show_receptive_field or part_g.show_receptive_field,
+                  compare_fc=part_g.compare_fc + part_d.compare_fc)
