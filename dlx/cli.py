@@ -15,6 +15,7 @@ import typer
 from dlx import __version__
 from dlx.commands import cnn, data, evaluate
 from dlx.commands import inspect as inspect_commands
+from dlx.commands import runs, sweep, tensorboard
 
 HELP = """\
 dlx: train, compare and understand CNNs, attention, Transformers and GANs.
@@ -60,6 +61,9 @@ cnn.register(app)
 evaluate.register(app)
 data.register(app)
 inspect_commands.register(app)
+runs.register(app)
+sweep.register(app)
+tensorboard.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,49 @@
+"""``dlx tensorboard [RUNS_DIR]``: TensorBoard over the run directories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("tensorboard", help="Start TensorBoard on a runs directory (every run, sweeps included; "
+                                     "hyperparameters and final metrics in the HParams tab) and print its URL. "
+                                     "Serves until Ctrl-C.\n\nExamples:\n\n\b\n  dlx tensorboard\n"
+                                     "  dlx tensorboard runs/sweeps/<sweep> --port 6007\n"
+                                     "  dlx tensorboard --host 0.0.0.0    # reachable from other machines")
+    def tensorboard_(
+        runs_dir: Path = typer.Argument(Path("runs"), help="Directory of runs (default: runs)."),
+        port: int = typer.Option(6006, "--port", help="TCP port."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (default: this machine only)."),
+    ) -> None:
+        serve(runs_dir, port, host)
+
+
+def serve(runs_dir: Path, port: int, host: str) -> None:
+    """Start TensorBoard in this process, print the URL, serve until interrupted."""
+    import logging
+    import time
+
+    from dlx.errors import DlxError
+
+    if not runs_dir.is_dir():
+        raise DlxError(f"runs directory {runs_dir} does not exist")
+    if not 0 < port < 65536:
+        raise DlxError(f"--port must be between 1 and 65535, got {port}")
+    from tensorboard import program
+
+    logging.getLogger("tensorboard").setLevel(logging.ERROR)  # no "TensorFlow not found" noise
+    board = program.TensorBoard()
+    board.configure(argv=[None, "--logdir", str(runs_dir), "--host", host, "--port", str(port)])
+    try:
+        url = board.launch()
+    except program.TensorBoardServerException as error:
+        raise DlxError(f"cannot start TensorBoard on {host}:{port}: {error.msg} (try another --port)") from None
+    print(f"TensorBoard at {url} serving {runs_dir.resolve()} (Ctrl-C to stop)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("TensorBoard stopped", flush=True)

@@ -1,0 +1,349 @@
+"""Sweep files: a grid and/or variants of a base config, times seeds, run as normal runs.
+
+A sweep file (YAML; the first line is a comment saying which question it answers)::
+
+    # Answers: does max or average pooling train LeNet-5 better on Fashion-MNIST?
+    sweep:
+      family: cnn                       # cnn | transformer | gan
+      base: lenet5-fashion.yaml         # config file relative to this file (optional)
+      set: {optim.epochs: 1}            # overrides for every point (optional)
+      grid: {model.pool: [max, avg]}    # cartesian product of overrides (optional)
+      variants: [{name: mlp, set: {model.name: mlp}}]   # explicit points (optional)
+      seeds: 2                          # run.seed = 0..seeds-1 for every point
+      metric: test_accuracy             # summary.json key for the summary table
+
+Points are every variant × every grid combination (a single unnamed variant
+when there are none). Every point's config is resolved with ``dlx.config.build``
+against the family's config class before anything runs, so a typo anywhere
+stops the sweep at once with a one-line error.
+
+Running (``dlx/sweep_runner.py``): each point is a normal run (``python -m dlx train-<family> …`` in a
+subprocess, one at a time or ``parallel`` at once), all grouped under one
+sweep directory ``<root>/sweeps/<time>-<name>-<id>/`` that holds the runs
+(``<family>/<run>/``), each point's log (``logs/``), the sweep file as run
+(``sweep.yaml``) and ``sweep.json`` (every point's outcome and the summary:
+mean ± std of the metric over seeds). A failed point is recorded and the
+sweep goes on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dlx import config as config_mod
+from dlx.errors import ConfigError, DlxError
+from dlx.runs import FAMILIES, family_config_class
+
+SWEEP_KEYS = ("family", "base", "set", "grid", "variants", "seeds", "metric")
+VARIANT_KEYS = ("name", "set")
+# Set by the sweep itself for every point; a sweep file must not set them.
+RESERVED_KEYS = {"run.seed": "use seeds:", "run.name": "points are named by the sweep",
+                 "run.runs_dir": "use dlx sweep --runs-dir"}
+
+
+@dataclass
+class Point:
+    """One run of a sweep: a labelled set of overrides and a seed."""
+
+    label: str  # "mlp pool=max": variant name and grid values ("base" when neither)
+    seed: int
+    overrides: dict[str, Any]  # dotted key → value: sweep set, variant set, grid values, CLI --set
+
+    @property
+    def run_name(self) -> str:
+        """Name of the point's run (part of its directory name)."""
+        return f"{slug(self.label)}-s{self.seed}"
+
+    def set_args(self) -> list[str]:
+        """``--set`` values that apply this point's overrides (and seed)."""
+        return [f"{key}={yaml_scalar(value)}" for key, value in self.overrides.items()] + [f"run.seed={self.seed}"]
+
+
+@dataclass
+class Sweep:
+    """A validated sweep file."""
+
+    path: Path
+    name: str
+    question: str
+    family: str
+    base: Path | None
+    seeds: int
+    metric: str | None  # None: the family's headline metric
+    cli_set: list[str] = field(default_factory=list)  # `dlx sweep --set` overrides, as typed
+    labels: list[str] = field(default_factory=list)  # points in order, without seeds
+    points: list[Point] = field(default_factory=list)  # seed-major: all points of seed 0 first
+
+    @property
+    def command(self) -> str:
+        return FAMILIES[self.family].command
+
+    def metric_for(self, summaries: list[dict]) -> str | None:
+        """The metric the summary table shows: the file's, else the family's first one present."""
+        if self.metric:
+            return self.metric
+        for key in FAMILIES[self.family].metrics:
+            if any(isinstance(s.get(key), (int, float)) for s in summaries):
+                return key
+        return None
+
+
+def slug(text: str) -> str:
+    """``"mlp pool=max lr=0.01"`` → ``"mlp-pool=max-lr=0.01"``, safe in a directory name."""
+    return re.sub(r"[^A-Za-z0-9._=+-]+", "_", text.replace(" ", "-")).strip("_") or "point"
+
+
+def yaml_scalar(value: Any) -> str:
+    """``value`` as the text a ``--set KEY=TEXT`` needs to read it back unchanged."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=1_000_000).strip()
+    if text.endswith("\n..."):
+        text = text[: -len("\n...")].strip()
+    elif text.endswith("..."):
+        text = text[:-3].strip()
+    return text
+
+
+def question_of(text: str) -> str:
+    """The question a sweep file answers: its first line's comment (``# Answers: …``)."""
+    first = text.lstrip("\ufeff").splitlines()[0].strip() if text.strip() else ""
+    if not first.startswith("#"):
+        return ""
+    question = first.lstrip("#").strip()
+    return question[len("Answers:"):].strip() if question.lower().startswith("answers:") else question
+
+
+def is_sweep_file(path: str | Path) -> bool:
+    """True when ``path`` is YAML with a top-level ``sweep:`` key."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and "sweep" in data
+
+
+# --------------------------------------------------------------------------
+# Reading and validating
+
+
+def load_sweep(path: str | Path, extra_set: list[str] | None = None) -> Sweep:
+    """Read and validate a sweep file and every point's config; raise one ConfigError.
+
+    ``extra_set`` are ``--set KEY=VALUE`` overrides from the command line,
+    applied to every point (they may not touch a grid or variant key).
+    """
+    path = Path(path)
+    raw = config_mod.load_yaml(path)
+    where = str(path)
+    problems: list[str] = [f"{where}: {key}: unknown top-level key (a sweep file holds only 'sweep:')"
+                           for key in raw if key != "sweep"]
+    body = raw.get("sweep")
+    if not isinstance(body, dict):
+        raise ConfigError(problems + [f"{where}: expected a mapping under a top-level 'sweep:' key"])
+    problems += _unknown_keys(body, SWEEP_KEYS, f"{where}: sweep")
+    family = body.get("family")
+    if family not in FAMILIES:
+        problems.append(f"{where}: sweep.family: {family!r} is not one of {', '.join(FAMILIES)}")
+    common = _overrides(_given(body, "set", {}), f"{where}: sweep.set", problems)
+    common.update(_overrides(dict(config_mod.parse_set(extra_set or [])), "--set", problems))
+    grid = _grid(_given(body, "grid", {}), f"{where}: sweep.grid", problems)
+    variants = _variants(_given(body, "variants", []), grid, f"{where}: sweep.variants", problems)
+    seeds = body.get("seeds", 1)
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        problems.append(f"{where}: sweep.seeds: must be an integer >= 1, got {seeds!r}")
+        seeds = 1
+    metric = body.get("metric")
+    if metric is not None and not isinstance(metric, str):
+        problems.append(f"{where}: sweep.metric: must be a summary.json key (a string), got {metric!r}")
+    base = _base(body.get("base"), path, problems)
+    for key in set(common) & (set(grid) | {k for _, s in variants for k in s}):
+        problems.append(f"{where}: {key}: set for every point and also by the grid or a variant")
+    if problems:
+        raise ConfigError(problems)
+
+    sweep = Sweep(path, path.stem, question_of(path.read_text()), family, base, seeds, metric, list(extra_set or []))
+    combos = [(variant, grid_values) for variant in variants for grid_values in _grid_points(grid)]
+    sweep.labels = [_label(name, grid_values, grid) for (name, _), grid_values in combos]
+    sweep.points = [Point(label, seed, {**common, **variant_set, **grid_values})
+                    for seed in range(seeds)
+                    for label, ((_, variant_set), grid_values) in zip(sweep.labels, combos)]
+    _check_points(sweep)
+    return sweep
+
+
+def _given(mapping: dict, key: str, empty: Any) -> Any:
+    """``mapping[key]``, with an absent or empty (``key:`` alone, YAML null) entry read as ``empty``."""
+    value = mapping.get(key)
+    return empty if value is None else value
+
+
+def _unknown_keys(mapping: dict, known: tuple[str, ...], where: str) -> list[str]:
+    import difflib
+
+    problems = []
+    for key in mapping:
+        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
+        if key not in known:
+            problems.append(f"{where}.{key}: unknown key{hint}")
+    return problems
+
+
+def _overrides(mapping: Any, where: str, problems: list[str]) -> dict[str, Any]:
+    """A ``set:`` mapping of dotted config keys; nested mappings are flattened."""
+    if not isinstance(mapping, dict):
+        problems.append(f"{where}: expected a mapping of config keys to values, got {mapping!r}")
+        return {}
+    flat = {}
+    for key, value in mapping.items():
+        if not isinstance(key, str) or not key:
+            problems.append(f"{where}: {key!r}: config keys are dotted names like optim.lr")
+        elif isinstance(value, dict) and value:
+            flat.update(_overrides({f"{key}.{k}": v for k, v in value.items()}, where, problems))
+        elif key in RESERVED_KEYS:
+            problems.append(f"{where}.{key}: set by the sweep itself ({RESERVED_KEYS[key]})")
+        else:
+            flat[key] = value
+    return flat
+
+
+def _grid(mapping: Any, where: str, problems: list[str]) -> dict[str, list]:
+    if not isinstance(mapping, dict):
+        problems.append(f"{where}: expected a mapping of config keys to lists of values, got {mapping!r}")
+        return {}
+    grid = {}
+    for key, values in mapping.items():
+        if not isinstance(values, list) or not values:
+            problems.append(f"{where}.{key}: expected a non-empty list of values, got {values!r}")
+        elif key in RESERVED_KEYS:
+            problems.append(f"{where}.{key}: set by the sweep itself ({RESERVED_KEYS[key]})")
+        elif not isinstance(key, str):
+            problems.append(f"{where}: {key!r}: config keys are dotted names like optim.lr")
+        elif len({yaml_scalar(v) for v in values}) < len(values):
+            problems.append(f"{where}.{key}: values repeat: {values!r}")
+        else:
+            grid[key] = values
+    return grid
+
+
+def _variants(items: Any, grid: dict, where: str, problems: list[str]) -> list[tuple[str, dict]]:
+    if not isinstance(items, list):
+        problems.append(f"{where}: expected a list of {{name, set}} mappings, got {items!r}")
+        return [("", {})]
+    variants: list[tuple[str, dict]] = []
+    for index, item in enumerate(items):
+        here = f"{where}[{index}]"
+        if not isinstance(item, dict):
+            problems.append(f"{here}: expected a mapping with name and set, got {item!r}")
+            continue
+        problems.extend(_unknown_keys(item, VARIANT_KEYS, here))
+        name = item.get("name")
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name):
+            problems.append(f"{here}.name: must be a plain name (letters, digits, . _ + -), got {name!r}")
+            continue
+        if name in (v[0] for v in variants):
+            problems.append(f"{here}.name: {name!r} is used twice")
+        overrides = _overrides(_given(item, "set", {}), f"{here}.set", problems)
+        for key in set(overrides) & set(grid):
+            problems.append(f"{here}.set.{key}: also a grid key; a point would get two values")
+        variants.append((name, overrides))
+    return variants or [("", {})]
+
+
+def _base(base: Any, sweep_path: Path, problems: list[str]) -> Path | None:
+    if base is None:
+        return None
+    if not isinstance(base, str) or not base:
+        problems.append(f"{sweep_path}: sweep.base: expected a config file name, got {base!r}")
+        return None
+    resolved = (sweep_path.parent / base)
+    if not resolved.is_file():
+        problems.append(f"{sweep_path}: sweep.base: {resolved} does not exist")
+        return None
+    return resolved
+
+
+def _grid_points(grid: dict[str, list]) -> list[dict[str, Any]]:
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def _label(variant_name: str, grid_values: dict[str, Any], grid: dict) -> str:
+    """A point's label: the variant's name and its grid values (``mlp pool=max``), or ``base``."""
+    parts = [variant_name] + [_grid_label(k, v, grid) for k, v in grid_values.items()]
+    return " ".join(part for part in parts if part) or "base"
+
+
+def _grid_label(key: str, value: Any, grid: dict) -> str:
+    """``pool=max`` for ``model.pool: max`` (the full key when two grid keys end alike);
+    just the value for ``….name`` keys (``lenet5``, not ``name=lenet5``)."""
+    last = key.rsplit(".", 1)[-1]
+    if last == "name" and isinstance(value, str):
+        return value
+    short = last if sum(k.rsplit(".", 1)[-1] == last for k in grid) == 1 else key
+    return f"{short}={yaml_scalar(value)}"
+
+
+def _check_points(sweep: Sweep) -> None:
+    """Resolve every point's config against the family's config class; raise one ConfigError.
+
+    A problem every point shares (a typo in ``set:`` or the base file) is
+    reported once; the others name their point.
+    """
+    config_class = family_config_class(sweep.family)
+    problems: list[str] = []
+    names = [p.run_name for p in sweep.points]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"{sweep.path}: two points get the same run name {name!r}")
+    per_point: dict[str, list[str]] = {}
+    for point in sweep.points[: len(sweep.labels)]:  # seed 0: other seeds resolve the same way
+        try:
+            config_mod.build(config_class, sweep.base, None, point.set_args())
+            per_point[point.label] = []
+        except ConfigError as error:
+            per_point[point.label] = error.problems
+    shared = [p for p in next(iter(per_point.values()), []) if all(p in ps for ps in per_point.values())]
+    problems += [f"{sweep.path}: every point: {problem}" for problem in shared]
+    for label, point_problems in per_point.items():
+        problems += [f"{sweep.path}: point {label!r}: {p}" for p in point_problems if p not in shared]
+    if problems:
+        raise ConfigError(problems)
+
+
+# --------------------------------------------------------------------------
+# Commands
+
+
+def point_argv(sweep: Sweep, point: Point, sweep_dir: Path) -> list[str]:
+    """The subprocess command that trains one point into ``sweep_dir``."""
+    argv = [sys.executable, "-m", "dlx", sweep.command]
+    if sweep.base:
+        argv += ["--config", str(sweep.base.resolve())]
+    for assignment in point.set_args():
+        argv += ["--set", assignment]
+    return argv + ["--name", point.run_name, "--runs-dir", str(sweep_dir), "--no-progress"]
+
+
+def point_command_text(sweep: Sweep, point: Point) -> str:
+    """What ``--dry-run`` shows for a point: the ``dlx`` command a user could type."""
+    argv = ["dlx", sweep.command] + (["--config", str(sweep.base)] if sweep.base else [])
+    for assignment in point.set_args():
+        argv += ["--set", assignment]
+    return shlex.join(argv)
+
+
+def require_sweep_file(path: Path) -> None:
+    """A clear error when ``path`` is missing or is a plain config, not a sweep file."""
+    if not path.is_file():
+        raise DlxError(f"sweep file {path} does not exist")
+    if not is_sweep_file(path) and path.suffix in (".yaml", ".yml"):
+        raise DlxError(f"{path} has no top-level 'sweep:' key; it looks like a plain config "
+                       f"(train it with dlx train-<family> --config {path})")
+

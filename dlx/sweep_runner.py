@@ -1,0 +1,285 @@
+"""Running a sweep: every point as a normal run, grouped under one sweep directory.
+
+``<root>/sweeps/<time>-<name>-<id>/`` holds the points' runs
+(``<family>/<run>/``), each point's log (``logs/<run name>.log``), the sweep
+file as it was run (``sweep.yaml``) and ``sweep.json``: the plan, every
+point's outcome, and the summary (mean ± std of the metric over seeds, read
+from the runs' own summary.json files). Points run as subprocesses
+(``python -m dlx train-<family> …``), one at a time or ``parallel`` at once;
+a failed point is recorded and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from dlx.runs import FAMILIES, find_runs
+from dlx.sweep import Point, Sweep, point_argv, slug
+
+
+@dataclass
+class Outcome:
+    """What became of one point's run."""
+
+    status: str  # completed | failed | interrupted
+    returncode: int
+    run_dir: str | None  # relative to the sweep directory; None when no run started
+    error: str | None
+    seconds: float
+
+
+def create_sweep_dir(sweep: Sweep, root: str | Path) -> Path:
+    """``<root>/sweeps/<time>-<name>-<id6>/``, created exclusively, with the sweep file copied in."""
+    sweeps = Path(root) / "sweeps"
+    sweeps.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    while True:
+        sweep_dir = sweeps / f"{stamp}-{slug(sweep.name)}-{secrets.token_hex(3)}"
+        try:
+            sweep_dir.mkdir()
+            break
+        except FileExistsError:
+            continue
+    (sweep_dir / "logs").mkdir()
+    shutil.copyfile(sweep.path, sweep_dir / "sweep.yaml")
+    return sweep_dir.resolve()
+
+
+def sweep_record(sweep: Sweep, sweep_dir: Path, argv: list[str]) -> dict:
+    """The initial ``sweep.json``: the plan, every point not yet run."""
+    return {
+        "name": sweep.name, "file": str(sweep.path.resolve()), "question": sweep.question,
+        "family": sweep.family, "base": str(sweep.base) if sweep.base else None, "seeds": sweep.seeds,
+        "metric": sweep.metric, "cli_set": sweep.cli_set, "labels": sweep.labels, "status": "running",
+        "command": argv, "created_at": _now(), "ended_at": None,
+        "points": [{"label": p.label, "seed": p.seed, "run_name": p.run_name, "overrides": p.overrides,
+                    "status": "pending", "returncode": None, "run_dir": None, "error": None, "seconds": None}
+                   for p in sweep.points],
+        "summary": None,
+    }
+
+
+def write_record(sweep_dir: Path, record: dict) -> None:
+    """Atomically (re)write ``sweep.json``."""
+    tmp = sweep_dir / ".sweep.json.tmp"
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, sweep_dir / "sweep.json")
+
+
+def run_sweep(sweep: Sweep, sweep_dir: Path, record: dict, parallel: int = 1,
+              echo: Callable[[str], None] = print) -> bool:
+    """Train every point into ``sweep_dir``; update ``record`` and sweep.json as points end.
+
+    Returns False when the sweep was interrupted (Ctrl-C / SIGTERM): running
+    points are asked to stop (they save and mark themselves interrupted) and
+    the points not started stay pending.
+    """
+    env = dict(os.environ)
+    if parallel > 1 and "OMP_NUM_THREADS" not in env:  # share the cores, do not oversubscribe
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // parallel))
+    pending = list(enumerate(sweep.points))
+    running: dict[subprocess.Popen, tuple[int, float]] = {}
+    total, finished = len(sweep.points), 0
+
+    def finish(process: subprocess.Popen) -> None:
+        nonlocal finished
+        index, started = running.pop(process)
+        outcome = _outcome(sweep, sweep_dir, sweep.points[index], process.returncode, time.time() - started)
+        record["points"][index].update(vars(outcome))
+        write_record(sweep_dir, record)
+        finished += 1
+        echo(_outcome_line(finished, total, sweep, sweep.points[index], outcome, sweep_dir))
+
+    previous_term = _raise_on_sigterm()
+    try:
+        while pending or running:
+            while pending and len(running) < parallel:
+                index, point = pending.pop(0)
+                with open(sweep_dir / "logs" / f"{point.run_name}.log", "wb") as log:  # the child keeps its own
+                    process = subprocess.Popen(point_argv(sweep, point, sweep_dir), stdout=log,
+                                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                               start_new_session=True)  # Ctrl-C reaches only the sweep
+                running[process] = (index, time.time())
+                record["points"][index]["status"] = "running"
+            for process in [p for p in running if p.poll() is not None]:
+                finish(process)
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        echo(f"interrupted: stopping {len(running)} running point(s) (they save a checkpoint first)")
+        _stop(running)
+        for process in list(running):
+            finish(process)
+        return False
+    finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
+    return True
+
+
+def _stop(running: dict[subprocess.Popen, Any]) -> None:
+    """Ask every running point to stop (one SIGINT: save, then exit); a second Ctrl-C makes them exit at once."""
+    for process in running:
+        process.send_signal(signal.SIGINT)
+    try:
+        for process in running:
+            process.wait()
+    except KeyboardInterrupt:
+        for process in running:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)  # their second signal: stop without saving
+        for process in running:
+            process.wait()
+
+
+def _raise_on_sigterm() -> Any:
+    """Treat SIGTERM like Ctrl-C so the sweep stops its points cleanly; returns the old handler (None: unchanged)."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        return None
+
+
+def _outcome(sweep: Sweep, sweep_dir: Path, point: Point, returncode: int, seconds: float) -> Outcome:
+    runs = [r for r in find_runs(sweep_dir / sweep.family) if r.name == point.run_name] \
+        if (sweep_dir / sweep.family).is_dir() else []
+    run = runs[0] if runs else None
+    status = run.status if run else "failed"
+    if returncode != 0 and status in ("completed", "running"):
+        status = "failed"
+    error = None
+    if status != "completed":
+        error = (run.meta.get("error") if run else None) or _last_error_line(
+            sweep_dir / "logs" / f"{point.run_name}.log") or f"exit code {returncode}"
+    return Outcome(status, returncode, str(run.path.relative_to(sweep_dir)) if run else None, error,
+                   round(seconds, 2))
+
+
+def _last_error_line(log: Path) -> str | None:
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return None
+    errors = [line for line in lines if line.startswith("dlx: error:")]
+    return (errors or lines or [None])[-1]
+
+
+def _outcome_line(done: int, total: int, sweep: Sweep, point: Point, outcome: Outcome, sweep_dir: Path) -> str:
+    head = f"[{done}/{total}] {point.run_name}: {outcome.status}"
+    if outcome.status == "completed":
+        summary = _read_summary(sweep_dir, outcome.run_dir)
+        metric = sweep.metric_for([summary])
+        value = summary.get(metric) if metric else None
+        shown = f"  {metric} {value:.4f}" if isinstance(value, (int, float)) else ""
+        return f"{head}{shown}  ({outcome.seconds:.1f}s)"
+    return f"{head} (exit {outcome.returncode}): {outcome.error}  [log: {sweep_dir / 'logs' / point.run_name}.log]"
+
+
+def _read_summary(sweep_dir: Path, run_dir: str | None) -> dict:
+    if not run_dir:
+        return {}
+    try:
+        data = json.loads((sweep_dir / run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _now() -> str:
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------
+# Summary: mean ± std over seeds, from the runs' own summary.json files
+
+
+def summarize(sweep_dir: Path, record: dict) -> dict:
+    """Per point (label): the metric's values over seeds, mean and sample std.
+
+    The numbers are read from each completed run's summary.json, so the table
+    always equals what the runs recorded.
+    """
+    summaries = {i: _read_summary(sweep_dir, p["run_dir"]) for i, p in enumerate(record["points"])
+                 if p["status"] == "completed"}
+    metric = record.get("metric")
+    if not metric:
+        candidates = FAMILIES[record["family"]].metrics if record.get("family") in FAMILIES else ()
+        metric = next((k for k in candidates if any(isinstance(s.get(k), (int, float))
+                                                     for s in summaries.values())), None)
+    rows = []
+    for label in record.get("labels") or []:
+        points = [(i, p) for i, p in enumerate(record["points"]) if p["label"] == label]
+        values = [float(summaries[i][metric]) for i, _ in points
+                  if i in summaries and isinstance(summaries[i].get(metric), (int, float))]
+        seconds = [p["seconds"] for i, p in points if i in summaries and p["seconds"] is not None]
+        rows.append({
+            "point": label, "runs": len(points), "completed": len(values), "values": values,
+            "mean": statistics.fmean(values) if values else None,
+            "std": statistics.stdev(values) if len(values) > 1 else None,
+            "seconds_mean": statistics.fmean(seconds) if seconds else None,
+            "not_completed": [f"{p['run_name']} ({p['status']})" for _, p in points if p["status"] != "completed"],
+        })
+    return {"metric": metric, "rows": rows}
+
+
+def finish_record(sweep_dir: Path, record: dict, completed: bool) -> dict:
+    """Mark the sweep ended, compute its summary, write sweep.json; returns the summary."""
+    record["status"] = "completed" if completed else "interrupted"
+    record["ended_at"] = _now()
+    record["summary"] = summarize(sweep_dir, record)
+    write_record(sweep_dir, record)
+    return record["summary"]
+
+
+# --------------------------------------------------------------------------
+# Finding sweeps again
+
+
+def sweep_dirs(root: str | Path) -> list[Path]:
+    """Sweep directories under ``<root>/sweeps``, newest first."""
+    folder = Path(root) / "sweeps"
+    if not folder.is_dir():
+        return []
+    return sorted((d for d in folder.iterdir() if (d / "sweep.json").is_file()), reverse=True)
+
+
+def read_record(sweep_dir: Path) -> dict:
+    """A sweep directory's ``sweep.json``."""
+    from dlx.errors import DlxError
+
+    try:
+        record = json.loads((sweep_dir / "sweep.json").read_text())
+    except (OSError, ValueError):
+        raise DlxError(f"{sweep_dir} is not a sweep directory (no readable sweep.json)") from None
+    if not isinstance(record, dict) or not isinstance(record.get("points"), list):
+        raise DlxError(f"{sweep_dir}/sweep.json is not a dlx sweep record")
+    return record
+
+
+def resolve_sweep_dir(spec: str, root: str | Path) -> Path:
+    """A sweep directory from its path or a unique part of its name."""
+    from dlx.errors import DlxError
+
+    path = Path(spec)
+    if path.is_dir():
+        return path
+    matches = [d for d in sweep_dirs(root) if spec in d.name]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        known = ", ".join(d.name for d in sweep_dirs(root)[:5]) or "none"
+        raise DlxError(f"no sweep matches {spec!r} under {Path(root) / 'sweeps'} (newest: {known})")
+    raise DlxError(f"sweep {spec!r} is ambiguous: {', '.join(d.name for d in matches[:10])}")
