@@ -5,12 +5,13 @@ BIN    := $(VENV)/bin
 # torch is pinned to the CPU wheel this workplace keeps on disk (see README).
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup data demo test test-fast bench clean help
+.PHONY: setup data demo test test-fast bench sweeps clean help
 
 help:
 	@echo "make demo   set up, then train a real model on Fashion-MNIST (about a minute)"
 	@echo "make test   set up, then run the whole test suite"
 	@echo "make bench  run the benchmarks (JSON on stdout)"
+	@echo "make sweeps run every sweep in experiments/ (long); tables -> runs/sweep-tables.md"
 	@echo "make clean  remove the virtualenv and caches (runs/ is kept)"
 
 $(STAMP): pyproject.toml
@@ -42,6 +43,15 @@ test-fast: setup
 
 bench: setup data
 	@for script in benchmarks/*.py; do $(BIN)/python $$script; done
+
+SWEEP_FILES ?= $(shell grep -l '^sweep:' experiments/*/*.yaml)
+SWEEP_PARALLEL ?= 2
+sweeps: setup data
+	@mkdir -p runs && : > runs/sweep-tables.md
+	@for f in $(SWEEP_FILES); do \
+		$(BIN)/dlx sweep $$f --parallel $(SWEEP_PARALLEL) --markdown >> runs/sweep-tables.md; \
+		echo >> runs/sweep-tables.md; done
+	@echo "tables: runs/sweep-tables.md"
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis
