@@ -104,3 +104,16 @@ def test_resume_of_a_missing_directory_is_refused(capsys, tmp_path):
 def test_eval_of_a_non_run_is_refused(capsys, tmp_path):
     assert cli(["eval", tmp_path]) == 2
     assert "not a dlx run directory" in _one_error_line(capsys)
+
+
+def test_data_list_shows_where_fashion_mnist_was_found(capsys):
+    assert cli(["data", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "fashion-mnist" in out and "/usr/share/datasets" in out.replace("\n", "")
+
+
+def test_data_fetch_from_a_dead_mirror_is_one_line(capsys, tmp_path):
+    assert cli(["data", "fetch", "kmnist", "--dest", tmp_path / "k", "--mirror", "http://127.0.0.1:9/"]) == 2
+    line = _one_error_line(capsys)
+    assert "could not download" in line and "127.0.0.1:9" in line
+    assert not any((tmp_path / "k").glob("*ubyte*"))
