@@ -14,6 +14,7 @@ import typer
 
 from dlx import __version__
 from dlx.commands import cnn, data, evaluate
+from dlx.commands import transformer as transformer_commands
 from dlx.commands import inspect as inspect_commands
 from dlx.commands import runs, sweep, tensorboard
 
@@ -58,6 +59,7 @@ def _root(
 
 
 cnn.register(app)
+transformer_commands.register(app)
 evaluate.register(app)
 data.register(app)
 inspect_commands.register(app)

@@ -67,3 +67,62 @@ def figure_to_array(figure) -> np.ndarray:
     array = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
     plt.close(figure)
     return array
+
+
+# --------------------------------------------------------------------------
+# Attention (Transformer family): heatmaps per head, positional-encoding matrix
+
+
+def attention_figure(weights: torch.Tensor, query_tokens: list[str], key_tokens: list[str],
+                     title: str = "") -> np.ndarray:
+    """Attention heatmaps, one row per layer and one column per head (HWC uint8).
+
+    ``weights`` is ``layers × heads × queries × keys`` (or ``heads × queries
+    × keys`` for one layer), each row summing to 1; rows are labelled with
+    ``query_tokens``, columns with ``key_tokens``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    weights = weights.detach().float().cpu()
+    if weights.dim() == 3:
+        weights = weights.unsqueeze(0)
+    values = weights.numpy()
+    layers, heads, rows, columns = values.shape
+    cell = 0.22
+    width = max(1.8, columns * cell + 0.9)
+    height = max(1.6, rows * cell + 0.9)
+    figure, axes = plt.subplots(layers, heads, figsize=(width * heads, height * layers + 0.4), dpi=72,
+                                squeeze=False)
+    for layer in range(layers):
+        for head in range(heads):
+            axis = axes[layer][head]
+            axis.imshow(values[layer, head], cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+            axis.set_title(f"layer {layer} head {head}", fontsize=8)
+            axis.set_xticks(range(columns), key_tokens[:columns], fontsize=6, rotation=90)
+            axis.set_yticks(range(rows), query_tokens[:rows], fontsize=6)
+    if title:
+        figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    return figure_to_array(figure)
+
+
+def positional_encoding_figure(matrix: torch.Tensor, title: str = "positional encoding") -> np.ndarray:
+    """``positions × d_model`` matrix as a diverging heatmap (HWC uint8)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = matrix.detach().float().cpu().numpy()
+    limit = float(np.abs(values).max()) or 1.0
+    figure, axis = plt.subplots(figsize=(6, 3.5), dpi=80)
+    image = axis.imshow(values, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
+    axis.set_xlabel("dimension")
+    axis.set_ylabel("position")
+    axis.set_title(title, fontsize=10)
+    figure.colorbar(image, ax=axis)
+    figure.tight_layout()
+    return figure_to_array(figure)

@@ -17,6 +17,7 @@ Examples:
   dlx train-cnn --model lenet5 --dataset mnist --epochs 3
   dlx train-cnn --model lenet5 --pool avg --head gap # the course's switches
   dlx train-cnn --model mlp --set model.hidden=[512,256]
+  dlx train-cnn --model vit --set model.vit.patch=7   # self-attention over patches
   dlx train-cnn --config experiments/cnn/convnet-strong.yaml --print-config
   dlx train-cnn --resume runs/cnn/<run>              # continue after Ctrl-C
   torchrun --nproc-per-node 2 -m dlx train-cnn --epochs 1
@@ -24,10 +25,11 @@ Examples:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("train-cnn", help="Train a CNN (LeNet-5, convnet, MLP) on the MNIST family.\n" + EXAMPLES)
+    @app.command("train-cnn", help="Train a CNN (LeNet-5, convnet, MLP) or a vision transformer (vit) "
+                                   "on the MNIST family.\n" + EXAMPLES)
     def train_cnn(
         dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="mnist | fashion-mnist | kmnist."),
-        model: Optional[str] = typer.Option(None, "--model", "-m", help="lenet5 | convnet | mlp."),
+        model: Optional[str] = typer.Option(None, "--model", "-m", help="lenet5 | convnet | mlp | vit."),
         pool: Optional[str] = typer.Option(None, "--pool", help="lenet5: max | avg pooling."),
         head: Optional[str] = typer.Option(None, "--head", help="fc (flatten + FC) | gap (global average pooling)."),
         limit_train: Optional[int] = typer.Option(None, "--limit-train", help="Use only the first N training images."),

@@ -10,7 +10,7 @@ import typer
 
 # family → module with ``evaluate_run(run_dir, which, data_dir)``; an explicit
 # registry, not import strings from user input.
-EVALUATORS = {"cnn": "dlx.train.cnn"}
+EVALUATORS = {"cnn": "dlx.train.cnn", "transformer": "dlx.train.transformer_eval"}
 
 
 def register(app: typer.Typer) -> None:

@@ -43,10 +43,33 @@ def _fast_convnet() -> list[ConvLayerConfig]:
 
 
 @dataclass
+class ViTConfig:
+    """model.name=vit: a small vision transformer over image patches (dlx/models/vit.py)."""
+
+    patch: int = option(4, "side of each square patch (pixels; must divide the image size)")
+    d_model: int = option(64, "width of every patch vector")
+    heads: int = option(4, "attention heads (must divide d_model)")
+    layers: int = option(2, "encoder layers")
+    ff: int = option(128, "hidden width of each feed-forward block")
+    dropout: float = option(0.0, "dropout probability in the encoder")
+
+    def check(self):
+        problems = []
+        for key in ("patch", "d_model", "heads", "layers", "ff"):
+            if getattr(self, key) < 1:
+                problems.append((key, f"must be >= 1, got {getattr(self, key)}"))
+        if self.heads >= 1 and self.d_model % self.heads:
+            problems.append(("heads", f"{self.heads} does not divide d_model {self.d_model}"))
+        if not 0 <= self.dropout < 1:
+            problems.append(("dropout", f"must be in [0, 1), got {self.dropout}"))
+        return problems
+
+
+@dataclass
 class CNNModelConfig:
     """Which network, and the switches the course material asks about."""
 
-    name: Literal["lenet5", "convnet", "mlp"] = option("convnet", "architecture")
+    name: Literal["lenet5", "convnet", "mlp", "vit"] = option("convnet", "architecture")
     pool: Literal["max", "avg"] = option("max", "lenet5: subsampling type")
     head: Literal["fc", "gap"] = option("fc", "lenet5/convnet: flatten+FC or global average pooling")
     activation: Literal["relu", "tanh", "gelu"] = option("relu", "nonlinearity")
@@ -55,6 +78,7 @@ class CNNModelConfig:
     conv_dropout: float = option(0.0, "convnet: dropout after the conv stack (probability)")
     hidden: list[int] = option([128], "convnet/mlp: hidden FC layer widths")
     dropout: float = option(0.0, "convnet/mlp: dropout after each hidden FC layer (probability)")
+    vit: ViTConfig = section(ViTConfig, "vit: patch size and encoder sizes")
 
     def check(self):
         problems = []

@@ -16,6 +16,7 @@ from torch import nn
 from dlx.configs.cnn import CNNModelConfig
 from dlx.errors import ShapeError
 from dlx.models.shapes import conv_output_size
+from dlx.models.vit import vit
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 POOLS: dict[str, Callable[[], nn.Module]] = {
@@ -123,6 +124,7 @@ CNN_MODELS: dict[str, Callable[..., ImageClassifier]] = {
     "lenet5": lenet5,
     "convnet": convnet,
     "mlp": mlp,
+    "vit": vit,  # self-attention over patches, same interface (dlx/models/vit.py)
 }
 
 

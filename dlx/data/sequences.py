@@ -1,0 +1,400 @@
+"""Sequence tasks as padded tensors: generated (copy, reverse, sort, add, …) or read from files.
+
+Three output shapes (the three things a Transformer is asked to produce):
+
+- ``seq2seq``: a sequence for a sequence (encoder-decoder). Built in:
+  ``copy``, ``reverse``, ``sort``, ``add`` (``"12+345"`` → ``"357"``); from a
+  file: ``pairs`` (``source<TAB>target`` per line).
+- ``labeling``: one label per token (encoder only). Built in: ``repeats``
+  (tag each symbol ``new`` or ``repeat``: has it occurred earlier in the
+  sequence?); from a file: ``conll`` (``token<TAB>tag`` per line, a blank
+  line between sentences).
+- ``classification``: one label per sequence (encoder + pooling). Built in:
+  ``majority`` (are low or high symbols more frequent, or is it a tie?);
+  from a file: ``classify`` (``text<TAB>label`` per line).
+
+Everything becomes int64 tensors padded with 0 (``PAD``): sources
+``N × S``; seq2seq targets ``N × T`` as ``BOS y EOS PAD…``; labeling targets
+``N × S`` with ``IGNORE`` at padding; classification targets ``N``.
+Generated data is a pure function of ``data.seed``; the held-out split
+comes from another seed, with every source that also occurs in the
+training split removed, so the test measures generalisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from dlx.configs.transformer import FILE_TASKS, SEQ2SEQ_TASKS, SYMBOLS, SequenceDataConfig
+from dlx.errors import DatasetError
+
+PAD, BOS, EOS, UNK = 0, 1, 2, 3
+SPECIALS = ["<pad>", "<bos>", "<eos>", "<unk>"]
+IGNORE = -100  # target value that the loss and the metrics skip
+
+TASK_KINDS = {
+    "copy": "seq2seq", "reverse": "seq2seq", "sort": "seq2seq", "add": "seq2seq", "pairs": "seq2seq",
+    "repeats": "labeling", "conll": "labeling",
+    "majority": "classification", "classify": "classification",
+}
+TEST_SEED_OFFSET = 1_000_003  # held-out data comes from seed + this
+
+
+@dataclass
+class Vocab:
+    """Token strings ↔ ids; ids 0-3 are the special tokens."""
+
+    tokens: list[str]
+    joiner: str = ""  # how decoded tokens are joined for display ("" for characters, " " for words)
+    index: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self.index = {token: i for i, token in enumerate(self.tokens)}
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, tokens: list[str]) -> list[int]:
+        return [self.index.get(token, UNK) for token in tokens]
+
+    def decode(self, ids) -> list[str]:
+        """Ids → tokens, stopping at EOS and skipping PAD/BOS."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if i == EOS:
+                break
+            if i not in (PAD, BOS):
+                out.append(self.tokens[i] if 0 <= i < len(self.tokens) else "<?>")
+        return out
+
+    def to_text(self, ids) -> str:
+        return self.joiner.join(self.decode(ids))
+
+
+@dataclass
+class Split:
+    """One split as tensors (all on one device)."""
+
+    source: torch.Tensor  # N × S int64, PAD-padded
+    target: torch.Tensor  # seq2seq: N × T (BOS … EOS PAD…); labeling: N × S (IGNORE at pads); classification: N
+    source_lengths: torch.Tensor  # N, on the CPU (batch trimming needs no device sync)
+    target_lengths: torch.Tensor  # N, on the CPU: seq2seq tokens incl. BOS and EOS; else = source_lengths
+
+    def __len__(self) -> int:
+        return self.source.shape[0]
+
+    def take(self, count: int) -> "Split":
+        return Split(self.source[:count], self.target[:count], self.source_lengths[:count],
+                     self.target_lengths[:count])
+
+    def to(self, device) -> "Split":
+        return Split(self.source.to(device), self.target.to(device), self.source_lengths, self.target_lengths)
+
+
+@dataclass
+class SequenceTask:
+    """A task ready for training: both splits, the vocabulary and the label names."""
+
+    name: str
+    kind: str  # seq2seq | labeling | classification
+    vocab: Vocab
+    labels: list[str]  # label names (labeling/classification); [] for seq2seq
+    train: Split
+    test: Split
+    tokenizer: str = "char"  # char | word: how `dlx translate` splits its input
+
+    @property
+    def max_len(self) -> int:
+        """Longest sequence (source or target) the model must place."""
+        return int(max(self.train.source.shape[1], self.test.source.shape[1],
+                       self.train.target.shape[-1] if self.kind == "seq2seq" else 0,
+                       self.test.target.shape[-1] if self.kind == "seq2seq" else 0))
+
+    def info(self) -> dict:
+        """What ``dlx translate``/``dlx eval`` need to rebuild the model: saved in checkpoints."""
+        return {"name": self.name, "kind": self.kind, "tokens": list(self.vocab.tokens),
+                "joiner": self.vocab.joiner, "labels": list(self.labels), "tokenizer": self.tokenizer,
+                "max_len": self.max_len}
+
+
+def load_task(config: SequenceDataConfig) -> SequenceTask:
+    """The task ``config.task`` names, with the limits applied (tensors on the CPU)."""
+    if config.task in FILE_TASKS:
+        task = _file_task(config)
+    else:
+        task = _synthetic_task(config)
+    if config.limit_train:
+        task.train = task.train.take(config.limit_train)
+    if config.limit_test:
+        task.test = task.test.take(config.limit_test)
+    return task
+
+
+def split_text(text: str, tokenizer: str) -> list[str]:
+    """``char``: characters; ``word``: whitespace-separated words."""
+    return list(text) if tokenizer == "char" else text.split()
+
+
+# --------------------------------------------------------------------------
+# Padded tensors
+
+
+def pad_rows(rows: list[list[int]], fill: int = PAD, width: int | None = None) -> torch.Tensor:
+    """Lists of ids → ``len(rows) × width`` tensor, ``fill`` after each row."""
+    lengths = torch.tensor([len(row) for row in rows], dtype=torch.long)
+    if width is None:
+        width = int(lengths.max()) if rows else 1
+    flat = torch.tensor([i for row in rows for i in row], dtype=torch.long)
+    out = torch.full((len(rows), max(width, 1)), fill, dtype=torch.long)
+    positions = torch.arange(out.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
+    out[positions] = flat
+    return out
+
+
+def wrap_targets(body: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``N × L`` PAD-padded bodies → ``BOS body EOS PAD…`` (``N × L+2``) and lengths + 2."""
+    count, width = body.shape
+    out = torch.full((count, width + 2), PAD, dtype=torch.long)
+    out[:, 0] = BOS
+    out[:, 1:width + 1] = body
+    out[torch.arange(count), lengths + 1] = EOS
+    return out, lengths + 2
+
+
+# --------------------------------------------------------------------------
+# Generated tasks
+
+
+def _synthetic_task(config: SequenceDataConfig) -> SequenceTask:
+    kind = TASK_KINDS[config.task]
+    symbols = list("0123456789+") if config.task == "add" else list(SYMBOLS[: config.vocab_size])
+    vocab = Vocab(SPECIALS + symbols)
+    train = _generate(config, config.train_size, torch.Generator().manual_seed(config.seed))
+    test_gen = torch.Generator().manual_seed(config.seed + TEST_SEED_OFFSET)
+    # Draw extra held-out candidates so that enough remain after removing seen sources.
+    test = _generate(config, config.test_size * 2 + 64, test_gen)
+    unseen = ~_rows_in(test.source, train.source)
+    if int(unseen.sum()) == 0:
+        raise DatasetError(f"task {config.task}: every held-out sequence also occurs in training; "
+                           "use longer sequences (data.max_len) or a larger data.vocab_size")
+    keep = torch.nonzero(unseen).flatten()[: config.test_size]
+    test = Split(test.source[keep], test.target[keep], test.source_lengths[keep], test.target_lengths[keep])
+    labels = {"seq2seq": [], "labeling": ["new", "repeat"], "classification": ["low", "high", "tie"]}[kind]
+    return SequenceTask(config.task, kind, vocab, labels, train, test)
+
+
+def _generate(config: SequenceDataConfig, count: int, gen: torch.Generator) -> Split:
+    """``count`` examples of ``config.task`` from ``gen`` (vectorised, no per-example Python)."""
+    if config.task == "add":
+        return _generate_addition(config, count, gen)
+    lengths = torch.randint(config.min_len, config.max_len + 1, (count,), generator=gen)
+    width = config.max_len
+    position = torch.arange(width).unsqueeze(0)
+    real = position < lengths.unsqueeze(1)
+    symbols = torch.randint(0, config.vocab_size, (count, width), generator=gen)
+    source = torch.where(real, symbols + len(SPECIALS), PAD)
+    task = config.task
+    if task in SEQ2SEQ_TASKS:
+        if task == "copy":
+            body = source
+        elif task == "reverse":
+            index = (lengths.unsqueeze(1) - 1 - position).clamp(min=0)
+            body = torch.where(real, source.gather(1, index), PAD)
+        else:  # sort: padding sorts last
+            big = torch.iinfo(torch.long).max
+            body = torch.sort(torch.where(real, source, big), dim=1).values
+            body = torch.where(real, body, PAD)
+        target, target_lengths = wrap_targets(body, lengths)
+        return Split(source, target, lengths, target_lengths)
+    if task == "repeats":
+        earlier = position.unsqueeze(2) > position.unsqueeze(1)  # [i, j]: j before i
+        same = source.unsqueeze(2) == source.unsqueeze(1)
+        target = (same & earlier & real.unsqueeze(1)).any(dim=2).long()
+        return Split(source, torch.where(real, target, IGNORE), lengths, lengths)
+    # majority: low half vs high half of the symbols
+    low = ((symbols < config.vocab_size // 2) & real).sum(1)
+    high = ((symbols >= config.vocab_size // 2) & real).sum(1)
+    target = torch.where(low > high, 0, torch.where(high > low, 1, 2))
+    return Split(source, target, lengths, lengths)
+
+
+def _generate_addition(config: SequenceDataConfig, count: int, gen: torch.Generator) -> Split:
+    """``"a+b"`` → ``"a+b"``'s sum, operands with min_len..max_len digits each."""
+
+    def operands() -> torch.Tensor:
+        digits = torch.randint(config.min_len, config.max_len + 1, (count,), generator=gen)
+        low = torch.where(digits == 1, 0, 10 ** (digits - 1))
+        span = 10 ** digits - low
+        return low + (torch.rand(count, generator=gen, dtype=torch.float64) * span).long()
+
+    a, b = operands(), operands()
+    # Per-example strings are fine here: generation runs once, not in the training loop.
+    source_rows = [[int(c) + len(SPECIALS) if c != "+" else 10 + len(SPECIALS) for c in f"{x}+{y}"]
+                   for x, y in zip(a.tolist(), b.tolist())]
+    target_rows = [[int(c) + len(SPECIALS) for c in str(x + y)] for x, y in zip(a.tolist(), b.tolist())]
+    source = pad_rows(source_rows, width=2 * config.max_len + 1)
+    body = pad_rows(target_rows, width=config.max_len + 1)
+    source_lengths = torch.tensor([len(r) for r in source_rows])
+    target, target_lengths = wrap_targets(body, torch.tensor([len(r) for r in target_rows]))
+    return Split(source, target, source_lengths, target_lengths)
+
+
+def _rows_in(rows: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """For each row of ``rows``, whether it also occurs in ``reference`` (by a 64-bit hash)."""
+    width = max(rows.shape[1], reference.shape[1])
+
+    def hashes(matrix: torch.Tensor) -> torch.Tensor:
+        padded = torch.nn.functional.pad(matrix, (0, width - matrix.shape[1]), value=PAD)
+        powers = torch.full((width,), 1_000_003, dtype=torch.long).cumprod(0)  # wraps: fine for a hash
+        return (padded * powers).sum(1)
+
+    return torch.isin(hashes(rows), hashes(reference))
+
+
+# --------------------------------------------------------------------------
+# Files
+
+
+def _file_task(config: SequenceDataConfig) -> SequenceTask:
+    readers = {"pairs": _read_pairs, "conll": _read_conll, "classify": _read_labelled}
+    read = readers[config.task]
+    examples = read(Path(config.path), config.tokens)
+    if config.test_path:
+        test_examples = read(Path(config.test_path), config.tokens)
+        train_examples = examples
+    else:
+        if len(examples) < 2:
+            raise DatasetError(f"{config.path}: needs at least 2 examples to hold some out "
+                               "(or give data.test_path)")
+        order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(config.seed)).tolist()
+        test_count = max(1, round(len(examples) * config.test_fraction))
+        test_examples = [examples[i] for i in order[:test_count]]
+        train_examples = [examples[i] for i in order[test_count:]]
+    kind = TASK_KINDS[config.task]
+    # The vocabulary comes from the training split only; unseen tokens become <unk>.
+    seen = {}
+    for source, target in train_examples:
+        for token in source + (target if kind == "seq2seq" else []):
+            seen.setdefault(token, None)
+    vocab = Vocab(SPECIALS + list(seen), joiner="" if config.tokens == "char" else " ")
+    labels: list[str] = []
+    if kind != "seq2seq":
+        label_set = {}
+        for _, target in train_examples:
+            for label in (target if kind == "labeling" else [target]):
+                label_set.setdefault(label, None)
+        labels = list(label_set)
+    train = _encode_examples(train_examples, kind, vocab, labels, config.path)
+    test = _encode_examples(test_examples, kind, vocab, labels, config.test_path or config.path)
+    return SequenceTask(config.task, kind, vocab, labels, train, test, tokenizer=config.tokens)
+
+
+def _encode_examples(examples, kind: str, vocab: Vocab, labels: list[str], path) -> Split:
+    sources = [vocab.encode(source) for source, _ in examples]
+    source = pad_rows(sources)
+    source_lengths = torch.tensor([len(s) for s in sources])
+    if kind == "seq2seq":
+        bodies = [vocab.encode(target) for _, target in examples]
+        target, target_lengths = wrap_targets(pad_rows(bodies), torch.tensor([len(b) for b in bodies]))
+        return Split(source, target, source_lengths, target_lengths)
+    label_index = {label: i for i, label in enumerate(labels)}
+    unknown = sorted({label for _, t in examples for label in (t if kind == "labeling" else [t])} - set(label_index))
+    if unknown:
+        raise DatasetError(f"{path}: labels {', '.join(map(repr, unknown[:5]))} do not occur in the training data")
+    if kind == "labeling":
+        target = pad_rows([[label_index[label] for label in tags] for _, tags in examples], fill=IGNORE,
+                          width=source.shape[1])
+    else:
+        target = torch.tensor([label_index[label] for _, label in examples], dtype=torch.long)
+    return Split(source, target, source_lengths, source_lengths.clone())
+
+
+def _lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise DatasetError(f"data file {path} does not exist")
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"{path}: not UTF-8 text (byte {error.start})") from None
+    except OSError as error:
+        raise DatasetError(f"cannot read {path}: {error.strerror}") from None
+
+
+def _read_pairs(path: Path, tokenizer: str) -> list[tuple[list[str], list[str]]]:
+    """``source<TAB>target`` lines (blank lines skipped)."""
+    examples = []
+    for number, line in enumerate(_lines(path), 1):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2:
+            raise DatasetError(f"{path} line {number}: expected source<TAB>target, "
+                               f"found {len(parts) - 1} tabs")
+        source, target = split_text(parts[0].strip(), tokenizer), split_text(parts[1].strip(), tokenizer)
+        if not source or not target:
+            raise DatasetError(f"{path} line {number}: empty source or target")
+        examples.append((source, target))
+    return _nonempty(examples, path, "source<TAB>target lines")
+
+
+def _read_conll(path: Path, tokenizer: str) -> list[tuple[list[str], list[str]]]:
+    """``token<TAB>tag`` lines, sentences separated by blank lines (extra middle columns ignored)."""
+    examples, tokens, tags = [], [], []
+    for number, line in enumerate(_lines(path) + [""], 1):
+        if not line.strip():
+            if tokens:
+                examples.append((tokens, tags))
+                tokens, tags = [], []
+            continue
+        if line.startswith("-DOCSTART-"):
+            continue
+        parts = line.split("\t")
+        if len(parts) < 2:
+            raise DatasetError(f"{path} line {number}: expected token<TAB>tag")
+        tokens.append(parts[0].strip())
+        tags.append(parts[-1].strip())
+    return _nonempty(examples, path, "token<TAB>tag sentences")
+
+
+def _read_labelled(path: Path, tokenizer: str) -> list[tuple[list[str], str]]:
+    """``text<TAB>label`` lines."""
+    examples = []
+    for number, line in enumerate(_lines(path), 1):
+        if not line.strip():
+            continue
+        text, sep, label = line.rpartition("\t")
+        if not sep or not label.strip() or not text.strip():
+            raise DatasetError(f"{path} line {number}: expected text<TAB>label")
+        examples.append((split_text(text.strip(), tokenizer), label.strip()))
+    return _nonempty(examples, path, "text<TAB>label lines")
+
+
+def _nonempty(examples: list, path: Path, what: str) -> list:
+    if not examples:
+        raise DatasetError(f"{path}: no {what} found")
+    return examples
+
+
+def encode_input(text: str, info: dict) -> list[int]:
+    """``dlx translate``'s input → ids, with the run's vocabulary (see ``SequenceTask.info``).
+
+    Generated tasks use one character per symbol and ignore spaces; unknown
+    symbols are an error there (the model has never seen them), while file
+    tasks map them to <unk> as in training.
+    """
+    vocab = Vocab(info["tokens"], info["joiner"])
+    if info["name"] in TASK_KINDS and info["name"] not in FILE_TASKS:
+        tokens = [c for c in text if not c.isspace()]
+        unknown = sorted({c for c in tokens if c not in vocab.index or vocab.index[c] < len(SPECIALS)})
+        if unknown:
+            allowed = "".join(vocab.tokens[len(SPECIALS):])
+            raise DatasetError(f"symbols {''.join(unknown)!r} are not in this run's vocabulary ({allowed!r})")
+    else:
+        tokens = split_text(text.strip(), info["tokenizer"])
+    if not tokens:
+        raise DatasetError("the input is empty")
+    return vocab.encode(tokens)

@@ -1,0 +1,201 @@
+"""``dlx train-transformer``: the Transformer on seq2seq, labeling and classification tasks.
+
+Reads top to bottom like ``dlx/train/cnn.py``: make or read the task as
+tensors, build the model, then step through seeded index slices with
+teacher forcing, evaluating (teacher-forced loss, decoded exact match,
+BLEU) every epoch or every ``eval.every`` steps. Run directory, DDP,
+signals and checkpoints are ``Session``'s job; evaluation, decoding and
+pictures live in ``transformer_eval.py`` and ``decoding.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from dlx import metrics
+from dlx.configs.transformer import TransformerConfig
+from dlx.data.sequences import SequenceTask, load_task
+from dlx.models.transformer import build_model
+from dlx.optim import grad_norm, lr_at, make_optimizer, set_lr
+from dlx.session import Session
+from dlx.train import transformer_eval as report
+from dlx.train.sequence_batches import batch_loss, make_batch
+
+FAMILY = "transformer"
+
+
+def epoch_permutation(seed: int, epoch: int, count: int) -> torch.Tensor:
+    """The shuffle for ``epoch`` (CPU): a pure function of (seed, epoch), same on every rank."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(count, generator=generator)
+
+
+@dataclass
+class Loop:
+    """What the training loop reads and updates."""
+
+    config: TransformerConfig
+    session: Session
+    task: SequenceTask
+    model: torch.nn.Module  # unwrapped: state dicts, evaluation, pictures
+    train_model: torch.nn.Module  # what the step runs: maybe DDP / compiled
+    optimizer: torch.optim.Optimizer
+    steps_per_epoch: int
+    total_steps: int
+    shard_size: int
+    position: dict  # where the run is; saved in every checkpoint so a resume continues exactly
+    result: dict | None = None  # the latest evaluation
+
+    def save(self, best: bool = False) -> None:
+        self.session.save_checkpoint(
+            {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+             "step": self.position["step"], "position": dict(self.position), "task": self.task.info()},
+            best=best,
+        )
+
+
+def train(config: TransformerConfig, argv: list[str] | None = None,
+          resume_dir: str | Path | None = None) -> Path:
+    """Run one training; returns the run directory."""
+    if not config.run.name:
+        config.run.name = f"{config.data.task}-{config.model.pos}-{config.model.score}"
+    with Session(FAMILY, config, argv, resume_dir) as session:
+        task = load_task(config.data)
+        task.train, task.test = task.train.to(session.device), task.test.to(session.device)
+        model = build_model(config.model, task.kind, len(task.vocab), len(task.labels), task.max_len)
+        train_model = session.prepare_model(model)
+        optimizer = make_optimizer(model.parameters(), config.optim)
+        shard_size = len(task.train) // session.world_size
+        steps_per_epoch = max(1, -(-shard_size // config.optim.batch_size))
+        position = {"step": 0, "epoch": 0, "batch": 0, "best": -1.0, "epoch_sums": [0.0, 0, 0, 0],
+                    "history": []}
+        state = session.resume_state()
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            position = state["position"]
+        loop = Loop(config, session, task, model, train_model, optimizer, steps_per_epoch,
+                    steps_per_epoch * config.optim.epochs, shard_size, position)
+        run_dir = session.open_run()
+        session.print(f"run directory: {run_dir}")
+        session.print(f"task {task.name} ({task.kind}): {len(task.train)} training, {len(task.test)} held-out "
+                      f"examples; model {sum(p.numel() for p in model.parameters()):,} parameters")
+        if session.is_main and state is None:
+            report.log_positional_encoding(session.writer, model, task, 0)
+        if state is not None:
+            from dlx.checkpoint import set_rng_state
+
+            set_rng_state(state["rng"])  # last, so nothing above consumes randomness
+
+        with session.progress(loop.total_steps, f"{config.data.task} ({config.model.pos}, "
+                                                f"{config.model.score})") as bar:
+            bar.update(position["step"])
+            for epoch in range(position["epoch"], config.optim.epochs):
+                train_loss, train_accuracy = run_epoch(loop, epoch, bar)
+                position.update(epoch=epoch + 1, batch=0, epoch_sums=[0.0, 0, 0, 0])
+                session.log_scalars(position["step"], {"train/epoch_loss": train_loss,
+                                                       "train/token_accuracy": train_accuracy})
+                if config.eval.every:
+                    loop.save()  # the epoch boundary is a position worth keeping
+                else:
+                    evaluate_now(loop, bar)
+                bar.log(f"epoch {epoch + 1}/{config.optim.epochs}  train loss {train_loss:.4f}  "
+                        f"token acc {train_accuracy:.4f}  " + report.describe(loop.result))
+                if session.should_stop():
+                    session.interrupt()
+
+        if loop.result is None or loop.result["step"] != position["step"]:
+            loop.result = report.evaluate(model, task, config, session, step=position["step"])
+        result = loop.result
+        summary = report.summary(config, task, model, result, position, session.started_at)
+        session.finish(summary, report.hparam_metrics(result))
+        return run_dir
+
+
+def evaluate_now(loop: Loop, bar) -> None:
+    """Evaluate, log numbers and pictures, checkpoint (best.pt when the key metric improved)."""
+    session, position = loop.session, loop.position
+    result = report.evaluate(loop.model, loop.task, loop.config, session, step=position["step"])
+    loop.result = result
+    key = report.key_metric(loop.task.kind)
+    improved = result[key] > position["best"]
+    position["best"] = max(position["best"], result[key])
+    position["history"].append([position["step"], round(time.time() - session.started_at, 2), result[key]])
+    session.log_scalars(position["step"], report.scalars(result))
+    if session.is_main:
+        report.log_pictures(session.writer, loop.model, loop.task, result, position["step"],
+                            loop.config.eval.examples)
+    bar.log(f"step {position['step']}  " + report.describe(result))
+    loop.save(best=improved)
+
+
+def run_epoch(loop: Loop, epoch: int, bar) -> tuple[float, float]:
+    """One pass over this rank's shard, from the saved batch position on.
+
+    Returns the epoch's mean training loss and token accuracy (this rank).
+    """
+    config, session, task, position = loop.config, loop.session, loop.task, loop.position
+    batch_size = config.optim.batch_size
+    permutation = epoch_permutation(config.run.seed, epoch, len(task.train))
+    shard = permutation[session.rank::session.world_size][:loop.shard_size]
+    device_shard = shard.to(session.device)
+    # Running sums stay tensors: reading them every step would sync a GPU.
+    saved_loss, saved_correct, saved_counted, saved_examples = position["epoch_sums"]
+    loss_sum = torch.tensor(float(saved_loss), dtype=torch.float64, device=session.device)
+    correct = torch.tensor(int(saved_correct), device=session.device)
+    counted = torch.tensor(int(saved_counted), device=session.device)
+    examples = int(saved_examples)
+    tokens_since, since = 0, time.time()
+    loop.train_model.train()
+    for batch_index in range(position["batch"], loop.steps_per_epoch):
+        window = slice(batch_index * batch_size, (batch_index + 1) * batch_size)
+        batch = make_batch(task.train, task.kind, shard[window], device_shard[window])
+        lr = lr_at(position["step"], loop.total_steps, loop.steps_per_epoch, config.optim)
+        set_lr(loop.optimizer, lr)
+        loss, predictions, targets, ignore = batch_loss(loop.train_model, batch, task.kind,
+                                                        config.label_smoothing, session)
+        loop.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = grad_norm(loop.model.parameters())
+        if config.optim.grad_clip:
+            torch.nn.utils.clip_grad_norm_(loop.model.parameters(), config.optim.grad_clip)
+        loop.optimizer.step()
+
+        batch_correct, batch_counted = metrics.token_accuracy_counts(predictions, targets, ignore)
+        loss_sum += loss.detach().double() * batch.source.shape[0]
+        correct += batch_correct
+        counted += batch_counted
+        examples += batch.source.shape[0]
+        tokens_since += batch.tokens
+        position["step"] += 1
+        position["batch"] = batch_index + 1
+        step = position["step"]
+        last_batch = batch_index + 1 == loop.steps_per_epoch
+        checkpoint_now = bool(config.run.checkpoint_every) and step % config.run.checkpoint_every == 0
+        evaluate_here = bool(config.eval.every) and (step % config.eval.every == 0 or
+                                                      (last_batch and epoch + 1 == config.optim.epochs))
+        stop_now = session.should_stop()
+        if step % config.run.log_every == 0 or last_batch or checkpoint_now or stop_now or evaluate_here:
+            session.check_finite(loss_sum, step)  # also guards every checkpoint
+            tokens_per_s = tokens_since * session.world_size / max(time.time() - since, 1e-9)
+            session.log_scalars(step, {"train/loss": float(loss.detach()), "opt/lr": lr,
+                                       "opt/grad_norm": float(norm), "perf/tokens_per_s": tokens_per_s})
+            bar.update(step, loss=float(loss_sum) / examples, acc=int(correct) / max(int(counted), 1),
+                       tok_s=round(tokens_per_s))
+            tokens_since, since = 0, time.time()
+        else:
+            bar.update(step)
+        if checkpoint_now or stop_now or evaluate_here:  # a checkpoint follows: store the sums
+            position["epoch_sums"] = [float(loss_sum), int(correct), int(counted), examples]
+        if evaluate_here:
+            evaluate_now(loop, bar)
+            since = time.time()  # evaluation time is not training time
+        elif checkpoint_now or stop_now:
+            loop.save()
+        if stop_now:
+            session.interrupt()
+    return float(loss_sum) / max(examples, 1), int(correct) / max(int(counted), 1)

@@ -1,0 +1,292 @@
+"""Evaluation and reporting for ``dlx train-transformer``; ``dlx eval`` and ``dlx translate``.
+
+``evaluate`` measures the held-out split: teacher-forced loss and token
+accuracy, then the model's own outputs (greedy or beam decoding for
+seq2seq, argmax labels otherwise) for exact-sequence accuracy and, on text
+pairs, BLEU. The pictures are attention heatmaps of one fixed held-out
+example (encoder self-, decoder self- and cross-attention, every layer and
+head), the positional-encoding matrix, and a text panel of inputs,
+references and outputs.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from dlx import metrics, viz
+from dlx.configs.transformer import TransformerConfig
+from dlx.data.sequences import EOS, IGNORE, PAD, SequenceTask, Vocab
+from dlx.errors import CheckpointError, DlxError
+from dlx.train.decoding import decode
+from dlx.train.sequence_batches import batch_loss, make_batch
+
+FAMILY = "transformer"
+EVAL_BATCH = 500
+EXTRA_DECODE_STEPS = 4  # decode a little past the reference, so over-long outputs count as wrong
+
+
+@torch.no_grad()
+def evaluate(model, task: SequenceTask, config: TransformerConfig, session=None, step: int = 0) -> dict:
+    """Held-out metrics (sharded over DDP ranks); the first examples as text for the panel."""
+    was_training = model.training
+    model.eval()
+    rank, world = (session.rank, session.world_size) if session else (0, 1)
+    split, kind = task.test, task.kind
+    device = split.source.device
+    sums = torch.zeros(5, dtype=torch.float64, device=device)  # loss, correct, counted, exact, examples
+    hypotheses, references, shown = [], [], []
+    for start in range(rank * EVAL_BATCH, len(split), EVAL_BATCH * world):
+        indices = torch.arange(start, min(start + EVAL_BATCH, len(split)))
+        batch = make_batch(split, kind, indices, indices.to(device))
+        loss, predictions, targets, ignore = batch_loss(model, batch, kind, session=session, reduction="sum")
+        correct, counted = metrics.token_accuracy_counts(predictions, targets, ignore)
+        if kind == "seq2seq":
+            max_steps = min(targets.shape[1] + EXTRA_DECODE_STEPS, task.max_len)
+            autocast = session.autocast() if session else torch.autocast(device.type, enabled=False)
+            with autocast:
+                predictions = decode(model, batch.source, max_steps, config.eval.beam)
+            exact = metrics.exact_match_count(predictions, targets, EOS, PAD)
+        else:
+            exact = ((predictions == targets) | (targets == IGNORE)).view(len(indices), -1).all(1).sum()
+        sums += torch.stack([loss.double(), correct.double(), counted.double(), exact.double(),
+                             torch.tensor(float(len(indices)), dtype=torch.float64, device=device)])
+        # Strings cost per-example Python: only for BLEU (text pairs) and the few examples shown.
+        if task.name == "pairs":
+            texts = _texts(task, batch.source, targets, predictions)
+            hypotheses += [_bleu_tokens(output, task.tokenizer) for _, _, output in texts]
+            references += [_bleu_tokens(reference, task.tokenizer) for _, reference, _ in texts]
+        if start == 0:
+            count = config.eval.examples
+            shown = _texts(task, batch.source[:count], targets[:count], predictions[:count])
+    if session is not None:
+        sums = session.all_reduce_sum(sums)
+        if session.distributed and task.name == "pairs":
+            hypotheses, references = _gather_lists(hypotheses, references)
+    model.train(was_training)
+    loss_sum, correct, counted, exact, examples = sums.tolist()
+    return {
+        "step": step,
+        "loss": loss_sum / max(counted, 1),  # per token (per example for classification)
+        "token_accuracy": correct / max(counted, 1),
+        "exact_match": exact / max(examples, 1),
+        "bleu": metrics.bleu(hypotheses, references) if task.name == "pairs" else None,
+        "examples": shown,
+    }
+
+
+def _texts(task: SequenceTask, source, targets, predictions) -> list[tuple[str, str, str]]:
+    """(input, reference, output) strings for each row."""
+    vocab = task.vocab
+    rows = []
+    for row in range(source.shape[0]):
+        text = vocab.to_text(source[row].tolist())
+        if task.kind == "seq2seq":
+            rows.append((text, vocab.to_text(targets[row].tolist()), vocab.to_text(predictions[row].tolist())))
+        elif task.kind == "labeling":
+            keep = targets[row] != IGNORE
+            rows.append((text, " ".join(task.labels[i] for i in targets[row][keep].tolist()),
+                         " ".join(task.labels[i] for i in predictions[row][keep].tolist())))
+        else:
+            rows.append((text, task.labels[int(targets[row])], task.labels[int(predictions[row])]))
+    return rows
+
+
+def _bleu_tokens(text: str, tokenizer: str) -> str:
+    """Tokens separated by single spaces, as ``metrics.bleu`` expects (a space character becomes ▁)."""
+    if tokenizer == "char":
+        return " ".join("▁" if c == " " else c for c in text)
+    return " ".join(text.split())
+
+
+def _gather_lists(*lists: list) -> tuple[list, ...]:
+    import torch.distributed as dist
+
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, lists)
+    return tuple([item for part in gathered for item in part[i]] for i in range(len(lists)))
+
+
+# --------------------------------------------------------------------------
+# Numbers for logs, summary.json and TensorBoard
+
+
+def key_metric(kind: str) -> str:
+    """The number that decides best.pt: exact-sequence accuracy (accuracy for classification)."""
+    return "exact_match"
+
+
+def describe(result: dict | None) -> str:
+    if not result:
+        return ""
+    text = (f"held-out loss {result['loss']:.4f}  token acc {result['token_accuracy']:.4f}  "
+            f"exact {result['exact_match']:.4f}")
+    return text + (f"  BLEU {result['bleu']:.2f}" if result.get("bleu") is not None else "")
+
+
+def scalars(result: dict) -> dict[str, float]:
+    values = {"val/loss": result["loss"], "val/token_accuracy": result["token_accuracy"],
+              "val/exact_match": result["exact_match"]}
+    if result.get("bleu") is not None:
+        values["val/bleu"] = result["bleu"]
+    return values
+
+
+def hparam_metrics(result: dict) -> dict[str, float]:
+    return {f"hparam/{key.split('/')[1]}": value for key, value in scalars(result).items()}
+
+
+def summary(config: TransformerConfig, task: SequenceTask, model, result: dict, position: dict,
+            started_at: float) -> dict:
+    """What summary.json records (``exact_match`` is the sweep metric)."""
+    return {
+        "family": FAMILY,
+        "task": task.name,
+        "kind": task.kind,
+        "exact_match": result["exact_match"],
+        "token_accuracy": result["token_accuracy"],
+        "test_loss": result["loss"],
+        "bleu": result.get("bleu"),
+        "best_exact_match": max(position["best"], result["exact_match"]),
+        "beam": config.eval.beam,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "epochs": config.optim.epochs,
+        "global_step": position["step"],
+        "train_examples": len(task.train),
+        "test_examples": len(task.test),
+        "train_seconds": round(time.time() - started_at, 2),
+        # [step, seconds since start, exact match] at each evaluation: time-to-accuracy.
+        "history": position["history"],
+    }
+
+
+# --------------------------------------------------------------------------
+# Pictures and text
+
+
+@torch.no_grad()
+def log_pictures(writer, model, task: SequenceTask, result: dict, step: int, examples: int) -> None:
+    """Attention heatmaps of held-out example 0, the learned positions, the text panel."""
+    if examples and result["examples"]:
+        writer.add_text("eval/examples", _markdown_table(result["examples"]), step)
+    was_training = model.training
+    model.eval()
+    split, vocab = task.test, task.vocab
+    source_len = int(split.source_lengths[0])
+    source = split.source[:1, :source_len]
+    source_tokens = _token_names(vocab, source[0])
+    if task.kind == "seq2seq":
+        target_in = split.target[:1, :int(split.target_lengths[0]) - 1]
+        maps = model.attention_maps(source, target_in)
+        target_tokens = _token_names(vocab, target_in[0])
+        axes = {"encoder_self": (source_tokens, source_tokens), "decoder_self": (target_tokens, target_tokens),
+                "cross": (target_tokens, source_tokens)}
+    else:
+        maps = model.attention_maps(source)
+        axes = {"encoder_self": (source_tokens, source_tokens)}
+    model.train(was_training)
+    for name, per_layer in maps.items():
+        weights = torch.stack([w[0] for w in per_layer])  # layers × heads × queries × keys
+        queries, keys = axes[name]
+        figure = viz.attention_figure(weights, queries, keys, title=f"{name.replace('_', ' ')} attention, step {step}")
+        writer.add_image(f"attention/{name}", figure, step, dataformats="HWC")
+    if type(model.source_embedding.position).__name__ == "LearnedEncoding":
+        log_positional_encoding(writer, model, task, step)
+
+
+def log_positional_encoding(writer, model, task: SequenceTask, step: int) -> None:
+    """The positional-encoding matrix (positions × d_model) as an image."""
+    matrix = model.positional_matrix(task.max_len)
+    kind = type(model.source_embedding.position).__name__.replace("Encoding", "").lower() or "none"
+    writer.add_image("positional_encoding/matrix",
+                     viz.positional_encoding_figure(matrix, f"positional encoding ({kind})"),
+                     step, dataformats="HWC")
+
+
+def _token_names(vocab: Vocab, ids: torch.Tensor) -> list[str]:
+    return [vocab.tokens[i] if 0 <= i < len(vocab) else "?" for i in ids.tolist()]
+
+
+def _markdown_table(rows: list[tuple[str, str, str]]) -> str:
+    def cell(text: str) -> str:
+        return (text or " ").replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| input | reference | output | ok |", "|---|---|---|---|"]
+    for source, reference, output in rows:
+        lines.append(f"| {cell(source)} | {cell(reference)} | {cell(output)} | "
+                     f"{'yes' if reference == output else 'no'} |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------
+# Saved runs: dlx eval, dlx translate
+
+
+def load_run(run_dir: str | Path, which: str = "best"):
+    """(config, checkpoint state, model with its weights) of a saved transformer run."""
+    from dlx import checkpoint, config as config_mod
+    from dlx.models.transformer import build_model
+    from dlx.session import run_config
+
+    run_dir = Path(run_dir)
+    config = config_mod.build(TransformerConfig, base=run_config(run_dir, FAMILY))
+    path = run_dir / "checkpoints" / f"{which}.pt"
+    if which == "best" and not path.is_file():
+        path = run_dir / "checkpoints" / "last.pt"
+    state = checkpoint.load(path, FAMILY)
+    info = state["task"]
+    model = build_model(config.model, info["kind"], len(info["tokens"]), len(info["labels"]), info["max_len"])
+    model.load_state_dict(state["model"])
+    model.eval()
+    return config, state, model
+
+
+def evaluate_run(run_dir: str | Path, which: str = "best", data_dir: str | None = None) -> dict:
+    """``dlx eval``: held-out metrics of a saved checkpoint, without training.
+
+    Generated tasks are regenerated from the saved seed; file tasks re-read
+    their files (from ``data_dir`` when given: the files' names are looked
+    up there).
+    """
+    from dlx.data.sequences import load_task
+
+    config, state, model = load_run(run_dir, which)
+    if data_dir:
+        for key in ("path", "test_path"):
+            if getattr(config.data, key):
+                setattr(config.data, key, str(Path(data_dir) / Path(getattr(config.data, key)).name))
+    task = load_task(config.data)
+    if task.vocab.tokens != state["task"]["tokens"] or task.labels != state["task"]["labels"]:
+        raise CheckpointError(f"{run_dir}: the data no longer gives the vocabulary the run was trained with "
+                              "(did the data file change?)")
+    result = evaluate(model, task, config)
+    return {
+        "run_dir": str(run_dir), "checkpoint": which, "step": int(state["step"]), "task": task.name,
+        "beam": config.eval.beam, "exact_match": result["exact_match"],
+        "token_accuracy": result["token_accuracy"], "test_loss": result["loss"],
+        **({"bleu": result["bleu"]} if result["bleu"] is not None else {}),
+    }
+
+
+@torch.no_grad()
+def translate(run_dir: str | Path, text: str, beam: int | None = None, which: str = "best") -> str:
+    """``dlx translate``: the trained model's output for one input text."""
+    from dlx.data.sequences import encode_input
+
+    config, state, model = load_run(run_dir, which)
+    info = state["task"]
+    ids = encode_input(text, info)
+    if len(ids) > info["max_len"]:
+        raise DlxError(f"the input has {len(ids)} tokens; this run's model takes at most {info['max_len']}")
+    source = torch.tensor([ids], dtype=torch.long)
+    vocab = Vocab(info["tokens"], info["joiner"])
+    if info["kind"] == "seq2seq":
+        output = decode(model, source, info["max_len"], beam or config.eval.beam)
+        return vocab.to_text(output[0].tolist())
+    predictions = model(source).argmax(-1)[0]
+    if info["kind"] == "classification":
+        return info["labels"][int(predictions)]
+    tokens = vocab.decode(ids)
+    return " ".join(f"{token}/{info['labels'][int(label)]}" for token, label in zip(tokens, predictions.tolist()))
