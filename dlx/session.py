@@ -50,15 +50,16 @@ from dlx.errors import CheckpointError, DlxError, NonFiniteLossError
 from dlx.progress import NullProgress, TrainProgress
 
 # Config keys that may change when a run is resumed: they alter how it runs,
-# not what it computes (``optim.epochs`` extends or shortens the run).
+# not what it computes. ``optim.epochs`` extends a run; with a schedule that
+# depends on the run's length (cosine, onecycle, warmup-cosine) the learning
+# rate follows the new length from the resume step on. Thread count and
+# torch.compile are not here: both can change floating-point results.
 RESUMABLE_KEYS = {
     "optim.epochs",
     "run.device",
     "run.progress",
     "run.log_every",
     "run.checkpoint_every",
-    "run.threads",
-    "run.compile",
     "data.data_dir",
     "data.download",
 }
@@ -77,10 +78,14 @@ class TrainingInterrupted(Exception):
 
 
 def read_meta(run_dir: Path) -> dict:
-    meta_path = run_dir / "meta.json"
-    if not meta_path.is_file():
-        raise CheckpointError(f"{run_dir} is not a dlx run directory (no meta.json)")
-    return json.loads(meta_path.read_text())
+    """meta.json of a run; a CheckpointError when missing or unreadable."""
+    from dlx.errors import DlxError
+    from dlx.runs import load_run
+
+    try:
+        return load_run(Path(run_dir)).meta
+    except DlxError as error:
+        raise CheckpointError(str(error)) from None
 
 
 def run_config(run_dir: str | Path, family: str) -> dict:
@@ -91,16 +96,24 @@ def run_config(run_dir: str | Path, family: str) -> dict:
     meta = read_meta(run_dir)
     if meta.get("family") != family:
         raise CheckpointError(f"{run_dir} is a {meta.get('family')!r} run, not a {family!r} run")
-    return yaml.safe_load((run_dir / "config.yaml").read_text())
+    try:
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        config = None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{run_dir}/config.yaml is missing or not a config mapping")
+    return config
 
 
 def saved_config(run_dir: str | Path, family: str) -> dict:
     """``run_config`` plus the checks that the run can be resumed now."""
+    from dlx.runs import load_run
+
     run_dir = Path(run_dir)
     config = run_config(run_dir, family)
-    meta = read_meta(run_dir)
-    if meta.get("status") == "running" and _pid_alive(meta.get("pid")):
-        raise CheckpointError(f"{run_dir} is still running (pid {meta.get('pid')})")
+    run = load_run(run_dir)
+    if run.live():
+        raise CheckpointError(f"{run_dir} is still running (pid {run.meta.get('pid')} on {run.meta.get('host')})")
     if not (run_dir / "checkpoints" / "last.pt").is_file():
         raise CheckpointError(f"{run_dir} has no checkpoints/last.pt to resume from")
     return config
@@ -122,18 +135,6 @@ def _diff(a: Any, b: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
             changes.update(_diff(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else str(key)))
         return changes
     return {} if a == b else {prefix: (a, b)}
-
-
-def _pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _git_commit() -> str | None:
@@ -176,6 +177,7 @@ class Session:
         self._stop_signal = 0
         self._old_handlers: dict[int, Any] = {}
         self._finished = False
+        self._resume_cache: dict | None = None
         self._start_time = time.time()
         self.started_at = self._start_time
 
@@ -290,13 +292,14 @@ class Session:
         """True when a stop signal arrived (on any rank, under DDP)."""
         if not self.distributed:
             return bool(self._stop_signal)
-        flag = torch.tensor([float(self._stop_signal)], device=self.device)
         import torch.distributed as dist
 
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        if flag.item() and not self._stop_signal:
-            self._stop_signal = int(flag.item())
-        return bool(flag.item())
+        flag = torch.tensor([float(self._stop_signal)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)  # every rank stops at the same step
+        signum = int(flag.item())
+        if signum and not self._stop_signal:
+            self._stop_signal = signum
+        return bool(signum)
 
     def interrupt(self) -> None:
         """Call after saving the checkpoint when ``should_stop()`` is true."""
@@ -310,6 +313,8 @@ class Session:
         Call after data and model are ready, so that a user's mistake found
         while loading never leaves a run directory behind.
         """
+        if self.should_stop():  # Ctrl-C while loading: nothing to save yet
+            raise DlxError("interrupted before the run started; no run directory was created")
         if self.is_main:
             self.run_dir = self._reopen_run() if self.resume_dir else self._create_run()
         if self.distributed:
@@ -321,7 +326,9 @@ class Session:
         if self.is_main:
             from torch.utils.tensorboard import SummaryWriter
 
-            purge_step = self._resume_step() if self.resume_dir else None
+            # Events logged after the checkpoint's step are from the lost part
+            # of the run: TensorBoard drops steps >= purge_step.
+            purge_step = int(self.resume_state()["step"]) + 1 if self.resume_dir else None
             self.writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=purge_step)
         return self.run_dir
 
@@ -402,14 +409,13 @@ class Session:
 
     # -- checkpoints ----------------------------------------------------------
 
-    def _resume_step(self) -> int:
-        return int(checkpoint.load(self.resume_dir / "checkpoints" / "last.pt", self.family)["step"])
-
     def resume_state(self) -> dict | None:
         """The last checkpoint's state when resuming (every rank), else None."""
         if self.resume_dir is None:
             return None
-        return checkpoint.load(self.resume_dir / "checkpoints" / "last.pt", self.family)
+        if self._resume_cache is None:  # read once: the trainer and open_run both need it
+            self._resume_cache = checkpoint.load(self.resume_dir / "checkpoints" / "last.pt", self.family)
+        return self._resume_cache
 
     def save_checkpoint(self, state: dict, generators: dict[str, torch.Generator] | None = None,
                         best: bool = False) -> None:
@@ -418,9 +424,9 @@ class Session:
         ``state`` must hold ``step``; RNG states are added here so that no
         trainer can forget one.
         """
+        _check_finite_state(state)  # on every rank, so all of them raise together
         if not self.is_main:
             return
-        _check_finite_state(state)
         payload = dict(state, family=self.family, rng=checkpoint.rng_state(generators))
         checkpoints = self.run_dir / "checkpoints"
         checkpoint.save(checkpoints / "last.pt", payload)
@@ -430,11 +436,14 @@ class Session:
     # -- numbers --------------------------------------------------------------
 
     def check_finite(self, loss: torch.Tensor | float, step: int) -> None:
-        """Stop with a clear message when the loss is NaN or infinite."""
-        value = float(loss)
-        if value != value or value in (float("inf"), float("-inf")):
+        """Stop with a clear message when the loss is NaN or infinite (on any rank)."""
+        value = torch.as_tensor(loss, dtype=torch.float64).detach()
+        bad = (~torch.isfinite(value)).to(torch.float64)
+        if self.distributed:
+            bad = self.all_reduce_sum(bad.to(self.device))
+        if float(bad):
             raise NonFiniteLossError(
-                f"loss became {value} at step {step}; stopped without saving "
+                f"loss became {float(value)} at step {step}; stopped without saving "
                 "(try a lower --lr or gradient clipping; the last good checkpoint is kept)"
             )
 

@@ -117,3 +117,16 @@ def test_data_fetch_from_a_dead_mirror_is_one_line(capsys, tmp_path):
     line = _one_error_line(capsys)
     assert "could not download" in line and "127.0.0.1:9" in line
     assert not any((tmp_path / "k").glob("*ubyte*"))
+
+
+@pytest.mark.parametrize("meta_text, config_text, message", [
+    ("{not json", "run: {}", "unreadable"),
+    ('{"family": "cnn", "status": "interrupted"}', "", "config.yaml is missing or not a config mapping"),
+])
+def test_resume_of_a_damaged_run_is_one_line(meta_text, config_text, message, capsys, tmp_path):
+    damaged = tmp_path / "damaged"
+    (damaged / "checkpoints").mkdir(parents=True)
+    (damaged / "meta.json").write_text(meta_text)
+    (damaged / "config.yaml").write_text(config_text)
+    assert cli(["train-cnn", "--resume", damaged]) == 2
+    assert message in _one_error_line(capsys)

@@ -51,6 +51,10 @@ def test_resume_refuses_changes_that_break_exactness(runs_dir, capsys):
     err = capsys.readouterr().err
     assert "optim.lr: cannot change when resuming" in err and err.count("\n") == 1
     assert (run / "meta.json").read_text() == before  # the earlier run is untouched
+    # Resuming a completed run with nothing left to train is refused, untouched too.
+    assert cli(["train-cnn", "--resume", run]) == 2
+    assert "already completed 1 epochs" in capsys.readouterr().err
+    assert (run / "meta.json").read_text() == before
 
 
 def _wait_for(path, process, timeout=120):

@@ -49,7 +49,7 @@ def resolve_config(config_cls: type, family: str, config_file: Optional[Path], f
 
     base = saved_config(resume, family) if resume else None
     resolved = config_mod.build(config_cls, config_file, flags, overrides, base=base)
-    if base is not None:
+    if resume:
         problems = check_resume_changes(base, config_mod.to_dict(resolved))
         if problems:
             raise ConfigError(problems)

@@ -19,7 +19,8 @@ from dlx import metrics, viz
 from dlx.configs.cnn import CNNConfig
 from dlx.models.cnn import build_cnn
 from dlx.optim import grad_norm, lr_at, make_optimizer, set_lr
-from dlx.session import Session
+from dlx.errors import ConfigError
+from dlx.session import Session, read_meta
 
 FAMILY = "cnn"
 EVAL_BATCH = 1000
@@ -104,13 +105,17 @@ def train(config: CNNConfig, argv: list[str] | None = None, resume_dir: str | Pa
         optimizer = make_optimizer(model.parameters(), config.optim)
         # Each rank takes an equal shard of the same permutation.
         shard_size = data.train_images.shape[0] // session.world_size
+        if shard_size == 0:
+            raise ConfigError([f"data.limit_train: {data.train_images.shape[0]} images cannot be "
+                               f"shared by {session.world_size} processes"])
         steps_per_epoch = max(1, -(-shard_size // config.optim.batch_size))
-        position = {"step": 0, "epoch": 0, "batch": 0, "best_accuracy": 0.0, "epoch_sums": [0.0, 0, 0]}
+        position = {"step": 0, "epoch": 0, "batch": 0, "best_accuracy": -1.0, "epoch_sums": [0.0, 0, 0]}
         state = session.resume_state()
         if state is not None:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             position = state["position"]
+            check_resume_position(position, config.optim.epochs, session)
         loop = Loop(config, session, data, model, train_model, optimizer, steps_per_epoch,
                     steps_per_epoch * config.optim.epochs, shard_size, position)
         run_dir = session.open_run()
@@ -192,9 +197,9 @@ def run_epoch(loop: Loop, epoch: int, bar) -> tuple[float, float]:
         loss = F.cross_entropy(logits.float(), labels)
         loop.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        norm = grad_norm(loop.model.parameters())
+        norm = None  # computed only when logged (or free from clipping)
         if config.optim.grad_clip:
-            torch.nn.utils.clip_grad_norm_(loop.model.parameters(), config.optim.grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_(loop.model.parameters(), config.optim.grad_clip)
         loop.optimizer.step()
 
         loss_sum += loss.detach().double() * labels.shape[0]
@@ -210,6 +215,8 @@ def run_epoch(loop: Loop, epoch: int, bar) -> tuple[float, float]:
         stop_now = session.should_stop()
         if step % config.run.log_every == 0 or last_batch or checkpoint_now or stop_now:
             session.check_finite(loss_sum, step)  # also guards every checkpoint
+            if norm is None:  # gradients are intact until the next zero_grad
+                norm = grad_norm(loop.model.parameters())
             images_per_s = seen_since * session.world_size / max(time.time() - since, 1e-9)
             session.log_scalars(step, {"train/loss": float(loss.detach()), "opt/lr": lr,
                                        "opt/grad_norm": float(norm), "perf/images_per_s": images_per_s})
@@ -223,6 +230,16 @@ def run_epoch(loop: Loop, epoch: int, bar) -> tuple[float, float]:
         if stop_now:
             session.interrupt()
     return float(loss_sum) / max(seen, 1), int(correct) / max(seen, 1)
+
+
+def check_resume_position(position: dict, epochs: int, session: Session) -> None:
+    """Refuse a resume that would shorten the run or redo a finished one."""
+    trained = position["epoch"] + (1 if position["batch"] else 0)
+    if trained > epochs:
+        raise ConfigError([f"optim.epochs: the run already trained {trained} epochs; cannot stop at {epochs}"])
+    if position["epoch"] == epochs and read_meta(session.resume_dir).get("status") == "completed":
+        raise ConfigError([f"optim.epochs: the run already completed {epochs} epochs; "
+                           f"pass --epochs N with N > {epochs} to train longer"])
 
 
 @torch.no_grad()
@@ -306,7 +323,10 @@ def evaluate_run(run_dir: str | Path, which: str = "best", data_dir: str | None 
     config = config_mod.build(CNNConfig, base=run_config(run_dir, FAMILY))
     if data_dir:
         config.data.data_dir = data_dir
-    state = checkpoint.load(run_dir / "checkpoints" / f"{which}.pt", FAMILY)
+    path = run_dir / "checkpoints" / f"{which}.pt"
+    if which == "best" and not path.is_file():  # e.g. stopped before the first evaluation
+        path = run_dir / "checkpoints" / "last.pt"
+    state = checkpoint.load(path, FAMILY)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     data = load_images(config, device)
     data.mean, data.std = state["normalize"]["mean"], state["normalize"]["std"]
