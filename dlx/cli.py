@@ -17,6 +17,7 @@ from dlx.commands import cnn, data, evaluate
 from dlx.commands import transformer as transformer_commands
 from dlx.commands import inspect as inspect_commands
 from dlx.commands import runs, sweep, tensorboard
+from dlx.commands import gan as gan_commands
 
 HELP = """\
 dlx: train, compare and understand CNNs, attention, Transformers and GANs.
@@ -60,6 +61,7 @@ def _root(
 
 cnn.register(app)
 transformer_commands.register(app)
+gan_commands.register(app)
 evaluate.register(app)
 data.register(app)
 inspect_commands.register(app)

@@ -73,3 +73,86 @@ def bleu(hypotheses: list[str], references: list[str]) -> float:
     if not hypotheses:
         return 0.0
     return float(BLEU(tokenize="none", effective_order=True).corpus_score(hypotheses, [references]).score)
+
+
+# --------------------------------------------------------------------------
+# GANs (issue 5): Fréchet distance, mode coverage, class histograms
+
+
+def feature_statistics(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and (unbiased) covariance of N×D features, in float64."""
+    features = features.detach().double().cpu()
+    if features.dim() != 2 or features.shape[0] < 2:
+        raise ValueError(f"need an N×D feature matrix with N >= 2, got shape {tuple(features.shape)}")
+    mean = features.mean(dim=0)
+    centred = features - mean
+    return mean, centred.T @ centred / (features.shape[0] - 1)
+
+
+def sqrtm_psd(matrix: torch.Tensor) -> torch.Tensor:
+    """Square root of a symmetric positive semi-definite matrix (via ``eigh``).
+
+    Eigenvalues that round-off pushed slightly below zero are clamped to 0.
+    """
+    matrix = matrix.double()
+    symmetric = (matrix + matrix.T) / 2
+    eigenvalues, eigenvectors = torch.linalg.eigh(symmetric)
+    return (eigenvectors * eigenvalues.clamp(min=0).sqrt()) @ eigenvectors.T
+
+
+def frechet_distance(mean1: torch.Tensor, cov1: torch.Tensor, mean2: torch.Tensor, cov2: torch.Tensor) -> float:
+    """Squared Fréchet (2-Wasserstein) distance between N(mean1, cov1) and N(mean2, cov2).
+
+    ``|m1 - m2|² + Tr(C1 + C2 - 2 (C1 C2)^½)``. ``C1 C2`` is not symmetric,
+    but it is similar to ``C1^½ C2 C1^½``, which is symmetric PSD, so the
+    trace of its square root is the sum of the square roots of that matrix's
+    eigenvalues — stable with ``eigh`` alone (no scipy).
+    """
+    mean1, mean2, cov1, cov2 = (t.detach().double().cpu() for t in (mean1, mean2, cov1, cov2))
+    root1 = sqrtm_psd(cov1)
+    middle = root1 @ cov2 @ root1
+    middle = (middle + middle.T) / 2
+    trace_sqrt = torch.linalg.eigvalsh(middle).clamp(min=0).sqrt().sum()
+    distance = (mean1 - mean2).pow(2).sum() + cov1.trace() + cov2.trace() - 2 * trace_sqrt
+    return max(float(distance), 0.0)
+
+
+def frechet_distance_features(features1: torch.Tensor, features2: torch.Tensor) -> float:
+    """Fréchet distance between the gaussians fitted to two feature sets."""
+    return frechet_distance(*feature_statistics(features1), *feature_statistics(features2))
+
+
+def mode_coverage(samples: torch.Tensor, means: torch.Tensor, std: float, sigmas: float = 3.0) -> dict:
+    """Modes captured and high-quality fraction of 2-D samples (VEEGAN / PacGAN).
+
+    A sample is *high quality* when it lies within ``sigmas`` standard
+    deviations of its nearest mode; a mode is *captured* when it is the
+    nearest mode of at least one high-quality sample. Also returns how many
+    high-quality samples each mode got.
+    """
+    samples = samples.detach().float().cpu()
+    distances = torch.cdist(samples, means.float().cpu())
+    nearest_distance, nearest = distances.min(dim=1)
+    high_quality = nearest_distance <= sigmas * std
+    per_mode = torch.bincount(nearest[high_quality], minlength=means.shape[0])
+    return {
+        "modes_captured": int((per_mode > 0).sum()),
+        "high_quality": float(high_quality.float().mean()) if len(samples) else 0.0,
+        "per_mode": per_mode.tolist(),
+    }
+
+
+def class_histogram(predictions: torch.Tensor, num_classes: int) -> list[float]:
+    """Fraction of ``predictions`` in each class (sums to 1; zeros when empty)."""
+    counts = torch.bincount(predictions.long().flatten().cpu(), minlength=num_classes).double()
+    return (counts / counts.sum().clamp(min=1)).tolist()
+
+
+def normalized_entropy(fractions: list[float]) -> float:
+    """Entropy of a histogram divided by log(classes): 1 is uniform, 0 is one class."""
+    import math
+
+    if len(fractions) < 2:
+        return 1.0
+    entropy = -sum(p * math.log(p) for p in fractions if p > 0)
+    return max(entropy / math.log(len(fractions)), 0.0)  # never -0.0

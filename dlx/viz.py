@@ -126,3 +126,72 @@ def positional_encoding_figure(matrix: torch.Tensor, title: str = "positional en
     figure.colorbar(image, ax=axis)
     figure.tight_layout()
     return figure_to_array(figure)
+
+
+# --------------------------------------------------------------------------
+# GANs (issue 5): 2-D scatter plots, class histograms, PNG files
+
+
+def scatter_figure(real: torch.Tensor | None, fake: torch.Tensor, means: torch.Tensor | None = None,
+                   std: float = 0.0, path: torch.Tensor | None = None, title: str = "") -> np.ndarray:
+    """Real (grey) vs generated (blue) 2-D points, the modes' 3σ circles, a latent path (HWC uint8)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(5, 5), dpi=80)
+    if real is not None:
+        real = real.detach().float().cpu().numpy()
+        axes.scatter(real[:, 0], real[:, 1], s=3, c="0.6", alpha=0.5, label="real", linewidths=0)
+    fake = fake.detach().float().cpu().numpy()
+    axes.scatter(fake[:, 0], fake[:, 1], s=3, c="tab:blue", alpha=0.6, label="generated", linewidths=0)
+    if means is not None:
+        for x, y in means.float().cpu().numpy():
+            axes.add_patch(plt.Circle((x, y), 3 * std, fill=False, color="tab:red", lw=0.8))
+    if path is not None:
+        line = path.detach().float().cpu().numpy()
+        axes.plot(line[:, 0], line[:, 1], "-o", c="tab:orange", ms=2.5, lw=1, label="latent interpolation")
+    if means is not None:  # frame the modes, not stray samples far away
+        low, high = means.min().item(), means.max().item()
+        margin = 0.25 * (high - low) + 6 * std
+        axes.set_xlim(low - margin, high + margin)
+        axes.set_ylim(low - margin, high + margin)
+    axes.set_aspect("equal")
+    axes.legend(loc="upper right", fontsize=7, markerscale=3)
+    if title:
+        axes.set_title(title, fontsize=9)
+    figure.tight_layout()
+    return figure_to_array(figure)
+
+
+def histogram_figure(fractions: list[float], class_names: list[str], title: str = "") -> np.ndarray:
+    """A bar chart of class fractions (e.g. of generated samples), HWC uint8."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(max(4.0, 0.5 * len(class_names) + 1.5), 3.2), dpi=80)
+    axes.bar(range(len(fractions)), fractions, color="tab:blue")
+    axes.axhline(1 / max(len(fractions), 1), color="tab:red", lw=0.8, ls="--")
+    axes.set_xticks(range(len(class_names)), class_names, rotation=60, ha="right", fontsize=7)
+    axes.set_ylabel("fraction")
+    if title:
+        axes.set_title(title, fontsize=9)
+    figure.tight_layout()
+    return figure_to_array(figure)
+
+
+def save_png(image: torch.Tensor | np.ndarray, path) -> None:
+    """Write a C×H×W tensor in [0, 1] (e.g. an ``image_grid``) or an HWC uint8 array as PNG."""
+    from PIL import Image
+
+    if isinstance(image, torch.Tensor):
+        array = (image.detach().float().cpu().clamp(0, 1) * 255).round().byte()
+        array = array.permute(1, 2, 0).numpy()
+    else:
+        array = np.asarray(image)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    Image.fromarray(array).save(path, format="PNG")

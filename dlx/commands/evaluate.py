@@ -10,7 +10,8 @@ import typer
 
 # family → module with ``evaluate_run(run_dir, which, data_dir)``; an explicit
 # registry, not import strings from user input.
-EVALUATORS = {"cnn": "dlx.train.cnn", "transformer": "dlx.train.transformer_eval"}
+EVALUATORS = {"cnn": "dlx.train.cnn", "transformer": "dlx.train.transformer_eval",
+              "gan": "dlx.train.gan_saved"}
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,130 @@
+"""The data a GAN imitates: a 2-D mixture, an image set, or two image domains.
+
+Images stay uint8 tensors on the training device; a batch is an index slice
+converted to floats in [-1, 1] (the generator's tanh range). Class names in
+configs are matched loosely ("ankle-boot", "Ankle boot", "9" all work).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+
+from dlx.configs.gan import GANConfig
+from dlx.errors import ConfigError
+
+
+@dataclass
+class ImageSet:
+    """Images of some classes of one dataset (train and test splits), on a device."""
+
+    dataset: str
+    train_images: torch.Tensor  # uint8, N×H×W
+    train_labels: torch.Tensor  # int64, 0..len(class_ids)-1 (position in class_ids)
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    class_ids: list[int]  # dataset label of each kept class
+    class_names: list[str]  # every class name of the dataset (indexed by dataset label)
+
+    @property
+    def kept_names(self) -> list[str]:
+        return [self.class_names[i] for i in self.class_ids]
+
+    @property
+    def label(self) -> str:
+        """Short description: ``fashion-mnist[Sneaker]``."""
+        if len(self.class_ids) == len(self.class_names):
+            return self.dataset
+        return f"{self.dataset}[{','.join(self.kept_names)}]"
+
+
+@dataclass
+class GANData:
+    """What one run trains on. Exactly one of ``mixture``, ``images``, ``domains`` is set."""
+
+    sample_shape: tuple[int, ...]
+    mixture: object | None = None  # dlx.data.toy2d.Mixture
+    images: ImageSet | None = None
+    domains: tuple[ImageSet, ImageSet] | None = None
+    num_classes: int = 0  # classes a conditional GAN can be asked for
+
+
+def to_signed(images: torch.Tensor) -> torch.Tensor:
+    """uint8 N×H×W → float N×1×H×W in [-1, 1]."""
+    return images.unsqueeze(1).float().div(127.5).sub(1.0)
+
+
+def _normalize_name(name: str) -> str:
+    return re.sub(r"[\s_\-/]+", "", name.lower())
+
+
+def resolve_classes(wanted: list[str], class_names: list[str], key: str, dataset: str) -> list[int]:
+    """Dataset labels for ``wanted`` (names, any case/separators, or indices); [] → all."""
+    if not wanted:
+        return list(range(len(class_names)))
+    lookup: dict[str, int] = {}
+    for index, name in enumerate(class_names):
+        lookup[_normalize_name(name)] = index
+        for part in name.split("/"):  # "T-shirt/top": "t-shirt" and "top" also work
+            lookup.setdefault(_normalize_name(part), index)
+    ids, problems = [], []
+    for item in wanted:
+        text = str(item).strip()
+        if text.isdigit() and int(text) < len(class_names):
+            ids.append(int(text))
+        elif _normalize_name(text) in lookup:
+            ids.append(lookup[_normalize_name(text)])
+        else:
+            problems.append(f"{key}: {text!r} is not a {dataset} class "
+                            f"(classes: {', '.join(class_names)}; or an index 0-{len(class_names) - 1})")
+    if problems:
+        raise ConfigError(problems)
+    if len(set(ids)) != len(ids):
+        raise ConfigError([f"{key}: a class is listed twice ({wanted})"])
+    return ids
+
+
+def load_image_set(dataset: str, classes: list[str], key: str, config: GANConfig,
+                   device: torch.device, progress: bool = True) -> ImageSet:
+    """Load ``dataset``, keep ``classes``, apply ``data.limit_train``, move to ``device``."""
+    from dlx.data import vision
+
+    spec_classes = list(vision.get_spec(dataset).classes)
+    class_ids = resolve_classes(classes, spec_classes, key, dataset)  # before any file is read
+    data = vision.load(dataset, data_dir=config.data.data_dir, download=config.data.download,
+                       progress=progress)
+    splits = []
+    for images, labels in ((data.train_images, data.train_labels), (data.test_images, data.test_labels)):
+        remap = torch.full((len(spec_classes),), -1, dtype=torch.long)
+        remap[torch.tensor(class_ids)] = torch.arange(len(class_ids))
+        new_labels = remap[labels]
+        keep = new_labels >= 0
+        splits.append((images[keep], new_labels[keep]))
+    (train_images, train_labels), (test_images, test_labels) = splits
+    if config.data.limit_train:
+        train_images, train_labels = train_images[:config.data.limit_train], train_labels[:config.data.limit_train]
+    return ImageSet(dataset, train_images.to(device), train_labels.to(device), test_images.to(device),
+                    test_labels.to(device), class_ids, spec_classes)
+
+
+def load_gan_data(config: GANConfig, device: torch.device, progress: bool = True) -> GANData:
+    """The mixture, images or domains ``config`` asks for (user mistakes: ``DlxError``)."""
+    if config.model.kind == "cycle":
+        sides = []
+        for side in ("domain_a", "domain_b"):
+            domain = getattr(config.data, side)
+            sides.append(load_image_set(domain.dataset or config.data.dataset, domain.classes,
+                                        f"data.{side}.classes", config, device, progress))
+        if sides[0].train_images.shape[1:] != sides[1].train_images.shape[1:]:
+            raise ConfigError([f"data.domain_b: images are {tuple(sides[1].train_images.shape[1:])}, "
+                               f"domain A's are {tuple(sides[0].train_images.shape[1:])}"])
+        return GANData(sample_shape=(1, *sides[0].train_images.shape[1:]), domains=(sides[0], sides[1]))
+    if config.is_toy:
+        from dlx.data import toy2d
+
+        return GANData(sample_shape=(2,), mixture=toy2d.mixture(config.data.dataset, config.toy_std()))
+    images = load_image_set(config.data.dataset, config.data.classes, "data.classes", config, device, progress)
+    return GANData(sample_shape=(1, *images.train_images.shape[1:]), images=images,
+                   num_classes=len(images.class_ids))

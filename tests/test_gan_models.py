@@ -1,0 +1,116 @@
+"""GAN networks, noise and losses (dlx/models/gan.py, dlx/train/gan_losses.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dlx import config as config_mod
+from dlx.configs.gan import GANConfig
+from dlx.errors import ShapeError
+from dlx.models.gan import build_gan, interpolate, sample_noise
+from dlx.train import gan_losses
+
+
+def make_config(**overrides) -> GANConfig:
+    return config_mod.build(GANConfig, overrides=[f"{key}={value}" for key, value in overrides.items()])
+
+
+def test_toy_gan_shapes_and_packing():
+    config = make_config()
+    models = build_gan(config, (2,))
+    generator, critic = models.generators["G"], models.discriminators["D"]
+    samples = generator(torch.randn(8, config.noise_dim()))
+    assert samples.shape == (8, 2)
+    assert critic(samples).shape == (4,)  # pack 2: one score per pair
+
+
+@pytest.mark.parametrize("name", ["mlp", "dcgan"])
+@pytest.mark.parametrize("kind", ["gan", "conditional"])
+def test_image_generators_and_discriminators(name, kind):
+    config = make_config(**{"data.dataset": "fashion-mnist", "model.name": name, "model.kind": kind,
+                            "model.channels": 8, "model.g_hidden": "[16]", "model.d_hidden": "[16]"})
+    models = build_gan(config, (1, 28, 28), num_classes=10)
+    labels = torch.arange(6) % 10 if kind == "conditional" else None
+    images = models.generators["G"](torch.randn(6, 64), labels)
+    assert images.shape == (6, 1, 28, 28)
+    assert images.abs().max() <= 1.0  # tanh range, like the real images in [-1, 1]
+    assert models.discriminators["D"](images, labels).shape == (6,)
+
+
+def test_conditional_networks_need_labels():
+    config = make_config(**{"data.dataset": "mnist", "model.kind": "conditional", "model.g_hidden": "[8]"})
+    models = build_gan(config, (1, 28, 28), num_classes=10)
+    with pytest.raises(ValueError, match="labels"):
+        models.generators["G"](torch.randn(2, 64))
+
+
+def test_projection_discriminator_depends_on_the_label():
+    config = make_config(**{"data.dataset": "mnist", "model.kind": "conditional", "model.d_hidden": "[8]"})
+    critic = build_gan(config, (1, 28, 28), num_classes=10).discriminators["D"]
+    images = torch.rand(3, 1, 28, 28)
+    assert not torch.allclose(critic(images, torch.zeros(3, dtype=torch.long)),
+                              critic(images, torch.ones(3, dtype=torch.long)))
+
+
+@pytest.mark.parametrize("name", ["mlp", "dcgan"])
+def test_cycle_translators_keep_the_image_shape(name):
+    config = make_config(**{"data.dataset": "fashion-mnist", "model.kind": "cycle", "model.name": name,
+                            "model.channels": 8, "model.g_hidden": "[16]", "model.d_hidden": "[16]"})
+    models = build_gan(config, (1, 28, 28))
+    assert set(models.generators) == {"G_AB", "G_BA"} and set(models.discriminators) == {"D_A", "D_B"}
+    images = torch.rand(3, 1, 28, 28) * 2 - 1
+    assert models.generators["G_AB"](images).shape == images.shape
+    assert models.discriminators["D_B"](images).shape == (3,)
+
+
+def test_dcgan_needs_images():
+    config = make_config(**{"data.dataset": "fashion-mnist", "model.name": "dcgan"})
+    with pytest.raises(ShapeError, match="images"):
+        build_gan(config, (2,))
+    with pytest.raises(ShapeError, match="divisible by 4"):
+        build_gan(config, (1, 30, 30))
+
+
+def test_noise_distributions():
+    generator = torch.Generator().manual_seed(0)
+    gaussian = sample_noise("gaussian", 50_000, 4, generator)
+    uniform = sample_noise("uniform", 50_000, 4, generator)
+    assert gaussian.mean().abs() < 0.02 and (gaussian.std() - 1).abs() < 0.02
+    assert gaussian.abs().max() > 3  # unbounded tails
+    assert uniform.min() >= -1 and uniform.max() <= 1
+    assert (uniform.std() - 1 / 3 ** 0.5).abs() < 0.01  # U(-1, 1): std 1/√3
+    with pytest.raises(ValueError):
+        sample_noise("laplace", 2, 2)
+
+
+@pytest.mark.parametrize("spherical", [False, True])
+def test_interpolation_ends_at_both_vectors(spherical):
+    start, end = torch.tensor([1.0, 0.0, 2.0]), torch.tensor([0.0, -1.0, 0.5])
+    path = interpolate(start, end, 7, spherical)
+    assert path.shape == (7, 3)
+    assert torch.allclose(path[0], start, atol=1e-6) and torch.allclose(path[-1], end, atol=1e-6)
+
+
+def test_losses_at_known_points():
+    zeros = torch.zeros(4)
+    log2 = torch.log(torch.tensor(2.0))
+    assert torch.isclose(gan_losses.discriminator_loss("bce", zeros, zeros), 2 * log2)
+    assert torch.isclose(gan_losses.generator_loss("bce", zeros), log2)
+    real, fake = torch.tensor([2.0, 0.0]), torch.tensor([-3.0, 1.0])
+    assert torch.isclose(gan_losses.discriminator_loss("wgan-gp", real, fake), torch.tensor(-2.0))
+    assert torch.isclose(gan_losses.discriminator_loss("hinge", real, fake), torch.tensor(0.5 + 1.0))
+    assert torch.isclose(gan_losses.generator_loss("hinge", fake), torch.tensor(1.0))
+    # Non-saturating: a confidently rejected fake still gets a large gradient.
+    scores = torch.tensor([-10.0], requires_grad=True)
+    gan_losses.generator_loss("bce", scores).backward()
+    assert scores.grad.abs().item() > 0.99
+
+
+def test_gradient_penalty_is_zero_for_a_unit_slope_critic():
+    weight = torch.tensor([0.6, 0.8])  # ‖w‖ = 1, so ‖∇ w·x‖ = 1 everywhere
+    real, fake = torch.randn(8, 2), torch.randn(8, 2)
+    penalty = gan_losses.gradient_penalty(lambda x: x @ weight, real, fake, torch.Generator().manual_seed(0))
+    assert penalty.item() == pytest.approx(0.0, abs=1e-10)
+    steep = gan_losses.gradient_penalty(lambda x: x @ (3 * weight), real, fake, torch.Generator().manual_seed(0))
+    assert steep.item() == pytest.approx(4.0)  # (3 - 1)²

@@ -1,0 +1,290 @@
+"""``dlx train-gan``, ``dlx sample`` and ``dlx eval`` on tiny runs (in-process)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from dlx import checkpoint
+from dlx.cli import main
+from tests.conftest import FASHION_DIR, run_dirs
+
+TOY = ["--dataset", "ring8", "--no-progress", "--set", "run.log_every=5", "--set", "eval.samples=500"]
+
+
+def dlx(*args) -> int:
+    """Run the CLI in-process; return its exit code."""
+    with pytest.raises(SystemExit) as exit_:
+        main([str(a) for a in args])
+    return exit_.value.code
+
+
+def events(run_dir: Path) -> EventAccumulator:
+    accumulator = EventAccumulator(str(run_dir), size_guidance={"images": 0, "histograms": 0, "scalars": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def only_run(runs_dir: Path) -> Path:
+    (run_dir,) = run_dirs(runs_dir, "gan")
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(tmp_path_factory) -> Path:
+    """A quick train-cnn run on Fashion-MNIST, standing in for the cached evaluation classifier."""
+    root = tmp_path_factory.mktemp("classifier")
+    code = dlx("train-cnn", "--dataset", "fashion-mnist", "--limit-train", 2000, "--epochs", 1,
+               "--runs-dir", root, "--no-progress", "--set", "data.limit_test=500",
+               "--set", "embedding_samples=0", "--set", "run.threads=1")
+    assert code == 0
+    (run_dir,) = run_dirs(root, "cnn")
+    return run_dir
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """Never read or fill the user's classifier cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+# -- 2-D runs ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "uniform"])
+def test_ring8_run_writes_metrics_pictures_and_checkpoints(runs_dir, capsys, noise):
+    code = dlx("train-gan", *TOY, "--noise", noise, "--epochs", 2, "--steps-per-epoch", 20, "--runs-dir", runs_dir)
+    assert code == 0
+    run_dir = only_run(runs_dir)
+    meta = json.loads((run_dir / "meta.json").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert meta["status"] == "completed" and summary["global_step"] == 40
+    assert 0 <= summary["modes_captured"] <= 8 and 0 <= summary["high_quality"] <= 1
+    assert summary["first_eval_step"] == 20 and len(summary["evaluations"]) == 2
+    assert (run_dir / "checkpoints" / "last.pt").is_file() and (run_dir / "checkpoints" / "best.pt").is_file()
+    tags = events(run_dir).Tags()
+    for tag in ("loss/D", "loss/G", "D/D(x)", "D/D(G(z))", "grad_norm/D", "grad_norm/G", "eval/modes_captured",
+                "eval/high_quality", "opt/lr_G"):
+        assert tag in tags["scalars"], tag
+    assert "samples/scatter" in tags["images"]
+    # The noise actually fed to G: uniform stays inside [-1, 1], gaussian does not.
+    histogram = events(run_dir).Histograms("noise/z")[-1].histogram_value
+    # dlx eval recomputes the final numbers: same networks, same evaluation noise.
+    capsys.readouterr()
+    assert dlx("eval", run_dir, "--checkpoint", "last", "--json") == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert (evaluated["modes_captured"], evaluated["high_quality"]) == (summary["modes_captured"],
+                                                                        summary["high_quality"])
+    if noise == "uniform":
+        assert -1 <= histogram.min and histogram.max <= 1
+    else:
+        assert histogram.min < -1.5 and histogram.max > 1.5
+
+
+@pytest.mark.parametrize("loss", ["wgan-gp", "hinge"])
+def test_other_losses_train(runs_dir, loss):
+    code = dlx("train-gan", *TOY, "--loss", loss, "--d-steps", 2, "--epochs", 1, "--steps-per-epoch", 10,
+               "--runs-dir", runs_dir)
+    assert code == 0
+    summary = json.loads((only_run(runs_dir) / "summary.json").read_text())
+    assert summary["loss"] == loss and summary["global_step"] == 10
+    if loss == "wgan-gp":
+        assert "loss/gradient_penalty" in events(only_run(runs_dir)).Tags()["scalars"]
+
+
+def interrupt_at(monkeypatch, call: int) -> None:
+    """Make ``Session.should_stop`` report a stop signal at its ``call``-th call (like SIGTERM)."""
+    from dlx.session import Session
+
+    calls = {"count": 0}
+
+    def should_stop(self):
+        calls["count"] += 1
+        if calls["count"] == call:
+            self._stop_signal = 15
+        return bool(self._stop_signal)
+
+    monkeypatch.setattr(Session, "should_stop", should_stop)
+
+
+def assert_same_state(first: dict, second: dict, path: str = "") -> None:
+    assert type(first) is type(second), path
+    if isinstance(first, dict):
+        assert set(first) == set(second), path
+        for key in first:
+            assert_same_state(first[key], second[key], f"{path}.{key}")
+    elif isinstance(first, (list, tuple)):
+        assert len(first) == len(second), path
+        for index, (a, b) in enumerate(zip(first, second)):
+            assert_same_state(a, b, f"{path}[{index}]")
+    elif torch.is_tensor(first):
+        assert torch.equal(first, second), path
+    else:
+        assert first == second, path
+
+
+IMAGE_RESUME = ["--dataset", "fashion-mnist", "--kind", "conditional", "--limit-train", 256, "--batch-size", 32,
+                "--set", "model.g_hidden=[32]", "--set", "model.d_hidden=[32]", "--set", "eval.image_metrics=false",
+                "--no-progress", "--set", "run.log_every=3"]
+
+
+@pytest.mark.parametrize("flags", [
+    [*TOY, "--d-steps", 2, "--loss", "wgan-gp", "--epochs", 2, "--steps-per-epoch", 12],
+    [*IMAGE_RESUME, "--epochs", 2, "--d-steps", 2],
+], ids=["ring8-wgan-gp", "fashion-conditional"])
+def test_interrupted_and_resumed_run_is_bit_exact(runs_dir, tmp_path, monkeypatch, flags):
+    straight_root, split_root = runs_dir, tmp_path / "split"
+    assert dlx("train-gan", *flags, "--runs-dir", straight_root) == 0
+    interrupt_at(monkeypatch, 7)  # mid-epoch, between two checkpoints
+    assert dlx("train-gan", *flags, "--runs-dir", split_root) == 128 + 15
+    interrupted = only_run(split_root)
+    assert json.loads((interrupted / "meta.json").read_text())["status"] == "interrupted"
+    # 7 calls of should_stop: 7 steps, or 6 when an epoch end came between (fashion: 4 steps per epoch).
+    assert checkpoint.load(interrupted / "checkpoints" / "last.pt", "gan")["step"] in (6, 7)
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert dlx("train-gan", "--resume", interrupted, "--no-progress") == 0
+    straight = checkpoint.load(only_run(straight_root) / "checkpoints" / "last.pt", "gan")
+    resumed = checkpoint.load(interrupted / "checkpoints" / "last.pt", "gan")
+    for key in ("models", "g_optimizer", "d_optimizer", "fixed", "step"):
+        assert_same_state(straight[key], resumed[key], key)
+    assert_same_state(straight["rng"]["generators"], resumed["rng"]["generators"], "generators")
+    meta = json.loads((interrupted / "meta.json").read_text())
+    assert meta["status"] == "completed" and len(meta["resumed_at"]) == 1
+
+
+def test_resume_refuses_changes_that_break_exactness(runs_dir, capsys):
+    assert dlx("train-gan", *TOY, "--epochs", 1, "--steps-per-epoch", 5, "--runs-dir", runs_dir) == 0
+    code = dlx("train-gan", "--resume", only_run(runs_dir), "--noise", "uniform")
+    assert code == 2
+    assert "model.noise: cannot change when resuming" in capsys.readouterr().err
+
+
+def test_non_finite_loss_stops_the_run_clearly(runs_dir, monkeypatch, capsys):
+    import dlx.train.gan as trainer
+
+    monkeypatch.setattr(trainer, "generator_loss", lambda name, scores: scores.float().mean() * float("nan"))
+    assert dlx("train-gan", *TOY, "--epochs", 1, "--steps-per-epoch", 10, "--runs-dir", runs_dir) == 2
+    assert "loss became nan" in capsys.readouterr().err
+    run_dir = only_run(runs_dir)
+    assert json.loads((run_dir / "meta.json").read_text())["status"] == "failed"
+    assert not (run_dir / "checkpoints" / "last.pt").exists()
+
+
+# -- clear errors: one line, exit 2, no run directory ---------------------------------------------
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--kind", "cycle", "--dataset", "fashion-mnist", "--set", "data.domain_a.classes=[sneakers]"],
+     "'sneakers' is not a fashion-mnist class"),
+    (["--dataset", "fashion-mnist", "--limit-train", 100, "--batch-size", 128],
+     "optim.batch_size: 128 is more than the 100 training images"),
+    (["--dataset", "fashion-mnist", "--limit-train", 256, "--eval-classifier", "/nonexistent/run"],
+     "run directory /nonexistent/run does not exist"),
+    (["--model", "dcgan"], "dcgan is for images"),
+    (["--dataset", "fashion-mnist", "--data-dir", "/nonexistent", "--set", "data.download=false",
+      "--set", "data.classes=[7]"], None),
+])
+def test_user_mistakes_are_one_line_and_leave_no_run(runs_dir, capsys, monkeypatch, args, message):
+    if message is None:  # the real dataset is still found under /usr/share; hide it
+        from dlx.data import vision
+
+        monkeypatch.setattr(vision, "SYSTEM_DATA_ROOT", runs_dir / "no-system-data")
+        monkeypatch.setenv("HOME", str(runs_dir / "home"))
+        monkeypatch.chdir(runs_dir)
+        message = "dataset 'fashion-mnist' not found"
+    code = dlx("train-gan", *args, "--runs-dir", runs_dir, "--no-progress")
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert message in err and len(err.splitlines()) == 1, err
+    assert run_dirs(runs_dir, "gan") == []
+
+
+def test_eval_classifier_must_be_a_cnn_run_on_the_same_data(runs_dir, capsys):
+    assert dlx("train-gan", *TOY, "--epochs", 1, "--steps-per-epoch", 3, "--runs-dir", runs_dir) == 0
+    toy_run = only_run(runs_dir)
+    code = dlx("train-gan", "--dataset", "fashion-mnist", "--limit-train", 256, "--eval-classifier", toy_run,
+               "--runs-dir", runs_dir, "--no-progress")
+    assert code == 2
+    assert "is a 'gan' run, not a 'cnn' run" in capsys.readouterr().err
+    assert len(run_dirs(runs_dir, "gan")) == 1
+
+
+# -- images ----------------------------------------------------------------------------------------
+
+IMAGES = ["--dataset", "fashion-mnist", "--limit-train", 512, "--batch-size", 64, "--epochs", 2,
+          "--steps-per-epoch", 3, "--no-progress", "--set", "eval.samples=300", "--set", "model.channels=8",
+          "--set", "model.g_hidden=[32]", "--set", "model.d_hidden=[32]", "--set", "run.log_every=2"]
+
+
+def test_image_gan_reports_fid_and_class_histogram(runs_dir, tiny_classifier, tmp_path, capsys):
+    assert dlx("train-gan", *IMAGES, "--eval-classifier", tiny_classifier, "--runs-dir", runs_dir) == 0
+    run_dir = only_run(runs_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["fid"] > 0 and summary["first_fid"] > 0
+    assert sum(summary["class_histogram"].values()) == pytest.approx(1.0)
+    assert 0 <= summary["class_entropy"] <= 1
+    assert summary["eval_classifier"] == str(tiny_classifier)
+    tags = events(run_dir).Tags()
+    for tag in ("samples/fixed_noise", "samples/interpolation", "eval/class_histogram"):
+        assert tag in tags["images"], tag
+    assert "eval/fid" in tags["scalars"]
+
+    out = tmp_path / "grid.png"
+    assert dlx("sample", run_dir, "--n", 16, "--out", out) == 0
+    from PIL import Image
+
+    assert Image.open(out).size == (4 * 30 + 2, 4 * 30 + 2)  # 4×4 grid of 28-pixel images, 2-pixel gaps
+    capsys.readouterr()
+    assert dlx("eval", run_dir, "--json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["fid"] == pytest.approx(summary["fid"], rel=1e-6)  # same networks, same eval noise
+
+
+def test_conditional_gan_samples_a_requested_class(runs_dir, tiny_classifier, tmp_path, capsys):
+    assert dlx("train-gan", *IMAGES, "--kind", "conditional", "--model", "dcgan",
+               "--eval-classifier", tiny_classifier, "--runs-dir", runs_dir) == 0
+    run_dir = only_run(runs_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert 0 <= summary["conditional_accuracy"] <= 1
+    assert dlx("sample", run_dir, "--label", "ankle-boot", "--n", 8, "--out", tmp_path / "boots.png") == 0
+    assert (tmp_path / "boots.png").stat().st_size > 0
+    capsys.readouterr()
+    assert dlx("sample", run_dir, "--label", "Spaceship", "--out", tmp_path / "x.png") == 2
+    err = capsys.readouterr().err
+    assert "--label 'Spaceship' is not one of this run's classes" in err and "9=Ankle boot" in err
+
+
+def test_cycle_gan_reports_reconstruction_error(runs_dir, tiny_classifier, tmp_path):
+    assert dlx("train-gan", *IMAGES, "--kind", "cycle", "--model", "dcgan", "--limit-train", 128,
+               "--batch-size", 32, "--eval-classifier", tiny_classifier, "--runs-dir", runs_dir) == 0
+    run_dir = only_run(runs_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["dataset"] == "fashion-mnist[Sneaker]<->fashion-mnist[Ankle boot]"
+    assert 0 < summary["cycle_error"] < 1 and "first_cycle_error" in summary
+    assert 0 <= summary["translation_accuracy_ab"] <= 1
+    tags = events(run_dir).Tags()
+    assert {"samples/A_to_B_to_A", "samples/B_to_A_to_B"} <= set(tags["images"])
+    assert "loss/cycle" in tags["scalars"]
+    assert dlx("sample", run_dir, "--n", 4, "--out", tmp_path / "cycle.png") == 0
+
+
+def test_sample_errors(runs_dir, tmp_path, capsys):
+    assert dlx("train-gan", *TOY, "--epochs", 1, "--steps-per-epoch", 3, "--runs-dir", runs_dir) == 0
+    run_dir = only_run(runs_dir)
+    assert dlx("sample", run_dir, "--out", tmp_path / "ring.png") == 0  # 2-D: a scatter plot
+    for args, message in (([run_dir, "--label", 3], "--label needs a conditional run"),
+                          ([run_dir, "--out", tmp_path / "x.jpg"], "must name a .png file"),
+                          ([tmp_path / "missing"], "does not exist")):
+        capsys.readouterr()
+        assert dlx("sample", *args) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_fashion_mnist_is_available():
+    # The image tests above train on the real dataset that Debian installs here.
+    assert Path(FASHION_DIR).is_dir()
