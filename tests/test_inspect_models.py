@@ -77,11 +77,11 @@ def test_transformer_classification_target(capsys):
     assert sum(layer["params"] for layer in data["layers"]) == data["totals"]["params"]
 
 
-def test_gan_target_says_what_is_missing_until_the_family_lands(capsys):
+def test_gan_cycle_config_is_a_one_line_error(capsys):
     from tests.inspect_helpers import run_cli
 
-    code, _, err = run_cli(capsys, "gan")
-    assert code == 2 and "gan" in err and err.count("\n") == 1
+    code, _, err = run_cli(capsys, "gan", "--set", "model.kind=cycle", "--set", "data.dataset=fashion-mnist")
+    assert code == 2 and "cycle" in err and err.count("\n") == 1
 
 
 def test_gan_pair_traces_generator_then_discriminator_on_its_output():
@@ -101,3 +101,23 @@ def test_gan_pair_traces_generator_then_discriminator_on_its_output():
     total = sum(p.numel() for p in generator.parameters()) + sum(p.numel() for p in discriminator.parameters())
     assert report.total_params == total == sum(row.params for row in report.rows)
     assert report.rows[-1].receptive_field == "full"
+
+
+@pytest.mark.parametrize("overrides", [
+    [],  # ring8: MLP G and a PacGAN D that judges 2 samples at once
+    ["data.dataset=fashion-mnist", "model.name=dcgan", "model.kind=conditional"],
+])
+def test_gan_target_traces_the_trainers_networks(overrides):
+    from dlx import config as config_mod
+    from dlx.configs.gan import GANConfig
+    from dlx.inspect.models import inspect_gan
+    from dlx.models.gan import build_gan
+
+    report = inspect_gan(None, overrides)
+    config = config_mod.build(GANConfig, None, {}, overrides)
+    shape = (2,) if config.is_toy else (1, 28, 28)
+    models = build_gan(config, shape, 10 if config.model.kind == "conditional" else 0)
+    expected = sum(p.numel() for m in models.all().values() for p in m.parameters())
+    assert report.total_params == expected
+    assert any(row.name.startswith("generator.") for row in report.rows)
+    assert any(row.name.startswith("discriminator.") for row in report.rows)

@@ -72,10 +72,40 @@ def inspect_transformer(config_file: Optional[Path] = None, overrides: Optional[
     return report
 
 
+class _WithLabels(torch.nn.Module):
+    """Feeds fixed class labels to a conditional G or D, so it traces like an unconditional one."""
+
+    def __init__(self, network: torch.nn.Module, labels: torch.Tensor):
+        super().__init__()
+        self.network = network
+        self.labels = labels
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.network(inputs, self.labels)
+
+
 def inspect_gan(config_file: Optional[Path] = None, overrides: Optional[list[str]] = None) -> Report:
-    """The GAN family's generator and discriminator (once dlx/models/gan.py is part of the install)."""
-    raise DlxError("inspect-shapes gan: the GAN family (dlx/models/gan.py, dlx/configs/gan.py) is not part of "
-                   "this install yet")
+    """The ``train-gan`` generator and discriminator (gan or conditional), G then D on G's output."""
+    from dlx import config as config_mod
+    from dlx.configs.gan import GANConfig
+    from dlx.models.gan import build_gan, sample_noise
+
+    config = config_mod.build(GANConfig, config_file, {}, overrides)
+    if config.model.kind == "cycle":
+        raise DlxError("inspect-shapes gan: cycle translates images A→B; trace a gan or conditional config")
+    sample_shape = (2,) if config.is_toy else (1, 28, 28)
+    num_classes = 10 if config.model.kind == "conditional" else 0
+    models = build_gan(config, sample_shape, num_classes)
+    generator, discriminator = models.generators["G"], models.discriminators["D"]
+    # A PacGAN discriminator judges `pack` samples at once: trace a batch of exactly one pack.
+    batch = config.pack()
+    if num_classes:
+        labels = torch.arange(batch) % num_classes
+        generator, discriminator = _WithLabels(generator, labels), _WithLabels(discriminator, labels)
+    noise = sample_noise(config.model.noise, batch, config.noise_dim(), torch.Generator().manual_seed(0))
+    title = (f"train-gan {config.model.kind} {config.model.name} on {config.data.dataset}: "
+             f"{config.model.noise} noise of {config.noise_dim()}, batch of {batch}")
+    return trace_gan_pair(generator, discriminator, noise, title)
 
 
 def trace_gan_pair(generator: torch.nn.Module, discriminator: torch.nn.Module, noise: torch.Tensor,
