@@ -139,11 +139,11 @@ IMAGE_RESUME = ["--dataset", "fashion-mnist", "--kind", "conditional", "--limit-
 def test_interrupted_and_resumed_run_is_bit_exact(runs_dir, tmp_path, monkeypatch, flags):
     straight_root, split_root = runs_dir, tmp_path / "split"
     assert dlx("train-gan", *flags, "--runs-dir", straight_root) == 0
-    interrupt_at(monkeypatch, 7)  # mid-epoch, between two checkpoints
+    interrupt_at(monkeypatch, 8)  # mid-epoch, between two checkpoints (call 1 is open_run's)
     assert dlx("train-gan", *flags, "--runs-dir", split_root) == 128 + 15
     interrupted = only_run(split_root)
     assert json.loads((interrupted / "meta.json").read_text())["status"] == "interrupted"
-    # 7 calls of should_stop: 7 steps, or 6 when an epoch end came between (fashion: 4 steps per epoch).
+    # 8 calls of should_stop: open_run, then 7 steps, or 6 when an epoch end came between (fashion: 4 steps per epoch).
     assert checkpoint.load(interrupted / "checkpoints" / "last.pt", "gan")["step"] in (6, 7)
     monkeypatch.undo()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

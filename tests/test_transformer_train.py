@@ -161,9 +161,9 @@ def test_interrupted_then_resumed_run_is_bit_exact(runs_dir, monkeypatch):
     assert cli(["train-transformer", *flags, "--runs-dir", runs_dir / "straight"]) == 0
     calls = {"count": 0}
 
-    def stop_at_step_12(self):  # 8 steps per epoch; one more call at the end of epoch 1
+    def stop_at_step_12(self):  # open_run's call, 8 steps per epoch, one more at the end of epoch 1
         calls["count"] += 1
-        return calls["count"] == 13
+        return calls["count"] == 14
 
     monkeypatch.setattr(Session, "should_stop", stop_at_step_12)
     assert cli(["train-transformer", *flags, "--runs-dir", runs_dir / "split"]) == 128 + 2
