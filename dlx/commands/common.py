@@ -45,7 +45,7 @@ def resolve_config(config_cls: type, family: str, config_file: Optional[Path], f
     """Build the run's config; on resume start from the saved one and refuse exactness-breaking changes."""
     from dlx import config as config_mod
     from dlx.errors import ConfigError
-    from dlx.session import check_resume_changes, saved_config
+    from dlx.resume import check_resume_changes, saved_config
 
     base = saved_config(resume, family) if resume else None
     resolved = config_mod.build(config_cls, config_file, flags, overrides, base=base)

@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         import importlib
 
         from dlx.errors import CheckpointError, DlxError
-        from dlx.session import read_meta
+        from dlx.resume import read_meta
 
         if checkpoint not in ("best", "last"):
             raise DlxError(f"--checkpoint must be best or last, got {checkpoint!r}")

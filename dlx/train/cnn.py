@@ -20,7 +20,8 @@ from dlx.configs.cnn import CNNConfig
 from dlx.models.cnn import build_cnn
 from dlx.optim import grad_norm, lr_at, make_optimizer, set_lr
 from dlx.errors import ConfigError
-from dlx.session import Session, read_meta
+from dlx.resume import read_meta
+from dlx.session import Session
 
 FAMILY = "cnn"
 EVAL_BATCH = 1000
@@ -317,7 +318,7 @@ def log_embedding(writer, model, data: ImageData, count: int, step: int) -> None
 def evaluate_run(run_dir: str | Path, which: str = "best", data_dir: str | None = None) -> dict:
     """``dlx eval``: test metrics of a saved checkpoint, without training."""
     from dlx import checkpoint, config as config_mod
-    from dlx.session import run_config
+    from dlx.resume import run_config
 
     run_dir = Path(run_dir)
     config = config_mod.build(CNNConfig, base=run_config(run_dir, FAMILY))

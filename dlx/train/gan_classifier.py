@@ -78,7 +78,7 @@ def _checkpoint_of(run_dir: Path) -> Path | None:
 
 def check_classifier_run(run_dir: str | Path, dataset: str) -> Path:
     """``run_dir`` if it is a finished ``train-cnn`` run on ``dataset``; else a clear error."""
-    from dlx.session import read_meta, run_config
+    from dlx.resume import read_meta, run_config
 
     run_dir = Path(run_dir)
     config = run_config(run_dir, "cnn")  # raises if missing or not a cnn run
@@ -162,7 +162,7 @@ def load_classifier(run_dir: str | Path, dataset: str, image_size: int, device: 
     from dlx import config as config_mod
     from dlx.configs.cnn import CNNConfig
     from dlx.models.cnn import build_cnn
-    from dlx.session import run_config
+    from dlx.resume import run_config
 
     run_dir = check_classifier_run(run_dir, dataset)
     config = config_mod.build(CNNConfig, base=run_config(run_dir, "cnn"))

@@ -19,7 +19,7 @@ def load_run(run_dir: str | Path, which: str, data_dir: str | None = None, load_
     """(config, checkpoint state, networks in eval mode, data or None, device) of a saved run."""
     from dlx import checkpoint
     from dlx import config as config_mod
-    from dlx.session import run_config
+    from dlx.resume import run_config
 
     run_dir = Path(run_dir)
     config: GANConfig = config_mod.build(GANConfig, base=run_config(run_dir, FAMILY))

@@ -228,7 +228,7 @@ def load_run(run_dir: str | Path, which: str = "best"):
     """(config, checkpoint state, model with its weights) of a saved transformer run."""
     from dlx import checkpoint, config as config_mod
     from dlx.models.transformer import build_model
-    from dlx.session import run_config
+    from dlx.resume import run_config
 
     run_dir = Path(run_dir)
     config = config_mod.build(TransformerConfig, base=run_config(run_dir, FAMILY))
