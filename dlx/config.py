@@ -265,6 +265,18 @@ def build(
     return config
 
 
+def at_least(config: Any, minimum: int, *keys: str) -> list[tuple[str, str]]:
+    """``check()`` helper: a problem for each of ``keys`` whose value is below ``minimum``."""
+    return [(key, f"must be >= {minimum}, got {getattr(config, key)}")
+            for key in keys if getattr(config, key) < minimum]
+
+
+def probability(config: Any, *keys: str) -> list[tuple[str, str]]:
+    """``check()`` helper: a problem for each of ``keys`` outside [0, 1)."""
+    return [(key, f"must be in [0, 1), got {getattr(config, key)}")
+            for key in keys if not 0 <= getattr(config, key) < 1]
+
+
 def validate(config: Any, path: str = "") -> list[str]:
     """Run every nested ``check()`` method; each returns problem strings.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from dlx.config import option, section
+from dlx.config import at_least, option, probability, section
 from dlx.configs.common import OptimConfig, RunConfig
 
 DatasetName = Literal["mnist", "fashion-mnist", "kmnist"]
@@ -24,11 +24,8 @@ class ConvLayerConfig:
 
     def check(self):
         problems = []
-        for key in ("channels", "kernel", "stride"):
-            if getattr(self, key) < 1:
-                problems.append((key, f"must be >= 1, got {getattr(self, key)}"))
-        if self.padding < 0:
-            problems.append(("padding", f"must be >= 0, got {self.padding}"))
+        problems += at_least(self, 1, "channels", "kernel", "stride")
+        problems += at_least(self, 0, "padding")
         return problems
 
 
@@ -55,13 +52,10 @@ class ViTConfig:
 
     def check(self):
         problems = []
-        for key in ("patch", "d_model", "heads", "layers", "ff"):
-            if getattr(self, key) < 1:
-                problems.append((key, f"must be >= 1, got {getattr(self, key)}"))
+        problems += at_least(self, 1, "patch", "d_model", "heads", "layers", "ff")
         if self.heads >= 1 and self.d_model % self.heads:
             problems.append(("heads", f"{self.heads} does not divide d_model {self.d_model}"))
-        if not 0 <= self.dropout < 1:
-            problems.append(("dropout", f"must be in [0, 1), got {self.dropout}"))
+        problems += probability(self, "dropout")
         return problems
 
 
@@ -82,9 +76,7 @@ class CNNModelConfig:
 
     def check(self):
         problems = []
-        for key in ("dropout", "conv_dropout"):
-            if not 0 <= getattr(self, key) < 1:
-                problems.append((key, f"must be in [0, 1), got {getattr(self, key)}"))
+        problems += probability(self, "dropout", "conv_dropout")
         if any(width < 1 for width in self.hidden):
             problems.append(("hidden", f"widths must be >= 1, got {self.hidden}"))
         if self.name == "convnet" and not self.conv_layers:
@@ -104,9 +96,7 @@ class CNNDataConfig:
 
     def check(self):
         problems = []
-        for key in ("limit_train", "limit_test"):
-            if getattr(self, key) < 0:
-                problems.append((key, f"must be >= 0, got {getattr(self, key)}"))
+        problems += at_least(self, 0, "limit_train", "limit_test")
         return problems
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from dlx.config import option
+from dlx.config import at_least, option
 
 OptimizerName = Literal["sgd", "adam", "adamw", "adadelta"]
 ScheduleName = Literal["constant", "step", "cosine", "onecycle", "warmup-invsqrt", "warmup-cosine"]
@@ -28,12 +28,8 @@ class RunConfig:
 
     def check(self):
         problems = []
-        if self.log_every < 1:
-            problems.append(("log_every", f"must be >= 1, got {self.log_every}"))
-        if self.checkpoint_every < 0:
-            problems.append(("checkpoint_every", f"must be >= 0, got {self.checkpoint_every}"))
-        if self.threads < 0:
-            problems.append(("threads", f"must be >= 0, got {self.threads}"))
+        problems += at_least(self, 1, "log_every")
+        problems += at_least(self, 0, "checkpoint_every", "threads")
         if "/" in self.name or self.name.startswith("."):
             problems.append(("name", f"must be a plain name without '/', got {self.name!r}"))
         return problems
@@ -59,18 +55,9 @@ class OptimConfig:
         problems = []
         if not self.lr > 0:
             problems.append(("lr", f"must be > 0, got {self.lr}"))
-        if self.epochs < 1:
-            problems.append(("epochs", f"must be >= 1, got {self.epochs}"))
-        if self.batch_size < 1:
-            problems.append(("batch_size", f"must be >= 1, got {self.batch_size}"))
-        if self.weight_decay < 0:
-            problems.append(("weight_decay", f"must be >= 0, got {self.weight_decay}"))
-        if self.grad_clip < 0:
-            problems.append(("grad_clip", f"must be >= 0, got {self.grad_clip}"))
-        if self.warmup_steps < 0:
-            problems.append(("warmup_steps", f"must be >= 0, got {self.warmup_steps}"))
+        problems += at_least(self, 1, "epochs", "batch_size")
+        problems += at_least(self, 0, "weight_decay", "grad_clip", "warmup_steps")
         if not 0 < self.step_gamma <= 1:
             problems.append(("step_gamma", f"must be in (0, 1], got {self.step_gamma}"))
-        if self.step_epochs < 1:
-            problems.append(("step_epochs", f"must be >= 1, got {self.step_epochs}"))
+        problems += at_least(self, 1, "step_epochs")
         return problems

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from dlx.config import option, section
+from dlx.config import at_least, option, probability, section
 from dlx.configs.common import RunConfig
 
 GANDataset = Literal["ring8", "grid25", "mnist", "fashion-mnist"]
@@ -50,8 +50,7 @@ class GANDataConfig:
         problems = []
         if self.toy_std is not None and not self.toy_std > 0:
             problems.append(("toy_std", f"must be > 0, got {self.toy_std}"))
-        if self.limit_train < 0:
-            problems.append(("limit_train", f"must be >= 0, got {self.limit_train}"))
+        problems += at_least(self, 0, "limit_train")
         return problems
 
 
@@ -72,19 +71,15 @@ class GANModelConfig:
 
     def check(self):
         problems = []
-        if self.noise_dim < 0:
-            problems.append(("noise_dim", f"must be >= 0, got {self.noise_dim}"))
+        problems += at_least(self, 0, "noise_dim")
         for key in ("g_hidden", "d_hidden"):
             if any(width < 1 for width in getattr(self, key)):
                 problems.append((key, f"widths must be >= 1, got {getattr(self, key)}"))
-        if self.channels < 4:
-            problems.append(("channels", f"must be >= 4, got {self.channels}"))
-        if self.pack < 0:
-            problems.append(("pack", f"must be >= 0, got {self.pack}"))
+        problems += at_least(self, 4, "channels")
+        problems += at_least(self, 0, "pack")
         if self.pack > 1 and self.kind != "gan":
             problems.append(("pack", f"packing is for kind gan only, not {self.kind}"))
-        if self.cycle_blocks < 0:
-            problems.append(("cycle_blocks", f"must be >= 0, got {self.cycle_blocks}"))
+        problems += at_least(self, 0, "cycle_blocks")
         return problems
 
 
@@ -107,16 +102,11 @@ class NetOptimConfig:
         problems = []
         if not self.lr > 0:
             problems.append(("lr", f"must be > 0, got {self.lr}"))
-        for key in ("beta1", "beta2"):
-            if not 0 <= getattr(self, key) < 1:
-                problems.append((key, f"must be in [0, 1), got {getattr(self, key)}"))
-        for key in ("weight_decay", "grad_clip", "warmup_steps"):
-            if getattr(self, key) < 0:
-                problems.append((key, f"must be >= 0, got {getattr(self, key)}"))
+        problems += probability(self, "beta1", "beta2")
+        problems += at_least(self, 0, "weight_decay", "grad_clip", "warmup_steps")
         if not 0 < self.step_gamma <= 1:
             problems.append(("step_gamma", f"must be in (0, 1], got {self.step_gamma}"))
-        if self.step_epochs < 1:
-            problems.append(("step_epochs", f"must be >= 1, got {self.step_epochs}"))
+        problems += at_least(self, 1, "step_epochs")
         return problems
 
 
@@ -131,12 +121,8 @@ class GANLoopConfig:
 
     def check(self):
         problems = []
-        for key in ("epochs", "batch_size"):
-            if getattr(self, key) < 1:
-                problems.append((key, f"must be >= 1, got {getattr(self, key)}"))
-        for key in ("steps_per_epoch", "d_steps"):
-            if getattr(self, key) < 0:
-                problems.append((key, f"must be >= 0, got {getattr(self, key)}"))
+        problems += at_least(self, 1, "epochs", "batch_size")
+        problems += at_least(self, 0, "steps_per_epoch", "d_steps")
         return problems
 
 
@@ -168,9 +154,7 @@ class GANEvalConfig:
 
     def check(self):
         problems = []
-        for key in ("every", "samples"):
-            if getattr(self, key) < 0:
-                problems.append((key, f"must be >= 0, got {getattr(self, key)}"))
+        problems += at_least(self, 0, "every", "samples")
         if not 1 <= self.grid <= 1024:
             problems.append(("grid", f"must be in [1, 1024], got {self.grid}"))
         return problems

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from dlx.config import option, section
+from dlx.config import at_least, option, probability, section
 from dlx.configs.common import OptimConfig, RunConfig
 
 # Built-in synthetic tasks (no files) and the file formats, by output shape.
@@ -50,18 +50,13 @@ class SequenceDataConfig:
             problems.append(("test_fraction", f"must be in (0, 1), got {self.test_fraction}"))
         if not 2 <= self.vocab_size <= len(SYMBOLS):
             problems.append(("vocab_size", f"must be in [2, {len(SYMBOLS)}], got {self.vocab_size}"))
-        if self.min_len < 1:
-            problems.append(("min_len", f"must be >= 1, got {self.min_len}"))
+        problems += at_least(self, 1, "min_len")
         if self.max_len < self.min_len:
             problems.append(("max_len", f"must be >= data.min_len ({self.min_len}), got {self.max_len}"))
         if self.task == "add" and self.max_len > 17:
             problems.append(("max_len", f"add: at most 17 digits per operand, got {self.max_len}"))
-        for key in ("train_size", "test_size"):
-            if getattr(self, key) < 1:
-                problems.append((key, f"must be >= 1, got {getattr(self, key)}"))
-        for key in ("limit_train", "limit_test"):
-            if getattr(self, key) < 0:
-                problems.append((key, f"must be >= 0, got {getattr(self, key)}"))
+        problems += at_least(self, 1, "train_size", "test_size")
+        problems += at_least(self, 0, "limit_train", "limit_test")
         return problems
 
 
@@ -82,15 +77,11 @@ class TransformerModelConfig:
 
     def check(self):
         problems = []
-        for key in ("d_model", "heads", "layers", "ff"):
-            if getattr(self, key) < 1:
-                problems.append((key, f"must be >= 1, got {getattr(self, key)}"))
+        problems += at_least(self, 1, "d_model", "heads", "layers", "ff")
         if self.heads >= 1 and self.d_model % self.heads:
             problems.append(("heads", f"{self.heads} does not divide d_model {self.d_model}"))
-        if not 0 <= self.dropout < 1:
-            problems.append(("dropout", f"must be in [0, 1), got {self.dropout}"))
-        if self.window < 0:
-            problems.append(("window", f"must be >= 0, got {self.window}"))
+        problems += probability(self, "dropout")
+        problems += at_least(self, 0, "window")
         return problems
 
 
@@ -104,12 +95,8 @@ class TransformerEvalConfig:
 
     def check(self):
         problems = []
-        if self.beam < 1:
-            problems.append(("beam", f"must be >= 1, got {self.beam}"))
-        if self.examples < 0:
-            problems.append(("examples", f"must be >= 0, got {self.examples}"))
-        if self.every < 0:
-            problems.append(("every", f"must be >= 0, got {self.every}"))
+        problems += at_least(self, 1, "beam")
+        problems += at_least(self, 0, "examples", "every")
         return problems
 
 
