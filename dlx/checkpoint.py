@@ -24,13 +24,24 @@ FORMAT_VERSION = 1
 
 def save(path: str | Path, state: dict[str, Any]) -> None:
     """Write ``state`` to ``path`` atomically (tmp file, fsync, rename, dir fsync)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = dict(state, format_version=FORMAT_VERSION)
+    _write_atomic(Path(path), lambda tmp_file: torch.save(payload, tmp_file))
+
+
+def copy(source: str | Path, path: str | Path) -> None:
+    """Atomically make ``path`` a byte copy of the checkpoint ``source`` (no re-serialising)."""
+    import shutil
+
+    with open(source, "rb") as source_file:
+        _write_atomic(Path(path), lambda tmp_file: shutil.copyfileobj(source_file, tmp_file))
+
+
+def _write_atomic(path: Path, write: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as tmp_file:
-            torch.save(payload, tmp_file)
+            write(tmp_file)
             tmp_file.flush()
             os.fsync(tmp_file.fileno())
         os.replace(tmp_name, path)

@@ -352,7 +352,7 @@ class Session:
         checkpoints = self.run_dir / "checkpoints"
         checkpoint.save(checkpoints / "last.pt", payload)
         if best:
-            checkpoint.save(checkpoints / "best.pt", payload)
+            checkpoint.copy(checkpoints / "last.pt", checkpoints / "best.pt")
 
     # -- numbers --------------------------------------------------------------
 
