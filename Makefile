@@ -5,11 +5,12 @@ BIN    := $(VENV)/bin
 # torch is pinned to the CPU wheel this workplace keeps on disk (see README).
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup data demo test test-fast bench sweeps clean help
+.PHONY: setup data demo lint test test-fast bench sweeps clean help
 
 help:
 	@echo "make demo   set up, then train a real model on Fashion-MNIST (about a minute)"
-	@echo "make test   set up, then run the whole test suite"
+	@echo "make test   set up, then lint (ruff) and run the whole test suite"
+	@echo "make lint   ruff check (rules in pyproject.toml)"
 	@echo "make bench  run the benchmarks (JSON on stdout)"
 	@echo "make sweeps run every sweep in experiments/ (long); tables -> runs/sweep-tables.md"
 	@echo "make clean  remove the virtualenv and caches (runs/ is kept)"
@@ -35,7 +36,10 @@ data:
 demo: setup data
 	$(BIN)/dlx train-cnn --dataset fashion-mnist --name demo
 
-test: setup data
+lint: setup
+	$(BIN)/ruff check dlx tests benchmarks
+
+test: setup data lint
 	$(BIN)/python -m pytest -q
 
 test-fast: setup

@@ -13,11 +13,10 @@ import sys
 import typer
 
 from dlx import __version__
-from dlx.commands import cnn, data, evaluate
-from dlx.commands import transformer as transformer_commands
-from dlx.commands import inspect as inspect_commands
-from dlx.commands import runs, sweep, tensorboard
+from dlx.commands import cnn, data, evaluate, runs, sweep, tensorboard
 from dlx.commands import gan as gan_commands
+from dlx.commands import inspect as inspect_commands
+from dlx.commands import transformer as transformer_commands
 
 HELP = """\
 dlx: train, compare and understand CNNs, attention, Transformers and GANs.

@@ -1,6 +1,6 @@
 """Typed run configuration: dataclasses, YAML, overrides, validation.
 
-Every trainer describes its run with one dataclass tree (see ``dlx/train/*``
+Every trainer describes its run with one dataclass tree (see ``dlx/configs/``
 for the family configs). A config is built in layers, later ones winning:
 
     dataclass defaults  <  --config FILE.yaml  <  command-line flags  <  --set a.b=value
@@ -10,13 +10,15 @@ types, impossible values — are collected and reported together, each with
 its key path, as one ``ConfigError``.
 
 Fields carry their one-line documentation in ``metadata["help"]`` (use the
-``option`` helper), so ``--print-config`` and error messages can explain them.
+``option`` helper); the train commands take their flags' help from it
+(``dlx/commands/flags.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from pathlib import Path
@@ -133,13 +135,19 @@ def _convert(tp: Any, value: Any, path: str, problems: list[str]) -> tuple[bool,
         if isinstance(value, int) and not isinstance(value, bool):
             return True, value
     elif tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return True, float(value)
-        if isinstance(value, str):  # YAML 1.1 reads `1e-3` (no dot) as a string
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads `1e-3` (no dot) as a string
             try:
-                return True, float(value)
+                number = float(value)
             except ValueError:
                 pass
+        if number is not None:
+            if math.isfinite(number):
+                return True, number
+            problems.append(f"{path}: must be a finite number, got {value!r}")
+            return False, None
     elif tp is str:
         if isinstance(value, str):
             return True, value
@@ -173,21 +181,87 @@ def to_yaml(config: Any) -> str:
     return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=None)
 
 
-def load_yaml(path: str | Path) -> dict:
-    """Read a YAML config file as a mapping (safe_load only)."""
-    path = Path(path)
+# Limits on a config file, checked before anything is copied or built: a
+# config is a page of settings, so these are far above any real one.
+MAX_CONFIG_BYTES = 1 << 20  # 1 MiB
+MAX_CONFIG_NODES = 100_000  # values after YAML aliases are expanded
+MAX_CONFIG_DEPTH = 50
+
+
+def read_text_file(path: Path, what: str, limit: int) -> str:
+    """A small UTF-8 text file's contents; a one-line ConfigError for anything else."""
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError([f"config file {path} does not exist"]) from None
+        if not path.is_file():
+            if path.exists():
+                raise ConfigError([f"{what} {path} is not a file"])
+            raise ConfigError([f"{what} {path} does not exist"])
+        size = path.stat().st_size
+        if size > limit:
+            raise ConfigError([f"{what} {path} is {size:,} bytes; the limit is {limit:,}"])
+        raw = path.read_bytes()
     except OSError as error:
-        raise ConfigError([f"cannot read config file {path}: {error.strerror}"]) from None
+        raise ConfigError([f"cannot read {what} {path}: {error.strerror}"]) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError([f"{what} {path} is not UTF-8 text (byte {error.start} is invalid)"]) from None
+
+
+def expanded_size(data: Any, limit: int = MAX_CONFIG_NODES, depth_limit: int = MAX_CONFIG_DEPTH) -> int:
+    """How many values ``data`` holds once YAML aliases are copied out (stops counting past ``limit``).
+
+    ``yaml.safe_load`` shares one object between an anchor and its aliases, so
+    a few lines can stand for billions of values ("billion laughs"); a deep
+    copy would build them all. Counting with a memo per object is linear in
+    the file, and refuses self-referencing structures.
+    """
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def count(node: Any, depth: int) -> int:
+        if not isinstance(node, (dict, list)):
+            return 1
+        if depth > depth_limit:
+            raise ConfigError([f"config nests deeper than {depth_limit} levels"])
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise ConfigError(["config refers to itself through a YAML alias"])
+        active.add(key)
+        children = node.values() if isinstance(node, dict) else node
+        total = 1
+        for child in children:
+            total += count(child, depth + 1)
+            if total > limit:
+                break
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    return count(data, 0)
+
+
+def safe_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load`` with the size of the result bounded before anyone copies it."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError([f"{path}{where}: not valid YAML ({getattr(error, 'problem', error)})"]) from None
+        line = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError([f"{where}{line}: not valid YAML ({getattr(error, 'problem', error)})"]) from None
+    except RecursionError:
+        raise ConfigError([f"{where}: nests too deeply"]) from None
+    if expanded_size(data) > MAX_CONFIG_NODES:
+        raise ConfigError([f"{where}: expands to more than {MAX_CONFIG_NODES:,} values "
+                           "(YAML aliases repeat what they point to); refusing it"])
+    return data
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a YAML config file as a mapping (safe_load only, bounded in size)."""
+    path = Path(path)
+    data = safe_yaml(read_text_file(path, "config file", MAX_CONFIG_BYTES), str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -204,8 +278,10 @@ def parse_set(assignments: list[str]) -> list[tuple[str, Any]]:
             problems.append(f"--set {text!r}: expected KEY=VALUE, e.g. optim.lr=0.01")
             continue
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
+            value = safe_yaml(raw, f"--set {key.strip()}") if raw.strip() else ""
+        except ConfigError as error:
+            if "not valid YAML" not in str(error):
+                raise
             value = raw
         parsed.append((key.strip(), value))
     if problems:
@@ -298,29 +374,3 @@ def validate(config: Any, path: str = "") -> list[str]:
                 if dataclasses.is_dataclass(item):
                     problems.extend(validate(item, f"{child_path}[{index}]"))
     return problems
-
-
-def describe(cls: type, path: str = "") -> list[tuple[str, str, str]]:
-    """(key path, type, help) for every field: used by ``--print-config --help``."""
-    rows = []
-    hints = typing.get_type_hints(cls)
-    for field in dataclasses.fields(cls):
-        key = f"{path}.{field.name}" if path else field.name
-        tp = hints[field.name]
-        if dataclasses.is_dataclass(tp):
-            rows.extend(describe(tp, key))
-        else:
-            rows.append((key, _type_name(tp), field.metadata.get("help", "")))
-    return rows
-
-
-def _type_name(tp: Any) -> str:
-    origin = get_origin(tp)
-    if origin is Literal:
-        return "|".join(map(str, get_args(tp)))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in get_args(tp) if a is not type(None)) + " (optional)"
-    if origin is list:
-        (item,) = get_args(tp)
-        return f"list[{_type_name(item)}]"
-    return getattr(tp, "__name__", str(tp))

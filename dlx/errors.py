@@ -40,3 +40,51 @@ class ShapeError(DlxError):
 
 class NonFiniteLossError(DlxError):
     """Training produced a NaN or infinite loss; the run is stopped."""
+
+
+class TrainingInterrupted(Exception):
+    """A stop signal ended training after the checkpoint was saved (status ``interrupted``).
+
+    Not a ``DlxError``: the exit code is 128 + the signal's number, as a shell expects.
+    """
+
+    def __init__(self, signum: int):
+        import signal
+
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+class DiskFullError(DlxError):
+    """A write failed because the disk (or the user's quota) is full."""
+
+
+def disk_full_error(error: BaseException | None, near: object = None) -> DiskFullError | None:
+    """A one-line ``DiskFullError`` for an ENOSPC/EDQUOT ``OSError`` (anywhere in its chain), else None.
+
+    The line names the file that could not be written and the free space left
+    on its filesystem; ``near`` (e.g. the run directory) stands in when the
+    error names no file.
+    """
+    import errno
+    import os
+    import shutil
+
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, DiskFullError):
+            return error
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            path = error.filename or near
+            where = f" writing {path}" if path else ""
+            free = ""
+            probe = os.path.dirname(str(path)) if path and not os.path.isdir(str(path)) else path
+            try:
+                free = f"; {shutil.disk_usage(probe or '.').free:,} bytes free there"
+            except OSError:
+                pass
+            return DiskFullError(f"disk full{where}{free}; free some space (or use --runs-dir on another disk), "
+                                 "then resume")
+        error = error.__cause__ or error.__context__
+    return None

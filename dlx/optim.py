@@ -8,28 +8,30 @@ to be pickled, and every schedule can be plotted or tested directly.
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 
-from dlx.configs.common import OptimConfig
+from dlx.configs.common import UpdateConfig
 
 
-def make_optimizer(params: Iterable[torch.nn.Parameter], optim: OptimConfig) -> torch.optim.Optimizer:
-    """The optimizer named in the config, at the peak learning rate."""
+def make_optimizer(params: Iterable[torch.nn.Parameter], update: UpdateConfig) -> torch.optim.Optimizer:
+    """The optimizer named in the config, at the peak learning rate (every family, every network)."""
     params = list(params)
-    if optim.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
-    if optim.optimizer == "adam":
-        return torch.optim.Adam(params, lr=optim.lr, weight_decay=optim.weight_decay)
-    if optim.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay)
-    if optim.optimizer == "adadelta":
-        return torch.optim.Adadelta(params, lr=optim.lr, weight_decay=optim.weight_decay)
-    raise ValueError(f"unknown optimizer {optim.optimizer!r}")  # config validation prevents this
+    if update.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=update.lr, momentum=update.momentum, weight_decay=update.weight_decay)
+    if update.optimizer == "adam":
+        return torch.optim.Adam(params, lr=update.lr, betas=(update.beta1, update.beta2),
+                                weight_decay=update.weight_decay)
+    if update.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=update.lr, betas=(update.beta1, update.beta2),
+                                 weight_decay=update.weight_decay)
+    if update.optimizer == "adadelta":
+        return torch.optim.Adadelta(params, lr=update.lr, weight_decay=update.weight_decay)
+    raise ValueError(f"unknown optimizer {update.optimizer!r}")  # config validation prevents this
 
 
-def lr_at(step: int, total_steps: int, steps_per_epoch: int, optim: OptimConfig) -> float:
+def lr_at(step: int, total_steps: int, steps_per_epoch: int, optim: UpdateConfig) -> float:
     """Learning rate for optimizer step ``step`` (0-based) of ``total_steps``."""
     peak = optim.lr
     schedule = optim.schedule

@@ -25,7 +25,7 @@ class TrainProgress:
         )
         self._task = self._progress.add_task(description, total=total, completed=completed, metrics="")
 
-    def __enter__(self) -> "TrainProgress":
+    def __enter__(self) -> TrainProgress:
         self._progress.start()
         return self
 
@@ -50,7 +50,7 @@ class NullProgress:
     def __init__(self, console: Console | None = None):
         self._console = console
 
-    def __enter__(self) -> "NullProgress":
+    def __enter__(self) -> NullProgress:
         return self
 
     def __exit__(self, *exc: Any) -> None:

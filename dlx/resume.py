@@ -8,56 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
-from dlx.errors import CheckpointError, DlxError
-from dlx.runs import config_diff, load_run
-
-# Config keys that may change when a run is resumed: they alter how it runs,
-# not what it computes. ``optim.epochs`` extends a run; with a schedule that
-# depends on the run's length (cosine, onecycle, warmup-cosine) the learning
-# rate follows the new length from the resume step on. Thread count and
-# torch.compile are not here: both can change floating-point results.
-RESUMABLE_KEYS = {
-    "optim.epochs",
-    "run.device",
-    "run.progress",
-    "run.log_every",
-    "run.checkpoint_every",
-    "data.data_dir",
-    "data.download",
-}
-
-
-def read_meta(run_dir: Path) -> dict:
-    """meta.json of a run; a CheckpointError when missing or unreadable."""
-    try:
-        return load_run(Path(run_dir)).meta
-    except DlxError as error:
-        raise CheckpointError(str(error)) from None
-
-
-def run_config(run_dir: str | Path, family: str) -> dict:
-    """The config a run was started with; checks that the run is of ``family``."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise CheckpointError(f"run directory {run_dir} does not exist")
-    meta = read_meta(run_dir)
-    if meta.get("family") != family:
-        raise CheckpointError(f"{run_dir} is a {meta.get('family')!r} run, not a {family!r} run")
-    try:
-        config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    except (OSError, yaml.YAMLError):
-        config = None
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{run_dir}/config.yaml is missing or not a config mapping")
-    return config
+from dlx import families
+from dlx.errors import CheckpointError, ConfigError
+from dlx.rundir import read_meta, read_run_config
+from dlx.runs import MISSING, config_diff, confine, load_run
 
 
 def saved_config(run_dir: str | Path, family: str) -> dict:
-    """``run_config`` plus the checks that the run can be resumed now."""
+    """``read_run_config`` plus the checks that the run can be resumed now."""
     run_dir = Path(run_dir)
-    config = run_config(run_dir, family)
+    config = read_run_config(run_dir, family)
     run = load_run(run_dir)
     if run.live():
         raise CheckpointError(f"{run_dir} is still running (pid {run.meta.get('pid')} on {run.meta.get('host')})")
@@ -66,12 +26,32 @@ def saved_config(run_dir: str | Path, family: str) -> dict:
     return config
 
 
-def check_resume_changes(saved: dict, resolved: dict) -> list[str]:
-    """Problems for every changed key that would make a resume non-exact."""
+def check_resume_target(run_dir: str | Path, saved: dict, resolved: dict) -> None:
+    """Refuse a resume that would act outside the runs folder or redo a finished run (one line each).
+
+    The runs folder is the resolved ``run.runs_dir`` (the saved one, or ``--runs-dir``).
+    """
+    run_dir = Path(run_dir)
+    confine(run_dir, Path(resolved["run"]["runs_dir"]))
+    if read_meta(run_dir).get("status") != "completed":
+        return
+    done, wanted = saved["optim"]["epochs"], resolved["optim"]["epochs"]
+    if wanted <= done:
+        raise ConfigError([f"optim.epochs: {run_dir} already completed {done} epochs; "
+                           f"pass --epochs N with N > {done} to train longer"])
+
+
+def check_resume_changes(family: str, saved: dict, resolved: dict) -> list[str]:
+    """Problems for every changed key that would make a resume non-exact.
+
+    A key the saved config lacks was added to dlx after the run started; its
+    default keeps the old behaviour, so it is not a change.
+    """
+    resumable = families.get(family).resumable_keys
     problems = []
     for key, (before, after) in config_diff(saved, resolved).items():
-        if key not in RESUMABLE_KEYS:
+        if before is MISSING:
+            continue
+        if key not in resumable:
             problems.append(f"{key}: cannot change when resuming (was {before!r}, now {after!r})")
     return problems
-
-

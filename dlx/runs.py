@@ -20,78 +20,19 @@ import socket
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import yaml
-
+from dlx import families
 from dlx.errors import DlxError
-
-# --------------------------------------------------------------------------
-# Families: what dlx knows about each trainer's runs
-
-
-def _cnn_config() -> type:
-    from dlx.configs.cnn import CNNConfig
-
-    return CNNConfig
-
-
-def _transformer_config() -> type:
-    from dlx.configs.transformer import TransformerConfig
-
-    return TransformerConfig
-
-
-def _gan_config() -> type:
-    from dlx.configs.gan import GANConfig
-
-    return GANConfig
-
-
-@dataclass(frozen=True)
-class Family:
-    """One trainer family: its config class, train command and headline metrics."""
-
-    config_class: Callable[[], type]  # imports lazily: families may be absent
-    command: str  # the dlx subcommand that trains it
-    # summary.json keys shown as "the" metric, first one present wins.
-    metrics: tuple[str, ...]
-    # Config keys shown in `dlx runs list` (those absent from a run are skipped).
-    key_hparams: tuple[str, ...]
-
-
-FAMILIES: dict[str, Family] = {
-    "cnn": Family(_cnn_config, "train-cnn", ("test_accuracy",),
-                  ("model.name", "data.dataset", "optim.epochs", "optim.lr")),
-    "transformer": Family(_transformer_config, "train-transformer",
-                          ("exact_match", "token_accuracy", "bleu", "test_loss"),
-                          ("data.task", "model.score", "model.pos", "model.window", "optim.epochs")),
-    # GAN summary keys and config keys as issue 5 describes them; absent ones are skipped.
-    "gan": Family(_gan_config, "train-gan",
-                  ("modes_captured", "fid", "conditional_accuracy", "cycle_error"),
-                  ("data.dataset", "model.kind", "model.name", "model.noise", "model.loss", "optim.epochs")),
-}
+from dlx.rundir import is_locked, read_config, read_json, read_meta
 
 # Metric names containing one of these words are better when lower.
 _LOWER_IS_BETTER = ("loss", "fid", "error", "distance", "perplexity")
-
-# Config keys that say where/how a run was shown, not what it computed.
-PRESENTATION_KEYS = {"run.runs_dir", "run.progress", "run.log_every", "data.data_dir", "run.name"}
 
 
 def lower_is_better(metric: str) -> bool:
     """Whether smaller values of ``metric`` are better (losses, FID, errors)."""
     return any(word in metric.lower() for word in _LOWER_IS_BETTER)
-
-
-def family_config_class(family: str) -> type:
-    """The config dataclass of ``family``; a DlxError when unknown or not installed."""
-    if family not in FAMILIES:
-        raise DlxError(f"unknown family {family!r} (known: {', '.join(FAMILIES)})")
-    try:
-        return FAMILIES[family].config_class()
-    except ImportError:
-        raise DlxError(f"family {family!r} is not available in this version of dlx") from None
 
 
 # --------------------------------------------------------------------------
@@ -118,8 +59,17 @@ class Run:
         return str(self.meta.get("id") or self.path.name.rsplit("-", 1)[-1])
 
     @property
-    def status(self) -> str:
+    def recorded_status(self) -> str:
+        """The status meta.json records."""
         return str(self.meta.get("status", "unknown"))
+
+    @property
+    def status(self) -> str:
+        """The recorded status, except ``crashed`` for a run marked running whose process is gone."""
+        recorded = self.recorded_status
+        if recorded == "running" and not self.live():
+            return "crashed"
+        return recorded
 
     @property
     def started_at(self) -> str:
@@ -128,16 +78,12 @@ class Run:
     @cached_property
     def summary(self) -> dict:
         """summary.json ({} when the run did not finish)."""
-        return _read_json(self.path / "summary.json")
+        return read_json(self.path / "summary.json")
 
     @cached_property
     def config(self) -> dict:
         """config.yaml as plain data ({} when missing or unreadable)."""
-        try:
-            data = yaml.safe_load((self.path / "config.yaml").read_text())
-        except (OSError, yaml.YAMLError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        return read_config(self.path)
 
     @cached_property
     def flat_config(self) -> dict[str, Any]:
@@ -150,8 +96,8 @@ class Run:
 
     def headline(self) -> tuple[str, float] | None:
         """(metric name, value) of the family's headline metric, if the run has one."""
-        family = FAMILIES.get(self.family)
-        for key in family.metrics if family else ():
+        family = families.FAMILIES.get(self.family)
+        for key in family.headline_metrics if family else ():
             value = self.metric(key)
             if value is not None:
                 return key, value
@@ -162,11 +108,14 @@ class Run:
 
         A run started on another host cannot be checked, so it counts as live.
         """
-        if self.status != "running":
+        if self.recorded_status != "running":
             return False
         host = self.meta.get("host")
         if host and host != socket.gethostname():
             return True
+        locked = is_locked(self.path)  # the training process holds the run's lock while it lives
+        if locked is not None:
+            return locked
         return _pid_alive(self.meta.get("pid"))
 
     def relative_to(self, root: Path) -> str:
@@ -174,14 +123,6 @@ class Run:
             return str(self.path.relative_to(root))
         except ValueError:
             return str(self.path)
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _pid_alive(pid: Any) -> bool:
@@ -198,13 +139,7 @@ def _pid_alive(pid: Any) -> bool:
 
 def load_run(path: Path) -> Run:
     """The run at ``path``; a DlxError when it is not a run directory."""
-    meta_path = path / "meta.json"
-    if not meta_path.is_file():
-        raise DlxError(f"{path} is not a dlx run directory (no meta.json)")
-    meta = _read_json(meta_path)
-    if not meta:
-        raise DlxError(f"{meta_path} is unreadable or not a JSON object")
-    return Run(path, meta)
+    return Run(path, read_meta(path))
 
 
 # --------------------------------------------------------------------------
@@ -217,7 +152,7 @@ def find_runs(root: str | Path) -> list[Run]:
     runs = []
     for directory, subdirs, files in os.walk(root):
         if "meta.json" in files:
-            meta = _read_json(Path(directory) / "meta.json")
+            meta = read_json(Path(directory) / "meta.json")
             if meta:
                 runs.append(Run(Path(directory), meta))
             subdirs[:] = []  # a run holds no runs (checkpoints/, plugins/ …)
@@ -306,7 +241,7 @@ def config_diff(a: dict, b: dict) -> dict[str, tuple[Any, Any]]:
             for k in keys if flat_a.get(k, MISSING) != flat_b.get(k, MISSING)}
 
 
-def differing_keys(runs: list[Run], skip: set[str] = PRESENTATION_KEYS) -> list[str]:
+def differing_keys(runs: list[Run], skip: frozenset[str] = families.PRESENTATION_KEYS) -> list[str]:
     """Config keys whose values are not the same in all ``runs``."""
     keys: list[str] = []
     for run in runs:
@@ -328,7 +263,7 @@ def format_value(value: Any) -> str:
 
 def reproduce_command(run: Run) -> str:
     """The shell command that trains this run again: same config, same seed."""
-    family = FAMILIES.get(run.family)
+    family = families.FAMILIES.get(run.family)
     command = family.command if family else f"train-{run.family}"
     config_path = (run.path / "config.yaml").resolve()
     world_size = int(run.meta.get("world_size") or 1)
@@ -423,18 +358,46 @@ def best_scalars(run: Run, prefixes: tuple[str, ...] = ("val/", "test/", "eval/"
 # Removing runs
 
 
-def check_removable(run: Run) -> None:
-    """Raise unless ``run`` may be deleted: a real (not linked) run directory that is not running."""
-    if run.path.is_symlink():
-        raise DlxError(f"{run.path} is a symbolic link; refusing to delete through it")
+def confine(path: Path, root: Path) -> Path:
+    """``path`` as a real directory inside the runs folder ``root``; a one-line DlxError otherwise.
+
+    Every component from ``root`` down to ``path`` must be a real directory
+    (no symbolic link), and the resolved path must lie inside the resolved
+    root: a link or a ``..`` can never lead a delete outside the runs folder.
+    """
+    root_abs = Path(os.path.abspath(root))
+    path_abs = Path(os.path.abspath(path))
+    try:
+        relative = path_abs.relative_to(root_abs)
+    except ValueError:
+        raise DlxError(f"{path} is outside the runs folder {root}; refusing to touch it "
+                       "(pass --runs-dir to name its runs folder)") from None
+    if not relative.parts:
+        raise DlxError(f"{path} is the runs folder itself, not a run; refusing to touch it")
+    current = root_abs
+    for part in relative.parts:
+        current = current / part
+        if current.is_symlink():
+            raise DlxError(f"{path}: {current} is a symbolic link; refusing to act through it")
+    if not current.is_dir():
+        raise DlxError(f"{path} is not a directory")
+    real_root, real = Path(os.path.realpath(root_abs)), Path(os.path.realpath(current))
+    if real_root not in real.parents:
+        raise DlxError(f"{path} resolves to {real}, outside the runs folder {real_root}; refusing to touch it")
+    return current
+
+
+def check_removable(run: Run, root: Path) -> None:
+    """Raise unless ``run`` may be deleted: a real run directory inside ``root`` that is not running."""
+    confine(run.path, root)
     fresh = load_run(run.path)  # the status may have changed since listing
     if fresh.live():
         raise DlxError(f"{run.path} is still running (pid {fresh.meta.get('pid')}); stop it first")
 
 
-def remove_run(run: Run) -> None:
+def remove_run(run: Run, root: Path) -> None:
     """Delete one run directory (and nothing else) after ``check_removable``."""
-    check_removable(run)
+    check_removable(run, root)
     # rmtree never follows symbolic links inside the tree: only the links go.
     shutil.rmtree(run.path)
 
@@ -446,8 +409,10 @@ def prune_plan(runs: list[Run], keep_best: int, metric: str | None = None,
     Runs are grouped by the directory holding them (``runs/cnn``, each sweep's
     ``…/cnn``), so each plain family and each sweep keeps its own best
     ``keep_best`` completed runs by ``metric`` (the family's headline metric
-    when None). Failed runs are removed; interrupted ones (resumable) only with
-    ``include_interrupted``; running ones and completed ones without the metric
+    when None). Failed runs are removed, and so are crashed ones (marked
+    running, process gone) without a checkpoint; interrupted ones and crashed
+    ones with a checkpoint (both resumable) only with ``include_interrupted``;
+    running ones and completed ones without the metric
     are always kept.
     """
     groups: dict[Path, list[Run]] = {}
@@ -462,8 +427,10 @@ def prune_plan(runs: list[Run], keep_best: int, metric: str | None = None,
             ranked.sort(key=lambda r: _prune_metric(r, metric)[1], reverse=not lower_is_better(metric_name))
         doomed = {id(r) for r in ranked[keep_best:]}
         for run in group:
-            gone = (id(run) in doomed or run.status == "failed"
-                    or (include_interrupted and run.status == "interrupted"))
+            resumable = run.status == "interrupted" or (
+                run.status == "crashed" and (run.path / "checkpoints" / "last.pt").is_file())
+            gone = (id(run) in doomed or (run.status in ("failed", "crashed") and not resumable)
+                    or (include_interrupted and resumable))
             (remove if gone and not run.live() else keep).append(run)
     return keep, remove
 

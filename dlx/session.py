@@ -5,8 +5,8 @@ A trainer's loop stays explicit; everything around it lives here:
 - device, precision (bf16 autocast) and ``torch.compile``;
 - torchrun / DDP (gloo on CPU, NCCL on GPU); rank 0 alone touches disk;
 - seeding;
-- the run directory: created exclusively, ``config.yaml``, ``meta.json``
-  (with a status that is always true), ``summary.json``;
+- the run directory's lifetime (written through ``dlx/rundir.py``):
+  created after data and model are ready, status kept true;
 - the TensorBoard writer, including the HParams record;
 - the progress bar;
 - stop signals (first Ctrl-C/SIGTERM: stop at the next step boundary and
@@ -14,7 +14,7 @@ A trainer's loop stays explicit; everything around it lives here:
 - the non-finite-loss guard;
 - atomic checkpoints and exact resume.
 
-Typical use (see ``dlx/train/cnn.py``)::
+Typical use (see ``dlx/train/cnn/loop.py``)::
 
     with Session("cnn", config, argv, resume_dir) as session:
         ... load data, build model ...
@@ -28,34 +28,40 @@ Typical use (see ``dlx/train/cnn.py``)::
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import json
 import os
 import platform
-import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from dlx import checkpoint
 from dlx.config import to_dict
-from dlx.errors import DlxError, NonFiniteLossError
+from dlx.errors import DlxError, NonFiniteLossError, TrainingInterrupted, disk_full_error
 from dlx.progress import NullProgress, TrainProgress
-from dlx.resume import read_meta
+from dlx.rundir import RunDir, RunLock, flat_hparams
 
-class TrainingInterrupted(Exception):
-    """Raised by ``Session.interrupt`` after the checkpoint is saved."""
+# Config keys left out of the HParams record: where and how the run was shown.
+HPARAMS_SKIPPED = frozenset({"run.runs_dir", "run.progress", "run.log_every", "data.data_dir"})
 
-    def __init__(self, signum: int):
-        super().__init__(f"interrupted by {signal.Signals(signum).name}")
-        self.signum = signum
+@dataclass(frozen=True)
+class Shard:
+    """This process's share of a sharded computation (evaluation under torchrun).
+
+    Helpers take a ``Shard`` (and an autocast context) instead of the whole
+    ``Session``; ``Shard()`` is one process doing everything.
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    reduce_sum: Callable[[torch.Tensor], torch.Tensor] = field(default=lambda value: value)
 
 
 def _git_commit() -> str | None:
@@ -67,10 +73,6 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def _now() -> str:
-    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
 class _NullWriter:
@@ -94,7 +96,7 @@ class Session:
         self.resume_dir = Path(resume_dir) if resume_dir else None
         self.run_dir: Path | None = None
         self.writer: Any = _NullWriter()
-        self.meta: dict = {}
+        self.rundir: RunDir | None = None
         self._stop_signal = 0
         self._old_handlers: dict[int, Any] = {}
         self._finished = False
@@ -114,6 +116,9 @@ class Session:
         if self.distributed:
             self._init_distributed()
         torch.manual_seed(run.seed)
+        # A resumed run is locked before anything loads: a second --resume of
+        # the same run stops here, in one line. (Last: nothing after can fail.)
+        self._lock = RunLock(self.resume_dir) if self.resume_dir and self.is_main else None
 
     # -- device, precision, DDP ------------------------------------------
 
@@ -153,6 +158,11 @@ class Session:
             model = torch.compile(model)
         return model
 
+    @property
+    def shard(self) -> Shard:
+        """This process's rank, the world size and a sum over processes."""
+        return Shard(self.rank, self.world_size, self.all_reduce_sum)
+
     def all_reduce_mean(self, value: torch.Tensor) -> torch.Tensor:
         """Mean over ranks (identity when not distributed)."""
         if not self.distributed:
@@ -174,7 +184,7 @@ class Session:
 
     # -- context manager: status bookkeeping ------------------------------
 
-    def __enter__(self) -> "Session":
+    def __enter__(self) -> Session:
         for signum in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._old_handlers[signum] = signal.signal(signum, self._on_signal)
@@ -185,18 +195,28 @@ class Session:
     def __exit__(self, exc_type, exc, tb) -> bool:
         for signum, handler in self._old_handlers.items():
             signal.signal(signum, handler)
+        disk_full = disk_full_error(exc, self.run_dir) if exc is not None else None
+        if disk_full is not None and self.rundir is not None:
+            self.rundir.free_reserve()  # room to record the failure
         if exc_type is None and not self._finished and self.run_dir is not None:
             self._set_status("failed", error="trainer ended without calling finish()")
         elif exc_type is TrainingInterrupted:
             self._set_status("interrupted", error=str(exc))
         elif exc_type is not None:
-            self._set_status("failed", error=str(exc) or exc_type.__name__)
-        self.writer.close()
+            self._set_status("failed", error=str(disk_full or exc) or exc_type.__name__)
+        with contextlib.suppress(OSError):  # a full disk may refuse the last events too
+            self.writer.close()
+        if self.rundir is not None:
+            self.rundir.close()
+        elif self._lock is not None:
+            self._lock.release()
         if self.distributed:
             import torch.distributed as dist
 
             if dist.is_initialized():
                 dist.destroy_process_group()
+        if disk_full is not None:
+            raise disk_full from None
         return False
 
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -255,78 +275,32 @@ class Session:
 
     def _create_run(self) -> Path:
         run = self.config.run
-        family_dir = Path(run.runs_dir) / self.family
-        family_dir.mkdir(parents=True, exist_ok=True)
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        name = run.name or "run"
-        while True:
-            run_dir = family_dir / f"{stamp}-{name}-{secrets.token_hex(3)}"
-            try:
-                run_dir.mkdir()  # exclusive: fails if it exists, never reuses
-                break
-            except FileExistsError:
-                continue
-        (run_dir / "checkpoints").mkdir()
-        self.run_dir = run_dir
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
-        self.meta = {
-            "family": self.family,
-            "name": name,
-            "id": run_dir.name.rsplit("-", 1)[-1],
-            "status": "running",
-            "command": self.argv,
-            "cwd": os.getcwd(),
-            "started_at": _now(),
-            "ended_at": None,
-            "duration_s": None,
-            "seed": run.seed,
-            "device": self._device_name(),
-            "world_size": self.world_size,
-            "precision": run.precision,
-            "versions": {
-                "python": platform.python_version(),
-                "torch": torch.__version__,
-                "dlx": _dlx_version(),
-            },
-            "git_commit": _git_commit(),
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "resumed_at": [],
-            "error": None,
+        meta = {
+            "command": self.argv, "cwd": os.getcwd(), "seed": run.seed, "device": self._device_name(),
+            "world_size": self.world_size, "precision": run.precision,
+            "versions": {"python": platform.python_version(), "torch": torch.__version__, "dlx": _dlx_version()},
+            "git_commit": _git_commit(), "host": socket.gethostname(), "pid": os.getpid(),
         }
-        self._write_meta()
-        return run_dir
+        self.rundir = RunDir.create(run.runs_dir, self.family, run.name or "run", to_dict(self.config), meta)
+        self.rundir.started = self._start_time
+        return self.rundir.path
 
     def _reopen_run(self) -> Path:
-        run_dir = self.resume_dir
-        self.meta = read_meta(run_dir)
-        self.meta.update(status="running", pid=os.getpid(), error=None, ended_at=None,
-                         device=self._device_name(), world_size=self.world_size)
-        self.meta.setdefault("resumed_at", []).append(_now())
-        self.run_dir = run_dir
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
-        self._write_meta()
-        return run_dir
+        updates = {"pid": os.getpid(), "host": socket.gethostname(), "device": self._device_name(),
+                   "world_size": self.world_size}
+        self.rundir = RunDir.reopen(self.resume_dir, to_dict(self.config), updates, lock=self._lock)
+        self.rundir.started = self._start_time
+        return self.rundir.path
 
     def _device_name(self) -> str:
         if self.device.type == "cuda":
             return f"cuda ({torch.cuda.get_device_name(self.device)})"
         return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
-    def _write_meta(self) -> None:
-        if not self.is_main or self.run_dir is None:
-            return
-        tmp = self.run_dir / ".meta.json.tmp"
-        tmp.write_text(json.dumps(self.meta, indent=2) + "\n")
-        os.replace(tmp, self.run_dir / "meta.json")
-
     def _set_status(self, status: str, error: str | None = None) -> None:
-        if not self.is_main or self.run_dir is None:
-            return
-        previous = self.meta.get("duration_s") or 0.0
-        self.meta.update(status=status, error=error, ended_at=_now(),
-                         duration_s=round(previous + time.time() - self._start_time, 2))
-        self._write_meta()
+        if self.is_main and self.rundir is not None:
+            with contextlib.suppress(OSError):  # status is best effort on a full disk: runs list shows crashed
+                self.rundir.set_status(status, error)
 
     # -- checkpoints ----------------------------------------------------------
 
@@ -396,10 +370,7 @@ class Session:
         self._finished = True
         if not self.is_main:
             return
-        summary = dict(summary, run_dir=str(self.run_dir))
-        tmp = self.run_dir / ".summary.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
-        os.replace(tmp, self.run_dir / "summary.json")
+        self.rundir.write_summary(summary)
         self._write_hparams(hparam_metrics, int(summary.get("global_step", 0)))
         self.writer.flush()
         self._set_status("completed")
@@ -410,28 +381,12 @@ class Session:
         # one row per run with its real final metrics.
         from torch.utils.tensorboard.summary import hparams
 
-        hparam_values = flat_hparams(to_dict(self.config))
+        hparam_values = flat_hparams(to_dict(self.config), HPARAMS_SKIPPED)
         experiment, start, end = hparams(hparam_values, metrics)
         for record in (experiment, start, end):
             self.writer.file_writer.add_summary(record)
         for tag, value in metrics.items():
             self.writer.add_scalar(tag, value, step)
-
-
-def flat_hparams(config: dict, prefix: str = "") -> dict[str, Any]:
-    """Config flattened to ``a.b: scalar`` for TensorBoard's HParams tab."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if name in ("run.runs_dir", "run.progress", "run.log_every", "data.data_dir"):
-            continue
-        if isinstance(value, dict):
-            flat.update(flat_hparams(value, f"{name}."))
-        elif isinstance(value, (bool, int, float, str)):
-            flat[name] = value
-        elif value is not None:
-            flat[name] = json.dumps(value)
-    return flat
 
 
 def _check_finite_state(state: Any, path: str = "") -> None:

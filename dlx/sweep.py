@@ -29,6 +29,7 @@ sweep goes on.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import shlex
 import sys
@@ -39,12 +40,14 @@ from typing import Any
 import yaml
 
 from dlx import config as config_mod
+from dlx import families
 from dlx.errors import ConfigError, DlxError
-from dlx.runs import FAMILIES, family_config_class
 
 SWEEP_KEYS = ("family", "base", "set", "grid", "variants", "seeds", "metric")
 VARIANT_KEYS = ("name", "set")
 # Set by the sweep itself for every point; a sweep file must not set them.
+# More runs than this is almost surely a mistake (a grid typed too wide).
+MAX_POINTS = 2000
 RESERVED_KEYS = {"run.seed": "use seeds:", "run.name": "points are named by the sweep",
                  "run.runs_dir": "use dlx sweep --runs-dir"}
 
@@ -84,13 +87,13 @@ class Sweep:
 
     @property
     def command(self) -> str:
-        return FAMILIES[self.family].command
+        return families.get(self.family).command
 
     def metric_for(self, summaries: list[dict]) -> str | None:
         """The metric the summary table shows: the file's, else the family's first one present."""
         if self.metric:
             return self.metric
-        for key in FAMILIES[self.family].metrics:
+        for key in families.get(self.family).headline_metrics:
             if any(isinstance(s.get(key), (int, float)) for s in summaries):
                 return key
         return None
@@ -123,8 +126,8 @@ def question_of(text: str) -> str:
 def is_sweep_file(path: str | Path) -> bool:
     """True when ``path`` is YAML with a top-level ``sweep:`` key."""
     try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
+        data = config_mod.load_yaml(path)
+    except ConfigError:
         return False
     return isinstance(data, dict) and "sweep" in data
 
@@ -133,11 +136,13 @@ def is_sweep_file(path: str | Path) -> bool:
 # Reading and validating
 
 
-def load_sweep(path: str | Path, extra_set: list[str] | None = None) -> Sweep:
+def load_sweep(path: str | Path, extra_set: list[str] | None = None, max_points: int = MAX_POINTS) -> Sweep:
     """Read and validate a sweep file and every point's config; raise one ConfigError.
 
     ``extra_set`` are ``--set KEY=VALUE`` overrides from the command line,
-    applied to every point (they may not touch a grid or variant key).
+    applied to every point (they may not touch a grid or variant key). A
+    sweep of more than ``max_points`` runs is refused from the grid's shape,
+    before any point is built.
     """
     path = Path(path)
     raw = config_mod.load_yaml(path)
@@ -149,8 +154,8 @@ def load_sweep(path: str | Path, extra_set: list[str] | None = None) -> Sweep:
         raise ConfigError(problems + [f"{where}: expected a mapping under a top-level 'sweep:' key"])
     problems += _unknown_keys(body, SWEEP_KEYS, f"{where}: sweep")
     family = body.get("family")
-    if family not in FAMILIES:
-        problems.append(f"{where}: sweep.family: {family!r} is not one of {', '.join(FAMILIES)}")
+    if family not in families.FAMILIES:
+        problems.append(f"{where}: sweep.family: {family!r} is not one of {', '.join(families.FAMILIES)}")
     common = _overrides(_given(body, "set", {}), f"{where}: sweep.set", problems)
     common.update(_overrides(dict(config_mod.parse_set(extra_set or [])), "--set", problems))
     grid = _grid(_given(body, "grid", {}), f"{where}: sweep.grid", problems)
@@ -167,6 +172,11 @@ def load_sweep(path: str | Path, extra_set: list[str] | None = None) -> Sweep:
         problems.append(f"{where}: {key}: set for every point and also by the grid or a variant")
     if problems:
         raise ConfigError(problems)
+    runs = len(variants) * math.prod(len(values) for values in grid.values()) * seeds
+    if runs > max_points:
+        raise ConfigError([f"{where}: the sweep has {runs:,} runs ({len(variants)} variant(s) × "
+                           f"{' × '.join(str(len(v)) for v in grid.values()) or '1'} grid values × {seeds} seeds); "
+                           f"the limit is {max_points:,} (raise it with --max-points)"])
 
     sweep = Sweep(path, path.stem, question_of(path.read_text()), family, base, seeds, metric, list(extra_set or []))
     combos = [(variant, grid_values) for variant in variants for grid_values in _grid_points(grid)]
@@ -297,7 +307,7 @@ def _check_points(sweep: Sweep) -> None:
     A problem every point shares (a typo in ``set:`` or the base file) is
     reported once; the others name their point.
     """
-    config_class = family_config_class(sweep.family)
+    config_class = families.config_class(sweep.family)
     problems: list[str] = []
     names = [p.run_name for p in sweep.points]
     for name in sorted({n for n in names if names.count(n) > 1}):
@@ -343,7 +353,8 @@ def require_sweep_file(path: Path) -> None:
     """A clear error when ``path`` is missing or is a plain config, not a sweep file."""
     if not path.is_file():
         raise DlxError(f"sweep file {path} does not exist")
-    if not is_sweep_file(path) and path.suffix in (".yaml", ".yml"):
+    data = config_mod.load_yaml(path)  # a bad or oversized file is its own one-line error
+    if "sweep" not in data and path.suffix in (".yaml", ".yml"):
         raise DlxError(f"{path} has no top-level 'sweep:' key; it looks like a plain config "
                        f"(train it with dlx train-<family> --config {path})")
 

@@ -20,11 +20,13 @@ import signal
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from dlx.runs import FAMILIES, find_runs
+from dlx import families
+from dlx.runs import find_runs
 from dlx.sweep import Point, Sweep, point_argv, slug
 
 
@@ -216,7 +218,8 @@ def summarize(sweep_dir: Path, record: dict) -> dict:
                  if p["status"] == "completed"}
     metric = record.get("metric")
     if not metric:
-        candidates = FAMILIES[record["family"]].metrics if record.get("family") in FAMILIES else ()
+        family = families.FAMILIES.get(record.get("family"))
+        candidates = family.headline_metrics if family else ()
         metric = next((k for k in candidates if any(isinstance(s.get(k), (int, float))
                                                      for s in summaries.values())), None)
     rows = []

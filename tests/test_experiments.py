@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dlx import config as config_mod
-from dlx.runs import FAMILIES, family_config_class
+from dlx.families import FAMILIES, config_class
 from dlx.sweep import is_sweep_file, load_sweep
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
@@ -35,4 +35,4 @@ def test_experiment_file_validates(path):
         assert sweep.question, f"{_id(path)}: the first line must be a comment: '# Answers: <the question>'"
         assert sweep.points
     else:
-        config_mod.build(family_config_class(family), path)
+        config_mod.build(config_class(family), path)

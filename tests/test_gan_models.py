@@ -1,4 +1,4 @@
-"""GAN networks, noise and losses (dlx/models/gan.py, dlx/train/gan_losses.py)."""
+"""GAN networks, noise and losses (dlx/models/gan.py, dlx/train/gan/losses.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from dlx import config as config_mod
 from dlx.configs.gan import GANConfig
 from dlx.errors import ShapeError
 from dlx.models.gan import build_gan, interpolate, sample_noise
-from dlx.train import gan_losses
+from dlx.train.gan import losses
+from dlx.train.gan.losses import LOSSES
 
 
 def make_config(**overrides) -> GANConfig:
@@ -95,22 +96,41 @@ def test_interpolation_ends_at_both_vectors(spherical):
 def test_losses_at_known_points():
     zeros = torch.zeros(4)
     log2 = torch.log(torch.tensor(2.0))
-    assert torch.isclose(gan_losses.discriminator_loss("bce", zeros, zeros), 2 * log2)
-    assert torch.isclose(gan_losses.generator_loss("bce", zeros), log2)
+    assert torch.isclose(LOSSES["bce"].discriminator(zeros, zeros), 2 * log2)
+    assert torch.isclose(LOSSES["bce"].generator(zeros), log2)
     real, fake = torch.tensor([2.0, 0.0]), torch.tensor([-3.0, 1.0])
-    assert torch.isclose(gan_losses.discriminator_loss("wgan-gp", real, fake), torch.tensor(-2.0))
-    assert torch.isclose(gan_losses.discriminator_loss("hinge", real, fake), torch.tensor(0.5 + 1.0))
-    assert torch.isclose(gan_losses.generator_loss("hinge", fake), torch.tensor(1.0))
+    assert torch.isclose(LOSSES["wgan-gp"].discriminator(real, fake), torch.tensor(-2.0))
+    assert torch.isclose(LOSSES["hinge"].discriminator(real, fake), torch.tensor(0.5 + 1.0))
+    assert torch.isclose(LOSSES["hinge"].generator(fake), torch.tensor(1.0))
     # Non-saturating: a confidently rejected fake still gets a large gradient.
     scores = torch.tensor([-10.0], requires_grad=True)
-    gan_losses.generator_loss("bce", scores).backward()
+    LOSSES["bce"].generator(scores).backward()
     assert scores.grad.abs().item() > 0.99
 
 
 def test_gradient_penalty_is_zero_for_a_unit_slope_critic():
     weight = torch.tensor([0.6, 0.8])  # ‖w‖ = 1, so ‖∇ w·x‖ = 1 everywhere
     real, fake = torch.randn(8, 2), torch.randn(8, 2)
-    penalty = gan_losses.gradient_penalty(lambda x: x @ weight, real, fake, torch.Generator().manual_seed(0))
+    penalty = losses.gradient_penalty(lambda x: x @ weight, real, fake, torch.Generator().manual_seed(0))
     assert penalty.item() == pytest.approx(0.0, abs=1e-10)
-    steep = gan_losses.gradient_penalty(lambda x: x @ (3 * weight), real, fake, torch.Generator().manual_seed(0))
+    steep = losses.gradient_penalty(lambda x: x @ (3 * weight), real, fake, torch.Generator().manual_seed(0))
     assert steep.item() == pytest.approx(4.0)  # (3 - 1)²
+
+
+def test_loss_registry_covers_the_config_and_only_wgan_gp_has_a_penalty():
+    import typing
+
+    from dlx.configs.gan import GANLossConfig
+
+    names = typing.get_args(typing.get_type_hints(GANLossConfig)["name"])
+    assert set(LOSSES) == set(names)
+    config = make_config(**{"loss.gp_weight": 3.0})
+    for name, loss in LOSSES.items():
+        assert loss.name == name
+        assert (loss.penalty is not None) == (name == "wgan-gp")
+    assert LOSSES["wgan-gp"].penalty_weight(config.loss) == 3.0
+    scores = torch.tensor([0.0, 2.0])
+    assert torch.isclose(LOSSES["bce"].summary(scores), torch.sigmoid(scores).mean())
+    assert torch.isclose(LOSSES["hinge"].summary(scores), torch.tensor(1.0))
+    with pytest.raises(ValueError, match="unknown loss"):
+        losses.get_loss("minimax")

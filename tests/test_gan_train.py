@@ -11,6 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from dlx import checkpoint
 from dlx.cli import main
+from dlx.configs.gan import GANConfig
 from tests.conftest import FASHION_DIR, run_dirs
 
 TOY = ["--dataset", "ring8", "--no-progress", "--set", "run.log_every=5", "--set", "eval.samples=500"]
@@ -165,9 +166,12 @@ def test_resume_refuses_changes_that_break_exactness(runs_dir, capsys):
 
 
 def test_non_finite_loss_stops_the_run_clearly(runs_dir, monkeypatch, capsys):
-    import dlx.train.gan as trainer
+    import dataclasses
 
-    monkeypatch.setattr(trainer, "generator_loss", lambda name, scores: scores.float().mean() * float("nan"))
+    from dlx.train.gan import losses
+
+    poisoned = dataclasses.replace(losses.LOSSES["bce"], generator=lambda scores: scores.float().mean() * float("nan"))
+    monkeypatch.setitem(losses.LOSSES, "bce", poisoned)
     assert dlx("train-gan", *TOY, "--epochs", 1, "--steps-per-epoch", 10, "--runs-dir", runs_dir) == 2
     assert "loss became nan" in capsys.readouterr().err
     run_dir = only_run(runs_dir)
@@ -288,3 +292,71 @@ def test_sample_errors(runs_dir, tmp_path, capsys):
 def test_fashion_mnist_is_available():
     # The image tests above train on the real dataset that Debian installs here.
     assert Path(FASHION_DIR).is_dir()
+
+
+# -- colour: channels come from the data ----------------------------------------------------------
+
+
+def synthetic_rgb(monkeypatch, count: int = 256) -> None:
+    """Make ``dlx.data.vision.load`` return random 3-channel 28×28 images of 10 classes."""
+    from dlx.data import vision
+
+    def load(name, data_dir=None, download=True, mirrors=None, progress=True):
+        spec = vision.get_spec(name)
+        generator = torch.Generator().manual_seed(0)
+
+        def split(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+            images = torch.randint(0, 256, (size, 3, 28, 28), dtype=torch.uint8, generator=generator)
+            return images, torch.arange(size) % len(spec.classes)
+
+        (train_images, train_labels), (test_images, test_labels) = split(count), split(count // 2)
+        return vision.VisionData(spec.name, list(spec.classes), Path("synthetic"), train_images, train_labels,
+                                 test_images, test_labels)
+
+    monkeypatch.setattr(vision, "load", load)
+
+
+RGB = ["--dataset", "fashion-mnist", "--batch-size", 32, "--epochs", 1, "--steps-per-epoch", 2, "--no-progress",
+       "--set", "model.channels=8", "--set", "model.g_hidden=[32]", "--set", "model.d_hidden=[32]",
+       "--set", "eval.samples=64", "--set", "eval.grid=8"]
+
+
+@pytest.mark.parametrize("model", ["dcgan", "mlp"])
+def test_gan_trains_and_samples_on_three_channel_images(runs_dir, tmp_path, monkeypatch, model):
+    from PIL import Image
+
+    from dlx.train.gan.evaluate import saved_models
+    from tests.cnn_helpers import cli
+
+    synthetic_rgb(monkeypatch)
+    assert cli(["train-gan", *RGB, "--model", model, "--set", "eval.image_metrics=false",
+                "--runs-dir", runs_dir]) == 0
+    run_dir = only_run(runs_dir)
+    assert json.loads((run_dir / "meta.json").read_text())["status"] == "completed"
+    saved = checkpoint.load_saved(run_dir, "gan", GANConfig, "last")
+    assert saved.state["sample_shape"] == [3, 28, 28]
+    generator = saved_models(saved, torch.device("cpu")).generators["G"]
+    assert generator(torch.randn(4, 64)).shape == (4, 3, 28, 28)
+    out = tmp_path / "rgb.png"
+    assert cli(["sample", run_dir, "--n", 16, "--out", out]) == 0
+    with Image.open(out) as image:
+        assert image.mode == "RGB" and image.size == (4 * 30 + 2, 4 * 30 + 2)
+
+
+def test_gan_image_metrics_on_three_channel_images(runs_dir, tmp_path, monkeypatch, capsys):
+    """The evaluation classifier (a train-cnn run) takes its input channels from the data too."""
+    from tests.cnn_helpers import cli
+
+    synthetic_rgb(monkeypatch)
+    classifier_root = tmp_path / "classifier"
+    assert cli(["train-cnn", "--dataset", "fashion-mnist", "--epochs", 1, "--batch-size", 64, "--no-progress",
+                "--set", "model.conv_layers=[{channels: 4, kernel: 3, padding: 1, pool: max}]",
+                "--set", "model.hidden=[16]", "--set", "embedding_samples=0", "--runs-dir", classifier_root]) == 0
+    (classifier,) = run_dirs(classifier_root, "cnn")
+    assert cli(["train-gan", *RGB, "--eval-classifier", classifier, "--runs-dir", runs_dir]) == 0
+    run_dir = only_run(runs_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["fid"] > 0 and summary["eval_classifier"] == str(classifier)
+    capsys.readouterr()
+    assert cli(["eval", run_dir, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["fid"] == pytest.approx(summary["fid"], rel=1e-6)

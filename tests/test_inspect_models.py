@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 from dlx.errors import ShapeError
-from dlx.inspect.targets import build_report
 from dlx.inspect.trace import trace_model
 
 
@@ -51,10 +50,11 @@ def test_transformer_target_traces_the_trainer_model():
     from dlx import config as config_mod
     from dlx.configs.transformer import TransformerConfig
     from dlx.data.sequences import load_task
+    from dlx.inspect.models import inspect_transformer
     from dlx.models.transformer import build_model
 
     overrides = ["data.train_size=64", "data.test_size=16", "model.layers=1", "model.d_model=32", "model.ff=64"]
-    report = build_report("transformer", {"set_": overrides})
+    report = inspect_transformer(None, overrides)
     config = config_mod.build(TransformerConfig, None, {}, overrides)
     task = load_task(config.data)
     model = build_model(config.model, task.kind, len(task.vocab), len(task.labels), task.max_len)

@@ -51,6 +51,9 @@ def everything(top: Path) -> set[str]:
 def _copy_run(source: Path, parent: Path, stamp: str, name: str, run_id: str, status: str, **changes) -> Path:
     target = parent / f"{stamp}-{name}-{run_id}"
     shutil.copytree(source, target, symlinks=True)
+    # No lock file: these copies stand for runs whose liveness is their pid (as in dlx 0.1);
+    # tests/test_run_hygiene.py covers runs whose process holds the lock.
+    (target / ".lock").unlink(missing_ok=True)
     meta = json.loads((target / "meta.json").read_text())
     meta.update(name=name, id=run_id, status=status, started_at=f"2026-01-0{stamp[-1]}T10:00:00+00:00",
                 **changes.pop("meta", {}))
@@ -139,7 +142,8 @@ def summary_of(run_dir: Path) -> dict:
 def test_list_finds_plain_and_sweep_runs_newest_first(template, capsys):
     rows = listing(capsys, template / "runs")
     assert [r["name"] for r in rows] == ["alpha", "stale", "live", "delta", "gamma", "beta", "alpha"]
-    assert [r["status"] for r in rows][1:6] == ["running", "running", "failed", "interrupted", "completed"]
+    # "stale" is marked running but its process is gone: listed as crashed.
+    assert [r["status"] for r in rows][1:6] == ["crashed", "running", "failed", "interrupted", "completed"]
     assert rows[-2]["sweep"] is None and rows[-3]["sweep"] is None
     sweep_alpha = next(r for r in rows if r["id"] == "5ee5ee")
     assert sweep_alpha["sweep"] == "20260101-000000-demo-abcdef"
@@ -153,7 +157,8 @@ def test_list_filters_and_sorts(template, capsys):
     root = template / "runs"
     assert [r["name"] for r in listing(capsys, root, "--status", "failed")] == ["delta"]
     assert {r["name"] for r in listing(capsys, root, "--status", "running", "--status", "interrupted")} == \
-        {"live", "stale", "gamma"}
+        {"live", "gamma"}
+    assert [r["name"] for r in listing(capsys, root, "--status", "crashed")] == ["stale"]
     assert listing(capsys, root, "--family", "gan") == []
     ranked = listing(capsys, root, "--sort", "test_accuracy")
     assert ranked[0]["id"] == "b0b0b0" and ranked[2]["id"] == "5ee5ee"  # +0.1 and -0.1 around the real run
@@ -213,7 +218,7 @@ def test_show_prints_status_metrics_checkpoints_and_a_command_that_reproduces(te
     assert cli(["runs", "show", "beta", "--runs-dir", root]) == 0
     out = capsys.readouterr().out
     accuracy = summary_of(beta)["test_accuracy"]
-    for text in ("status      completed", f"test_accuracy", f"{accuracy:.4f}", "per_class_accuracy[Trouser]",
+    for text in ("status      completed", "test_accuracy", f"{accuracy:.4f}", "per_class_accuracy[Trouser]",
                  "val/accuracy", "last.pt", "best.pt", "KB", "lr: 0.01", "torch", "original command"):
         assert text in out, text
     reproduce = out.split("reproduce (same config and seed, a new run directory)\n")[1].splitlines()[0].strip()
@@ -292,7 +297,8 @@ def test_rm_deletes_exactly_the_named_runs(top, capsys):
     before = everything(top)
     assert cli(["runs", "rm", "beta", "b0c", "--runs-dir", top / "runs", "--yes"]) == 0
     removed = before - everything(top)
-    assert removed == _run_files(before, "runs/cnn/20260101-000002-beta-b0b0b0", "runs/cnn/20260101-000004-delta-b0c1d2")
+    assert removed == _run_files(before, "runs/cnn/20260101-000002-beta-b0b0b0",
+                                 "runs/cnn/20260101-000004-delta-b0c1d2")
     assert (top / "precious" / "data.bin").read_text() == "keep me"  # the link was not followed
 
 
@@ -314,7 +320,12 @@ def test_rm_refuses_a_linked_run_directory(top, capsys):
     os.symlink(top / "runs/cnn/20260101-000003-gamma-c3c3c3", link)
     before = everything(top)
     assert cli(["runs", "rm", link, "--yes", "--runs-dir", top / "runs"]) == 2
+    assert "outside the runs folder" in capsys.readouterr().err
+    inside = top / "runs/cnn/20261231-000000-link-abcdef"
+    os.symlink(top / "runs/cnn/20260101-000003-gamma-c3c3c3", inside)
+    assert cli(["runs", "rm", inside, "--yes", "--runs-dir", top / "runs"]) == 2
     assert "symbolic link" in capsys.readouterr().err
+    inside.unlink()
     assert everything(top) == before
 
 
@@ -328,14 +339,14 @@ def test_prune_keeps_the_best_per_folder_and_spares_running_and_interrupted(top,
     assert everything(top) == before
     assert cli(["runs", "prune", "--keep-best", "1", "--runs-dir", root, "--yes"]) == 0
     # runs/cnn keeps beta (the better of its two completed runs); the failed delta goes;
-    # the sweep's only completed run stays; interrupted and running runs stay.
+    # the sweep's only completed run stays; interrupted, crashed-with-a-checkpoint and running runs stay.
     assert before - everything(top) == _run_files(before, real_alpha, "runs/cnn/20260101-000004-delta-b0c1d2")
     names = {json.loads((Path(d) / "meta.json").read_text())["name"] for d in _dirs_with_meta(root)}
     assert names == {"beta", "gamma", "live", "stale", "alpha"}
     assert (top / "outside.txt").is_file() and (root / "notes.txt").is_file()
     assert cli(["runs", "prune", "--keep-best", "1", "--runs-dir", root, "--include-interrupted", "--yes"]) == 0
     names = {json.loads((Path(d) / "meta.json").read_text())["name"] for d in _dirs_with_meta(root)}
-    assert names == {"beta", "live", "stale", "alpha"}
+    assert names == {"beta", "live", "alpha"}  # interrupted gamma and crashed stale (resumable) went
 
 
 def _dirs_with_meta(root: Path) -> list[str]:

@@ -97,7 +97,8 @@ def test_tensorboard_serves_a_sweeps_runs_scalars_and_hparams(tmp_path, capsys):
 
         experiment = get(f"{url}data/plugin/hparams/experiment", {"experimentName": ""})
         hparams = {info["name"]: info for info in experiment["hparamInfos"]}
-        assert hparams["optim.lr"]["type"] == "DATA_TYPE_FLOAT64" and hparams["model.name"]["type"] == "DATA_TYPE_STRING"
+        assert hparams["optim.lr"]["type"] == "DATA_TYPE_FLOAT64"
+        assert hparams["model.name"]["type"] == "DATA_TYPE_STRING"
         assert "hparam/test_accuracy" in {m["name"]["tag"] for m in experiment["metricInfos"]}
 
         groups = get(f"{url}data/plugin/hparams/session_groups", {

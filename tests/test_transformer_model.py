@@ -1,4 +1,7 @@
-"""dlx/models/transformer.py and dlx/train/decoding.py: shapes, masks in the whole model, positions, decoding."""
+"""dlx/models/transformer.py and dlx/train/transformer/decoding.py.
+
+Shapes, masks in the whole model, positions, decoding.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,14 @@ import torch
 
 from dlx.data.sequences import BOS, EOS, PAD
 from dlx.errors import ShapeError
-from dlx.models.transformer import (EncoderClassifier, LearnedEncoding, Seq2SeqTransformer, SinusoidalEncoding,
-                                    build_model)
-from dlx.train.decoding import beam_decode, greedy_decode
+from dlx.models.transformer import (
+    EncoderClassifier,
+    LearnedEncoding,
+    Seq2SeqTransformer,
+    SinusoidalEncoding,
+    build_model,
+)
+from dlx.train.transformer.decoding import beam_decode, greedy_decode
 
 VOCAB = 12
 

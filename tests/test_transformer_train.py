@@ -118,6 +118,21 @@ def test_pairs_file_learns_with_beam_search_and_reports_bleu(runs_dir, tmp_path,
     assert capsys.readouterr().out.strip() == "deux cinq un"
 
 
+def test_eval_finds_moved_data_files_in_data_dir(runs_dir, tmp_path, capsys):
+    conll = tmp_path / "tags.conll"
+    conll.write_text("".join(f"the\tDET\n{noun}\tNOUN\nruns\tVERB\n\n" for noun in ["cat", "dog", "sun"] * 10))
+    assert cli(["train-transformer", *TINY, "--epochs", "1", "--data", conll, "--runs-dir", runs_dir]) == 0
+    run = only_run(runs_dir)
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    conll.rename(moved / conll.name)
+    capsys.readouterr()
+    assert cli(["eval", run, "--json"]) == 2  # the file is gone from where the run read it
+    assert cli(["eval", run, "--json", "--data-dir", moved]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["token_accuracy"] == pytest.approx(summary(run)["token_accuracy"])
+
+
 def test_conll_and_classification_files(runs_dir, tmp_path):
     conll = tmp_path / "tags.conll"
     conll.write_text("".join(f"the\tDET\n{noun}\tNOUN\nruns\tVERB\n\n" for noun in ["cat", "dog", "sun"] * 10))

@@ -3,41 +3,22 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import typer
 
-# Shared flag declarations: every trainer offers the same common flags.
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config file (see experiments/).")
 SetOpt = typer.Option(None, "--set", help="Override any config key: --set optim.lr=0.01 (repeatable).")
-PrintConfigOpt = typer.Option(False, "--print-config", help="Print the resolved config as YAML and exit.")
-NameOpt = typer.Option(None, "--name", help="Run name (part of the run directory name).")
-ResumeOpt = typer.Option(None, "--resume", help="Continue an interrupted run directory exactly where it stopped.")
-SeedOpt = typer.Option(None, "--seed", help="Random seed (weights, shuffling, dropout).")
-DeviceOpt = typer.Option(None, "--device", help="auto | cpu | cuda.")
-PrecisionOpt = typer.Option(None, "--precision", help="fp32 | bf16 (autocast).")
-CompileOpt = typer.Option(None, "--compile/--no-compile", help="Use torch.compile.")
-EpochsOpt = typer.Option(None, "--epochs", help="Passes over the training data.")
-BatchOpt = typer.Option(None, "--batch-size", help="Examples per step (per process under torchrun).")
-LrOpt = typer.Option(None, "--lr", help="Peak learning rate.")
-OptimizerOpt = typer.Option(None, "--optimizer", help="sgd | adam | adamw | adadelta.")
-ScheduleOpt = typer.Option(None, "--schedule", help="constant | step | cosine | onecycle | warmup-invsqrt | warmup-cosine.")
-RunsDirOpt = typer.Option(None, "--runs-dir", help="Root of run directories (default: runs).")
-ProgressOpt = typer.Option(None, "--progress/--no-progress", help="Show the live progress bar.")
 
 
-def common_flags(name: Optional[str], seed: Optional[int], device: Optional[str], precision: Optional[str],
-                 compile: Optional[bool], epochs: Optional[int], batch_size: Optional[int],
-                 lr: Optional[float], optimizer: Optional[str], schedule: Optional[str],
-                 runs_dir: Optional[str], progress: Optional[bool]) -> dict[str, Any]:
-    """Map the shared flags onto config keys (None: not given)."""
-    return {
-        "run.name": name, "run.seed": seed, "run.device": device, "run.precision": precision,
-        "run.compile": compile, "run.runs_dir": runs_dir, "run.progress": progress,
-        "optim.epochs": epochs, "optim.batch_size": batch_size, "optim.lr": lr,
-        "optim.optimizer": optimizer, "optim.schedule": schedule,
-    }
+def console() -> Any:
+    """A rich console; wide when not a terminal, so piped tables are not squeezed."""
+    from rich.console import Console
+
+    plain = Console()
+    return plain if plain.is_terminal else Console(width=200)
 
 
 def resolve_config(config_cls: type, family: str, config_file: Optional[Path], flags: dict[str, Any],
@@ -45,14 +26,15 @@ def resolve_config(config_cls: type, family: str, config_file: Optional[Path], f
     """Build the run's config; on resume start from the saved one and refuse exactness-breaking changes."""
     from dlx import config as config_mod
     from dlx.errors import ConfigError
-    from dlx.resume import check_resume_changes, saved_config
+    from dlx.resume import check_resume_changes, check_resume_target, saved_config
 
     base = saved_config(resume, family) if resume else None
     resolved = config_mod.build(config_cls, config_file, flags, overrides, base=base)
     if resume:
-        problems = check_resume_changes(base, config_mod.to_dict(resolved))
+        problems = check_resume_changes(family, base, config_mod.to_dict(resolved))
         if problems:
             raise ConfigError(problems)
+        check_resume_target(resume, base, config_mod.to_dict(resolved))
     return resolved
 
 
@@ -107,22 +89,29 @@ def run_guarded(app: typer.Typer, argv: list[str] | None = None) -> int:
 
 
 def _report(error: Exception) -> int:
-    from dlx.errors import DlxError
+    from dlx.errors import DlxError, TrainingInterrupted
 
     if isinstance(error, DlxError):
         print(f"dlx: error: {error}", file=sys.stderr)
         return error.exit_code
-    if type(error).__name__ == "TrainingInterrupted":
+    if isinstance(error, TrainingInterrupted):
         print(f"dlx: {error}; run saved and marked interrupted (resume with --resume RUN_DIR)",
               file=sys.stderr)
-        return 128 + int(getattr(error, "signum", 2))
+        return 128 + int(error.signum)
     if isinstance(error, typer.Exit):
         return error.exit_code
     if isinstance(error, typer.Abort):
         print("aborted", file=sys.stderr)
         return 1
-    # Usage errors (unknown option, bad value) from Typer's click layer.
-    if hasattr(error, "show") and hasattr(error, "exit_code"):
-        error.show()
-        return int(error.exit_code)
+    # Usage errors (unknown option, bad value) from Typer's click layer: one
+    # line, like every other mistake, with where to look for the right usage.
+    if hasattr(error, "format_message") and hasattr(error, "exit_code"):
+        if type(error).__name__ == "NoArgsIsHelpError":  # `dlx runs` alone: the help is the answer
+            error.show()
+            return int(error.exit_code)
+        message = " ".join(error.format_message().split())
+        context = getattr(error, "ctx", None)
+        where = context.command_path if context is not None else "dlx"
+        print(f"dlx: error: {message} (see '{where} --help')", file=sys.stderr)
+        return int(error.exit_code) or 2
     raise error  # a bug: show the traceback

@@ -29,8 +29,10 @@ def list_(data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Dire
                                 "Example:\n\n\b\n  dlx data fetch mnist\n  dlx data fetch kmnist --dest ./data/kmnist")
 def fetch(
     name: str = typer.Argument(..., help="mnist | fashion-mnist | kmnist."),
-    dest: Optional[Path] = typer.Option(None, "--dest", help="Target directory (default: $DLX_DATA or ~/.cache/dlx/NAME)."),
-    mirror: Optional[list[str]] = typer.Option(None, "--mirror", help="Base URL to try instead of the official mirrors (repeatable)."),
+    dest: Optional[Path] = typer.Option(None, "--dest",
+                                        help="Target directory (default: $DLX_DATA or ~/.cache/dlx/NAME)."),
+    mirror: Optional[list[str]] = typer.Option(None, "--mirror",
+                                               help="Base URL to try instead of the official mirrors (repeatable)."),
 ) -> None:
     from dlx.data import vision
 

@@ -8,11 +8,6 @@ from typing import Optional
 
 import typer
 
-# family → module with ``evaluate_run(run_dir, which, data_dir)``; an explicit
-# registry, not import strings from user input.
-EVALUATORS = {"cnn": "dlx.train.cnn", "transformer": "dlx.train.transformer_eval",
-              "gan": "dlx.train.gan_saved"}
-
 
 def register(app: typer.Typer) -> None:
     @app.command("eval", help="Evaluate a run's checkpoint on the test split, without retraining.\n\n"
@@ -23,19 +18,18 @@ def register(app: typer.Typer) -> None:
         data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Directory searched first for the dataset."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     ) -> None:
-        import importlib
-
+        from dlx import families
         from dlx.errors import CheckpointError, DlxError
-        from dlx.resume import read_meta
+        from dlx.rundir import read_meta
 
         if checkpoint not in ("best", "last"):
             raise DlxError(f"--checkpoint must be best or last, got {checkpoint!r}")
         if not run_dir.is_dir():
             raise CheckpointError(f"run directory {run_dir} does not exist")
         family = read_meta(run_dir).get("family")
-        if family not in EVALUATORS:
+        if family not in families.FAMILIES:
             raise CheckpointError(f"{run_dir}: dlx eval does not support {family!r} runs")
-        result = importlib.import_module(EVALUATORS[family]).evaluate_run(run_dir, checkpoint, data_dir)
+        result = families.get(family).evaluate_run()(run_dir, checkpoint, data_dir)
         if as_json:
             typer.echo(json.dumps(result, indent=2))
             return

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from dlx.commands import common
+from dlx.commands.flags import Flag, add_train_command
 
 EXAMPLES = """
 Examples:
@@ -26,61 +26,31 @@ Examples:
 """
 
 
+FLAGS = (
+    Flag("--dataset", "data.dataset", short="-d"),
+    Flag("--kind", "model.kind"),
+    Flag("--model", "model.name", short="-m"),
+    Flag("--noise", "model.noise"),
+    Flag("--noise-dim", "model.noise_dim"),
+    Flag("--loss", "loss.name"),
+    Flag("--d-steps", "optim.d_steps"),
+    Flag("--steps-per-epoch", "optim.steps_per_epoch"),
+    Flag("--limit-train", "data.limit_train"),
+    Flag("--data-dir", "data.data_dir"),
+    Flag("--eval-every", "eval.every"),
+    Flag("--eval-classifier", "eval.classifier"),
+)
+
+# G and D have an optimizer each: the common --lr/--optimizer/--schedule set both.
+SHARED_KEYS = {
+    "optim.lr": ("g_optim.lr", "d_optim.lr"),
+    "optim.optimizer": ("g_optim.optimizer", "d_optim.optimizer"),
+    "optim.schedule": ("g_optim.schedule", "d_optim.schedule"),
+}
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("train-gan", help="Train a GAN (typical, conditional or cycle) on 2-D mixtures or images.\n"
-                                   + EXAMPLES)
-    def train_gan(
-        dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="ring8 | grid25 | mnist | fashion-mnist."),
-        kind: Optional[str] = typer.Option(None, "--kind", help="gan | conditional | cycle."),
-        model: Optional[str] = typer.Option(None, "--model", "-m", help="mlp | dcgan."),
-        noise: Optional[str] = typer.Option(None, "--noise", help="gaussian | uniform: the distribution of z."),
-        noise_dim: Optional[int] = typer.Option(None, "--noise-dim", help="Size of z (0: 2 for 2-D, 64 for images)."),
-        loss: Optional[str] = typer.Option(None, "--loss", help="bce (non-saturating) | wgan-gp | hinge."),
-        d_steps: Optional[int] = typer.Option(None, "--d-steps", help="Discriminator updates per generator update."),
-        steps_per_epoch: Optional[int] = typer.Option(None, "--steps-per-epoch",
-                                                      help="Generator steps per epoch (0: 1000 for 2-D, a pass for images)."),
-        limit_train: Optional[int] = typer.Option(None, "--limit-train", help="Use only the first N training images."),
-        data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Directory searched first for the dataset."),
-        eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Generator steps between evaluations (0: each epoch)."),
-        eval_classifier: Optional[str] = typer.Option(None, "--eval-classifier",
-                                                      help="train-cnn run dir used for FID / class metrics (default: cached)."),
-        epochs: Optional[int] = common.EpochsOpt,
-        batch_size: Optional[int] = common.BatchOpt,
-        lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate of G and D."),
-        optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adam | adamw | sgd (G and D)."),
-        schedule: Optional[str] = typer.Option(None, "--schedule", help="Learning-rate schedule of G and D."),
-        seed: Optional[int] = common.SeedOpt,
-        device: Optional[str] = common.DeviceOpt,
-        precision: Optional[str] = common.PrecisionOpt,
-        compile: Optional[bool] = common.CompileOpt,
-        config: Optional[Path] = common.ConfigOpt,
-        set_: Optional[list[str]] = common.SetOpt,
-        print_config: bool = common.PrintConfigOpt,
-        name: Optional[str] = common.NameOpt,
-        resume: Optional[Path] = common.ResumeOpt,
-        runs_dir: Optional[str] = common.RunsDirOpt,
-        progress: Optional[bool] = common.ProgressOpt,
-    ) -> None:
-        from dlx.configs.gan import GANConfig
-
-        flags = common.common_flags(name, seed, device, precision, compile, epochs, batch_size, None,
-                                    None, None, runs_dir, progress)
-        flags.update({
-            "data.dataset": dataset, "model.kind": kind, "model.name": model, "model.noise": noise,
-            "model.noise_dim": noise_dim, "loss.name": loss, "optim.d_steps": d_steps,
-            "optim.steps_per_epoch": steps_per_epoch, "data.limit_train": limit_train, "data.data_dir": data_dir,
-            "eval.every": eval_every, "eval.classifier": eval_classifier,
-            # G and D have an optimizer each; the shared flags set both.
-            "g_optim.lr": lr, "d_optim.lr": lr, "g_optim.optimizer": optimizer, "d_optim.optimizer": optimizer,
-            "g_optim.schedule": schedule, "d_optim.schedule": schedule,
-        })
-        resolved = common.resolve_config(GANConfig, "gan", config, flags, set_, resume)
-        if print_config:
-            common.print_config(resolved)
-            return
-        from dlx.train.gan import train
-
-        common.run_training(train, resolved, resume)
+    add_train_command(app, "gan", FLAGS, EXAMPLES, shared_keys=SHARED_KEYS)
 
     @app.command("sample", help="Generate from a trained GAN run: an image grid PNG (a scatter plot for 2-D data).\n\n"
                                 "Examples:\n\n\b\n  dlx sample runs/gan/<run>\n"
@@ -100,7 +70,7 @@ def register(app: typer.Typer) -> None:
             raise DlxError(f"--checkpoint must be best or last, got {checkpoint!r}")
         if n is not None and not 1 <= n <= 100_000:
             raise DlxError(f"--n must be between 1 and 100000, got {n}")
-        from dlx.train.gan_saved import sample_run
+        from dlx.train.gan.saved import sample_run
 
         written = sample_run(run_dir, n, label, out, checkpoint, seed)
         typer.echo(f"wrote {written}")

@@ -1,9 +1,15 @@
-"""``dlx inspect-shapes``: every tensor's shape, the rule behind it, checked by a real forward pass."""
+"""``dlx inspect-shapes``: every tensor's shape, the rule behind it, checked by a real forward pass.
+
+A Typer sub-app with one command per target. Each command declares only the
+flags its target understands, so a stray flag (``conv --heads 3``) is refused
+by the parser itself, with its usage line. The reports are built by
+``dlx/inspect/``, imported inside each command so ``dlx --help`` stays free of torch.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -11,10 +17,8 @@ from dlx.commands import common
 
 HELP = """Show each layer's output shape with the rule that gives it, checked by running PyTorch.
 
-TARGET is conv, pool, cnn, attention, transformer or gan. `conv` with no other
-flags traces LeNet-5 on a 1x28x28 image; layer flags describe a single layer
-instead. Sizes take HxW for non-square kernels, strides, paddings (3x5).
 ✓ appears only when a real forward pass produced exactly the rule's shape.
+`dlx inspect-shapes TARGET --help` lists the flags of one target.
 
 Examples:
 
@@ -27,45 +31,207 @@ Examples:
   dlx inspect-shapes cnn --model lenet5 --set model.head=gap --json
   dlx inspect-shapes attention --seq-len 4 --d-model 8 --heads 2 --window 1
   dlx inspect-shapes transformer --set model.layers=1
+  dlx inspect-shapes gan                                    # G, then D on G's output
 """
+
+inspect_app = typer.Typer(help=HELP, no_args_is_help=True, rich_markup_mode=None)
+
+
+def _text_opt(flag: str, metavar: str, help: str) -> Any:
+    """An optional flag taken as text (a size K or HxW, or a choice).
+
+    Parsed and checked in ``dlx/inspect/``, so a bad value ends with the same
+    one-line error as an impossible layer, not with a usage message.
+    """
+    return typer.Option(None, flag, metavar=metavar, help=help)
+
+
+# Flags that read the same wherever they appear.
+PaddingOpt = _text_opt("--padding", "<P|HxW>", "Zero padding per side, P or HxW (default 0).")
+JsonOpt = typer.Option(False, "--json", help="Print JSON instead of the table.")
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("inspect-shapes", help=HELP)
-    def inspect_shapes(
-        target: str = typer.Argument(..., help="conv | pool | cnn | attention | transformer | gan."),
-        input: Optional[str] = typer.Option(None, "--input", help="conv/pool/cnn: input CxHxW, e.g. 3x32x32."),
-        out_channels: Optional[int] = typer.Option(None, "--out-channels", help="conv: output channels."),
-        kernel: Optional[str] = typer.Option(None, "--kernel", help="conv/pool: kernel size, K or HxW."),
-        stride: Optional[str] = typer.Option(None, "--stride", help="conv/pool: stride, S or HxW (pool: = kernel)."),
-        padding: Optional[str] = typer.Option(None, "--padding", help="conv/pool: zero padding per side, P or HxW."),
-        dilation: Optional[str] = typer.Option(None, "--dilation", help="conv/max pool: dilation, D or HxW."),
-        pool: Optional[str] = typer.Option(None, "--pool", help="pool: max | avg (default max)."),
-        compare_fc: bool = typer.Option(False, "--compare-fc",
-                                        help="conv/cnn: parameters a fully connected layer would need, side by side."),
-        model: Optional[str] = typer.Option(None, "--model", "-m", help="cnn: a train-cnn model (lenet5, convnet, mlp, …)."),
-        config: Optional[Path] = common.ConfigOpt,
-        set_: Optional[list[str]] = common.SetOpt,
-        task: Optional[str] = typer.Option(None, "--task", help="transformer: the sequence task (as train-transformer)."),
-        seq_len: Optional[int] = typer.Option(None, "--seq-len", help="attention: sequence length L (default 4)."),
-        d_model: Optional[int] = typer.Option(None, "--d-model", help="attention: token vector width (default 8)."),
-        heads: Optional[int] = typer.Option(None, "--heads", help="attention: heads, must divide d_model (default 2)."),
-        score: Optional[str] = typer.Option(None, "--score", help="attention: dot | additive (default dot)."),
-        window: Optional[int] = typer.Option(None, "--window",
-                                             help="attention: keep only keys with |i - j| <= K (0: no window)."),
-        batch: Optional[int] = typer.Option(None, "--batch", help="attention: batch size for the memory figures."),
-        json_: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
-    ) -> None:
-        from dlx.inspect.targets import build_report
+    """Add ``inspect-shapes`` and its six targets to the ``dlx`` app."""
+    app.add_typer(inspect_app, name="inspect-shapes",
+                  short_help="Layer-by-layer shapes and their rules, checked by torch.")
 
-        options = dict(input=input, out_channels=out_channels, kernel=kernel, stride=stride, padding=padding,
-                       dilation=dilation, pool=pool, compare_fc=compare_fc, model=model, config=config,
-                       set_=set_, task=task, seq_len=seq_len, d_model=d_model, heads=heads, score=score,
-                       window=window, batch=batch)
-        report = build_report(target, options)
-        from dlx.inspect import render
 
-        if json_:
-            typer.echo(render.dumps(report))
-        else:
-            render.render(report)
+def _show(report: Any, json_: bool) -> None:
+    """Print a Report as the table, or as JSON with --json."""
+    from dlx.inspect import render
+
+    if json_:
+        typer.echo(render.dumps(report))
+    else:
+        render.render(report)
+
+
+@inspect_app.command("conv")
+def conv(
+    input: Optional[str] = _text_opt("--input", "<CxHxW>", "Input CxHxW, e.g. 3x32x32 (default 1x28x28)."),
+    out_channels: Optional[int] = typer.Option(None, "--out-channels", help="Output channels (default 6)."),
+    kernel: Optional[str] = _text_opt("--kernel", "<K|HxW>", "Kernel size, K or HxW (default 5)."),
+    stride: Optional[str] = _text_opt("--stride", "<S|HxW>", "Stride, S or HxW (default 1)."),
+    padding: Optional[str] = PaddingOpt,
+    dilation: Optional[str] = _text_opt("--dilation", "<D|HxW>", "Dilation, D or HxW (default 1)."),
+    compare_fc: bool = typer.Option(False, "--compare-fc",
+                                    help="Parameters a fully connected layer would need, side by side."),
+    json_: bool = JsonOpt,
+) -> None:
+    """One convolution layer, or LeNet-5 with no layer flags.
+
+    With none of the layer flags, traces LeNet-5 on a 1x28x28 image, layer by
+    layer. Any of --input, --out-channels, --kernel, --stride, --padding, --dilation
+    describes one layer instead; flags not given take the defaults below.
+    Sizes take HxW for non-square kernels, strides, paddings (3x5).
+
+    Examples:
+
+    \b
+      dlx inspect-shapes conv                      # LeNet-5
+      dlx inspect-shapes conv --input 3x32x32 --out-channels 16 --kernel 3 --stride 2 --padding 1
+      dlx inspect-shapes conv --input 1x29x29 --kernel 3x5 --stride 2 --dilation 2 --compare-fc
+    """
+    layer_flags = (input, out_channels, kernel, stride, padding, dilation)
+    if all(value is None for value in layer_flags):
+        from dlx.inspect.models import inspect_lenet5
+
+        report = inspect_lenet5(compare_fc=compare_fc)
+    else:
+        from dlx.inspect.layers import conv_layer, inspect_layer
+
+        layer = conv_layer(input, out_channels, kernel, stride, padding, dilation)
+        report = inspect_layer(layer, "conv", compare_fc=compare_fc)
+    _show(report, json_)
+
+
+@inspect_app.command("pool")
+def pool(
+    pool: Optional[str] = _text_opt("--pool", "<max|avg>", "Pooling type (default max)."),
+    input: Optional[str] = _text_opt("--input", "<CxHxW>", "Input CxHxW, e.g. 6x28x28 (default 6x28x28)."),
+    kernel: Optional[str] = _text_opt("--kernel", "<K|HxW>", "Kernel size, K or HxW (default 2)."),
+    stride: Optional[str] = _text_opt("--stride", "<S|HxW>", "Stride, S or HxW (default: the kernel)."),
+    padding: Optional[str] = PaddingOpt,
+    dilation: Optional[str] = _text_opt("--dilation", "<D|HxW>", "Dilation, D or HxW (max pool only)."),
+    json_: bool = JsonOpt,
+) -> None:
+    """One max or average pooling layer.
+
+    Sizes take HxW for non-square kernels, strides, paddings (3x5); the
+    stride defaults to the kernel, as in torch.nn.
+
+    Examples:
+
+    \b
+      dlx inspect-shapes pool
+      dlx inspect-shapes pool --pool avg --input 6x28x28 --kernel 3 --stride 2
+    """
+    from dlx.inspect.layers import inspect_layer, pool_layer
+
+    layer = pool_layer(pool or "max", input, kernel, stride, padding, dilation)
+    _show(inspect_layer(layer, "pool"), json_)
+
+
+@inspect_app.command("cnn")
+def cnn(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="A train-cnn model (lenet5, convnet, mlp, …)."),
+    config: Optional[Path] = common.ConfigOpt,
+    set_: Optional[list[str]] = common.SetOpt,
+    input: Optional[str] = _text_opt("--input", "<CxHxW>", "Input CxHxW, square, e.g. 3x32x32 (default 1x28x28)."),
+    compare_fc: bool = typer.Option(False, "--compare-fc",
+                                    help="Parameters a fully connected layer would need, for each conv layer."),
+    json_: bool = JsonOpt,
+) -> None:
+    """A train-cnn model from its config, on one image.
+
+    The config is resolved as train-cnn resolves it (defaults < --config <
+    --model < --set) and the model is built as train-cnn builds it.
+
+    Examples:
+
+    \b
+      dlx inspect-shapes cnn --model convnet --compare-fc
+      dlx inspect-shapes cnn --model lenet5 --set model.head=gap --json
+      dlx inspect-shapes cnn --config experiments/cnn/lenet5-mnist.yaml
+    """
+    from dlx.inspect.models import inspect_cnn
+
+    _show(inspect_cnn(model, config, set_, input, compare_fc), json_)
+
+
+@inspect_app.command("attention")
+def attention(
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Sequence length L (default 4)."),
+    d_model: Optional[int] = typer.Option(None, "--d-model", help="Token vector width (default 8)."),
+    heads: Optional[int] = typer.Option(None, "--heads", help="Heads, must divide --d-model (default 2)."),
+    score: Optional[str] = _text_opt("--score", "<dot|additive>", "Score function (default dot)."),
+    window: Optional[int] = typer.Option(None, "--window",
+                                         help="Keep only keys with |i - j| <= K (default 0: no window)."),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Batch size for the memory figures (default 1)."),
+    json_: bool = JsonOpt,
+) -> None:
+    """One multi-head self-attention layer, step by step.
+
+    Q/K/V projections, per-head scores, the (windowed) softmax, the mix of
+    values, and the memory the score matrix takes; with dot scores the
+    result is checked against torch.nn.MultiheadAttention.
+
+    Examples:
+
+    \b
+      dlx inspect-shapes attention
+      dlx inspect-shapes attention --seq-len 4 --d-model 8 --heads 2 --window 1
+      dlx inspect-shapes attention --seq-len 512 --score additive --batch 8
+    """
+    from dlx.inspect.attention import inspect_attention
+
+    # Only the flags given: inspect_attention's own defaults fill the rest.
+    given = dict(seq_len=seq_len, d_model=d_model, heads=heads, score=score, window=window, batch=batch)
+    _show(inspect_attention(**{name: value for name, value in given.items() if value is not None}), json_)
+
+
+@inspect_app.command("transformer")
+def transformer(
+    config: Optional[Path] = common.ConfigOpt,
+    set_: Optional[list[str]] = common.SetOpt,
+    task: Optional[str] = typer.Option(None, "--task", help="The sequence task (as train-transformer)."),
+    json_: bool = JsonOpt,
+) -> None:
+    """The train-transformer model on its task's longest example.
+
+    The config is resolved as train-transformer resolves it (defaults <
+    --config < --task < --set); the input is the task's longest training example.
+
+    Examples:
+
+    \b
+      dlx inspect-shapes transformer
+      dlx inspect-shapes transformer --task majority --set model.layers=1
+    """
+    from dlx.inspect.models import inspect_transformer
+
+    _show(inspect_transformer(config, set_, task), json_)
+
+
+@inspect_app.command("gan")
+def gan(
+    config: Optional[Path] = common.ConfigOpt,
+    set_: Optional[list[str]] = common.SetOpt,
+    json_: bool = JsonOpt,
+) -> None:
+    """The train-gan networks: G, then D on G's output.
+
+    For a gan or conditional config (a cycle GAN translates images and is not
+    traced); the config is resolved as train-gan resolves it (defaults <
+    --config < --set).
+
+    Examples:
+
+    \b
+      dlx inspect-shapes gan                       # the 2-D ring's MLPs
+      dlx inspect-shapes gan --set data.dataset=fashion-mnist --set model.name=dcgan
+    """
+    from dlx.inspect.models import inspect_gan
+
+    _show(inspect_gan(config, set_), json_)

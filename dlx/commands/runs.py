@@ -12,7 +12,9 @@ from typing import Any, Optional
 
 import typer
 
+from dlx import families
 from dlx import runs as runs_mod
+from dlx.commands.common import console
 
 runs_app = typer.Typer(
     help="List, inspect, compare and clean up runs.\n\n"
@@ -30,8 +32,9 @@ runs_app = typer.Typer(
 RunsRootOpt = typer.Option(Path("runs"), "--runs-dir", help="Root searched for runs (plain runs and sweeps).")
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
 FamilyOpt = typer.Option(None, "--family", help="Only runs of this family: cnn | transformer | gan.")
-StatusOpt = typer.Option(None, "--status", help="Only runs with this status (repeatable): "
-                                                "running | completed | interrupted | failed.")
+StatusOpt = typer.Option(None, "--status", help="Only runs with this status (repeatable): running | "
+                                                "completed | interrupted | failed | crashed (marked running, "
+                                                "but its process is gone).")
 YesOpt = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
 DryRunOpt = typer.Option(False, "--dry-run", help="Show what would be deleted; delete nothing.")
 
@@ -40,19 +43,11 @@ def register(app: typer.Typer) -> None:
     app.add_typer(runs_app, name="runs")
 
 
-def console() -> Any:
-    """A rich console; wide when not a terminal, so piped tables are not squeezed."""
-    from rich.console import Console
-
-    plain = Console()
-    return plain if plain.is_terminal else Console(width=200)
-
-
 def _check_family(family: Optional[str]) -> None:
     from dlx.errors import DlxError
 
-    if family is not None and family not in runs_mod.FAMILIES:
-        raise DlxError(f"--family: unknown family {family!r} (known: {', '.join(runs_mod.FAMILIES)})")
+    if family is not None and family not in families.FAMILIES:
+        raise DlxError(f"--family: unknown family {family!r} (known: {', '.join(families.FAMILIES)})")
 
 
 def _all_runs(root: Path) -> list[runs_mod.Run]:
@@ -105,7 +100,7 @@ def list_(
 
 
 def _list_row(run: runs_mod.Run, root: Path, sort: Optional[str]) -> dict:
-    family = runs_mod.FAMILIES.get(run.family)
+    family = families.FAMILIES.get(run.family)
     keys = family.key_hparams if family else ()
     hparams = {k: run.flat_config[k] for k in keys if k in run.flat_config}
     if sort:
@@ -339,6 +334,8 @@ def _delete(doomed: list[runs_mod.Run], root: Path, yes: bool, dry_run: bool,
     """Show the runs, ask (unless --yes), delete each whole run directory, say what went."""
     from rich.table import Table
 
+    for run in doomed:  # refuse the whole command before anything is shown as deletable
+        runs_mod.confine(run.path, root)
     sizes = {run.path: runs_mod.directory_size(run.path) for run in doomed}
     table = Table(title=f"{'would delete' if dry_run else 'to delete'}: {len(doomed)} runs, "
                         f"{runs_mod.human_size(sum(sizes.values()))}")
@@ -357,7 +354,7 @@ def _delete(doomed: list[runs_mod.Run], root: Path, yes: bool, dry_run: bool,
     if not yes:
         typer.confirm(f"Delete these {len(doomed)} run directories?", abort=True)
     for run in doomed:
-        runs_mod.remove_run(run)
+        runs_mod.remove_run(run, root)
         typer.echo(f"deleted {run.path}")
 
 

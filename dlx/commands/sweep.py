@@ -32,6 +32,8 @@ def register(app: typer.Typer) -> None:
         file: Path = typer.Argument(..., help="Sweep file (top-level 'sweep:' key)."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Validate and list the points; run nothing."),
         parallel: int = typer.Option(1, "--parallel", "-j", help="Points trained at the same time."),
+        max_points: int = typer.Option(2000, "--max-points", help="Refuse a sweep of more runs than this "
+                                                                   "(counted from the grid before anything runs)."),
         set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a config key for every point "
                                                                      "(repeatable), e.g. --set optim.epochs=1."),
         runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Root; the sweep goes to <root>/sweeps/."),
@@ -43,7 +45,7 @@ def register(app: typer.Typer) -> None:
         sweep_mod.require_sweep_file(file)
         if parallel < 1:
             raise DlxError(f"--parallel must be >= 1, got {parallel}")
-        sweep = sweep_mod.load_sweep(file, set_)
+        sweep = sweep_mod.load_sweep(file, set_, max_points)
         if dry_run:
             print_plan(sweep)
             return
@@ -54,6 +56,7 @@ def register(app: typer.Typer) -> None:
 
 def print_plan(sweep) -> None:
     """``--dry-run``: the points and the command each would run."""
+    from dlx import families
     from dlx import sweep as sweep_mod
 
     seeds = f"{sweep.seeds} seed{'s' if sweep.seeds > 1 else ''}"
@@ -61,7 +64,7 @@ def print_plan(sweep) -> None:
                f"{len(sweep.points)} runs")
     if sweep.question:
         typer.echo(f"answers: {sweep.question}")
-    typer.echo(f"metric: {sweep.metric or ' or '.join(sweep_mod.FAMILIES[sweep.family].metrics)}")
+    typer.echo(f"metric: {sweep.metric or ' or '.join(families.get(sweep.family).headline_metrics)}")
     width = max(len(p.run_name) for p in sweep.points)
     for point in sweep.points:
         typer.echo(f"  {point.run_name:<{width}}  {sweep_mod.point_command_text(sweep, point)}")
@@ -108,7 +111,7 @@ def print_summary(record: dict, summary: dict, markdown: bool = False) -> None:
         return
     from rich.table import Table
 
-    from dlx.commands.runs import console
+    from dlx.commands.common import console
 
     title = f"sweep {record['name']}" + (f": {record['question']}" if record.get("question") else "")
     table = Table(title=title)

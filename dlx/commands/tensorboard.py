@@ -23,6 +23,8 @@ def register(app: typer.Typer) -> None:
 
 def serve(runs_dir: Path, port: int, host: str) -> None:
     """Start TensorBoard in this process, print the URL, serve until interrupted."""
+    import contextlib
+    import io
     import logging
     import time
 
@@ -36,11 +38,14 @@ def serve(runs_dir: Path, port: int, host: str) -> None:
 
     logging.getLogger("tensorboard").setLevel(logging.ERROR)  # no "TensorFlow not found" noise
     board = program.TensorBoard()
-    board.configure(argv=[None, "--logdir", str(runs_dir), "--host", host, "--port", str(port)])
-    try:
-        url = board.launch()
-    except program.TensorBoardServerException as error:
-        raise DlxError(f"cannot start TensorBoard on {host}:{port}: {error.msg} (try another --port)") from None
+    # TensorBoard prints a banner ("TensorFlow installation not found …") on
+    # stderr while it starts: kept off, so that stderr holds only dlx's line.
+    with contextlib.redirect_stderr(io.StringIO()):
+        board.configure(argv=[None, "--logdir", str(runs_dir), "--host", host, "--port", str(port)])
+        try:
+            url = board.launch()
+        except program.TensorBoardServerException as error:
+            raise DlxError(f"cannot start TensorBoard on {host}:{port}: {error.msg} (try another --port)") from None
     print(f"TensorBoard at {url} serving {runs_dir.resolve()} (Ctrl-C to stop)", flush=True)
     try:
         while True:

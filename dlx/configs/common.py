@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
-from dlx.config import at_least, option
+from dlx.config import at_least, option, probability
+
+# Run names become part of a directory name: a safe character set and length
+# (sweep points are named like "convnet-pool=max-s0").
+MAX_NAME_LENGTH = 120
+NAME_PATTERN = re.compile(rf"[A-Za-z0-9_+=][A-Za-z0-9._+=-]{{0,{MAX_NAME_LENGTH - 1}}}")
 
 OptimizerName = Literal["sgd", "adam", "adamw", "adadelta"]
 ScheduleName = Literal["constant", "step", "cosine", "onecycle", "warmup-invsqrt", "warmup-cosine"]
@@ -30,34 +37,56 @@ class RunConfig:
         problems = []
         problems += at_least(self, 1, "log_every")
         problems += at_least(self, 0, "checkpoint_every", "threads")
-        if "/" in self.name or self.name.startswith("."):
-            problems.append(("name", f"must be a plain name without '/', got {self.name!r}"))
+        if self.name and not NAME_PATTERN.fullmatch(self.name):
+            shown = self.name if len(self.name) <= 40 else self.name[:40] + "…"
+            problems.append(("name", f"must be 1-{MAX_NAME_LENGTH} letters, digits, '.', '_', '+', '=' or '-', "
+                                     f"not starting with '.' or '-'; got {shown!r}"))
+        runs_dir = Path(self.runs_dir)
+        if not self.runs_dir:
+            problems.append(("runs_dir", "must name a directory"))
+        elif runs_dir.exists() and not runs_dir.is_dir():
+            problems.append(("runs_dir", f"{self.runs_dir} exists and is not a directory"))
         return problems
 
 
 @dataclass
-class OptimConfig:
-    """Optimizer, learning-rate schedule and loop length."""
+class UpdateConfig:
+    """How one network's weights move: update rule and learning-rate schedule.
+
+    ``train-gan`` has one of these per network (``g_optim``, ``d_optim``);
+    the other families use ``OptimConfig``, which adds the loop's length.
+    """
 
     optimizer: OptimizerName = option("adam", "update rule")
     lr: float = option(1e-3, "peak learning rate")
     momentum: float = option(0.9, "SGD momentum")
+    beta1: float = option(0.9, "adam/adamw first-moment decay")
+    beta2: float = option(0.999, "adam/adamw second-moment decay")
     weight_decay: float = option(0.0, "L2 penalty (decoupled for adamw)")
     schedule: ScheduleName = option("constant", "learning rate as a function of the step")
     warmup_steps: int = option(0, "linear warmup steps (warmup-* schedules, onecycle uses 30% of the run)")
     step_epochs: int = option(1, "step schedule: epochs between decays")
     step_gamma: float = option(0.7, "step schedule: decay factor")
-    epochs: int = option(3, "passes over the training data")
-    batch_size: int = option(128, "examples per optimizer step (per process under torchrun)")
     grad_clip: float = option(0.0, "clip the global gradient norm to this (0: off)")
 
     def check(self):
         problems = []
         if not self.lr > 0:
             problems.append(("lr", f"must be > 0, got {self.lr}"))
-        problems += at_least(self, 1, "epochs", "batch_size")
-        problems += at_least(self, 0, "weight_decay", "grad_clip", "warmup_steps")
+        problems += probability(self, "beta1", "beta2")
+        problems += at_least(self, 0, "momentum", "weight_decay", "grad_clip", "warmup_steps")
         if not 0 < self.step_gamma <= 1:
             problems.append(("step_gamma", f"must be in (0, 1], got {self.step_gamma}"))
         problems += at_least(self, 1, "step_epochs")
         return problems
+
+
+@dataclass
+class OptimConfig(UpdateConfig):
+    """Optimizer, learning-rate schedule and loop length."""
+
+    epochs: int = option(3, "passes over the training data")
+    batch_size: int = option(128, "examples per optimizer step (per process under torchrun)")
+
+    def check(self):
+        return super().check() + at_least(self, 1, "epochs", "batch_size")

@@ -14,15 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from dlx.config import at_least, option, probability, section
-from dlx.configs.common import RunConfig
+from dlx.config import at_least, option, section
+from dlx.configs.common import RunConfig, UpdateConfig
 
 GANDataset = Literal["ring8", "grid25", "mnist", "fashion-mnist"]
 ImageDataset = Literal["mnist", "fashion-mnist"]
 TOY_DATASETS = ("ring8", "grid25")
 IMAGE_DATASETS = ("mnist", "fashion-mnist")
-GANOptimizer = Literal["adam", "adamw", "sgd"]
-GANSchedule = Literal["constant", "step", "cosine", "onecycle", "warmup-invsqrt", "warmup-cosine"]
 
 
 @dataclass
@@ -83,31 +81,9 @@ class GANModelConfig:
         return problems
 
 
-@dataclass
-class NetOptimConfig:
-    """Update rule and learning-rate schedule of one network (G or D)."""
-
-    optimizer: GANOptimizer = option("adam", "update rule")
-    lr: float = option(1e-3, "peak learning rate")
-    beta1: float = option(0.5, "adam/adamw first-moment decay (0.5 is the DCGAN choice); sgd momentum")
-    beta2: float = option(0.999, "adam/adamw second-moment decay")
-    weight_decay: float = option(0.0, "L2 penalty (decoupled for adamw)")
-    schedule: GANSchedule = option("cosine", "learning rate as a function of the generator step")
-    warmup_steps: int = option(0, "linear warmup steps (warmup-* schedules)")
-    step_epochs: int = option(1, "step schedule: epochs between decays")
-    step_gamma: float = option(0.7, "step schedule: decay factor")
-    grad_clip: float = option(0.0, "clip the global gradient norm to this (0: off)")
-
-    def check(self):
-        problems = []
-        if not self.lr > 0:
-            problems.append(("lr", f"must be > 0, got {self.lr}"))
-        problems += probability(self, "beta1", "beta2")
-        problems += at_least(self, 0, "weight_decay", "grad_clip", "warmup_steps")
-        if not 0 < self.step_gamma <= 1:
-            problems.append(("step_gamma", f"must be in (0, 1], got {self.step_gamma}"))
-        problems += at_least(self, 1, "step_epochs")
-        return problems
+def _net_optim() -> UpdateConfig:
+    # Adam with beta1 = 0.5, the DCGAN choice; SGD's momentum matches it.
+    return UpdateConfig(optimizer="adam", lr=1e-3, beta1=0.5, momentum=0.5, schedule="cosine")
 
 
 @dataclass
@@ -176,8 +152,8 @@ class GANConfig:
     model: GANModelConfig = section(GANModelConfig)
     loss: GANLossConfig = section(GANLossConfig)
     optim: GANLoopConfig = section(GANLoopConfig)
-    g_optim: NetOptimConfig = section(NetOptimConfig)
-    d_optim: NetOptimConfig = section(NetOptimConfig)
+    g_optim: UpdateConfig = section(_net_optim, "the generator's update rule and schedule")
+    d_optim: UpdateConfig = section(_net_optim, "the discriminator's update rule and schedule")
     eval: GANEvalConfig = section(GANEvalConfig)
 
     def check(self):

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from dlx.configs.transformer import FILE_TASKS, SEQ2SEQ_TASKS, SYMBOLS, SequenceDataConfig
+from dlx.data.textfile import MAX_SEQUENCE_TOKENS, read_lines
 from dlx.errors import DatasetError
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
@@ -87,11 +88,11 @@ class Split:
     def __len__(self) -> int:
         return self.source.shape[0]
 
-    def take(self, count: int) -> "Split":
+    def take(self, count: int) -> Split:
         return Split(self.source[:count], self.target[:count], self.source_lengths[:count],
                      self.target_lengths[:count])
 
-    def to(self, device) -> "Split":
+    def to(self, device) -> Split:
         return Split(self.source.to(device), self.target.to(device), self.source_lengths, self.target_lengths)
 
 
@@ -313,28 +314,25 @@ def _encode_examples(examples, kind: str, vocab: Vocab, labels: list[str], path)
     return Split(source, target, source_lengths, source_lengths.clone())
 
 
-def _lines(path: Path) -> list[str]:
-    if not path.is_file():
-        raise DatasetError(f"data file {path} does not exist")
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as error:
-        raise DatasetError(f"{path}: not UTF-8 text (byte {error.start})") from None
-    except OSError as error:
-        raise DatasetError(f"cannot read {path}: {error.strerror}") from None
+def _check_length(tokens: list[str], path: Path, number: int) -> list[str]:
+    if len(tokens) > MAX_SEQUENCE_TOKENS:
+        raise DatasetError(f"{path} line {number}: {len(tokens):,} tokens; sequences are limited to "
+                           f"{MAX_SEQUENCE_TOKENS:,}")
+    return tokens
 
 
 def _read_pairs(path: Path, tokenizer: str) -> list[tuple[list[str], list[str]]]:
     """``source<TAB>target`` lines (blank lines skipped)."""
     examples = []
-    for number, line in enumerate(_lines(path), 1):
+    for number, line in enumerate(read_lines(path), 1):
         if not line.strip():
             continue
         parts = line.split("\t")
         if len(parts) != 2:
             raise DatasetError(f"{path} line {number}: expected source<TAB>target, "
                                f"found {len(parts) - 1} tabs")
-        source, target = split_text(parts[0].strip(), tokenizer), split_text(parts[1].strip(), tokenizer)
+        source = _check_length(split_text(parts[0].strip(), tokenizer), path, number)
+        target = _check_length(split_text(parts[1].strip(), tokenizer), path, number)
         if not source or not target:
             raise DatasetError(f"{path} line {number}: empty source or target")
         examples.append((source, target))
@@ -344,7 +342,7 @@ def _read_pairs(path: Path, tokenizer: str) -> list[tuple[list[str], list[str]]]
 def _read_conll(path: Path, tokenizer: str) -> list[tuple[list[str], list[str]]]:
     """``token<TAB>tag`` lines, sentences separated by blank lines (extra middle columns ignored)."""
     examples, tokens, tags = [], [], []
-    for number, line in enumerate(_lines(path) + [""], 1):
+    for number, line in enumerate(read_lines(path) + [""], 1):
         if not line.strip():
             if tokens:
                 examples.append((tokens, tags))
@@ -357,19 +355,20 @@ def _read_conll(path: Path, tokenizer: str) -> list[tuple[list[str], list[str]]]
             raise DatasetError(f"{path} line {number}: expected token<TAB>tag")
         tokens.append(parts[0].strip())
         tags.append(parts[-1].strip())
+        _check_length(tokens, path, number)
     return _nonempty(examples, path, "token<TAB>tag sentences")
 
 
 def _read_labelled(path: Path, tokenizer: str) -> list[tuple[list[str], str]]:
     """``text<TAB>label`` lines."""
     examples = []
-    for number, line in enumerate(_lines(path), 1):
+    for number, line in enumerate(read_lines(path), 1):
         if not line.strip():
             continue
         text, sep, label = line.rpartition("\t")
         if not sep or not label.strip() or not text.strip():
             raise DatasetError(f"{path} line {number}: expected text<TAB>label")
-        examples.append((split_text(text.strip(), tokenizer), label.strip()))
+        examples.append((_check_length(split_text(text.strip(), tokenizer), path, number), label.strip()))
     return _nonempty(examples, path, "text<TAB>label lines")
 
 

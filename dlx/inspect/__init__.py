@@ -1,5 +1,8 @@
 """``dlx inspect-shapes``: every tensor's shape, the rule behind it, checked against PyTorch.
 
+The CLI (``dlx/commands/inspect.py``, one command per target) imports these
+modules inside its commands, so ``dlx --help`` never loads torch.
+
 Modules (torch is imported only by the ones that need it):
 
 - ``report``: ``Row`` and ``Report``, the numbers every target produces, and their formatting;
@@ -10,6 +13,5 @@ Modules (torch is imported only by the ones that need it):
 - ``compare``: ``--compare-fc`` (fully connected vs locally connected vs convolution);
 - ``attention``: ``inspect_attention(…)``, self-attention step by step;
 - ``models``: train-cnn / train-transformer models from their configs, ``trace_gan_pair``;
-- ``targets``: which flags each target takes and ``build_report(target, options)``;
 - ``render``: the rich table and the JSON (``to_json``, ``dumps``, ``render``).
 """

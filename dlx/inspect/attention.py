@@ -14,8 +14,9 @@ softmax. 0 means no window, as the Transformer's ``model.window``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -231,7 +232,8 @@ def _memory_lines(memory: dict[str, Any]) -> list[str]:
                      f"a dense masked matrix still stores all {L * L}, a banded kernel only {kept} "
                      f"({fmt_bytes(memory['kept_bytes_fp32_per_example'])} per example in fp32).")
     if "additive_hidden_bytes_fp32_per_example" in memory:
-        lines.append(f"additive scores also hold a hidden tensor of {fmt_shape(tuple(memory['additive_hidden_shape']))} "
+        hidden = fmt_shape(tuple(memory["additive_hidden_shape"]))
+        lines.append(f"additive scores also hold a hidden tensor of {hidden} "
                      f"(d_k times the score matrix): "
                      f"{fmt_bytes(memory['additive_hidden_bytes_fp32_per_example'])} per example in fp32.")
     for check in memory["agreement"]:

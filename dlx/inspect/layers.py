@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
 
 from dlx.errors import ShapeError
 from dlx.models.shapes import conv_output_size, pool_padding_fits
@@ -17,7 +16,7 @@ from dlx.models.shapes import conv_output_size, pool_padding_fits
 Pair = tuple[int, int]
 
 
-def parse_pair(text: Optional[str], flag: str, default: Pair) -> Pair:
+def parse_pair(text: str | None, flag: str, default: Pair) -> Pair:
     """``"3"`` → (3, 3); ``"3x5"`` → (3, 5) (height × width)."""
     if text is None:
         return default
@@ -33,7 +32,7 @@ def parse_pair(text: Optional[str], flag: str, default: Pair) -> Pair:
     raise ShapeError(f"{flag} must be a whole number or HxW (e.g. 3 or 3x5), got {text!r}")
 
 
-def parse_input(text: Optional[str], default: tuple[int, int, int]) -> tuple[int, int, int]:
+def parse_input(text: str | None, default: tuple[int, int, int]) -> tuple[int, int, int]:
     """``"3x32x32"`` → (3, 32, 32); ``"28x28"`` means one channel."""
     if text is None:
         return default
@@ -62,8 +61,8 @@ class WindowLayer:
     stride: Pair
     padding: Pair
     dilation: Pair
-    out_channels: Optional[int] = None
-    pool: Optional[str] = None  # "max" | "avg"
+    out_channels: int | None = None
+    pool: str | None = None  # "max" | "avg"
 
     def problems(self) -> list[str]:
         """Every number that does not fit, in words (empty: the layer can be built)."""
@@ -130,9 +129,9 @@ def _show(pair: Pair) -> str:
     return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}x{pair[1]}"
 
 
-def conv_layer(input: Optional[str] = None, out_channels: Optional[int] = None, kernel: Optional[str] = None,
-               stride: Optional[str] = None, padding: Optional[str] = None,
-               dilation: Optional[str] = None) -> WindowLayer:
+def conv_layer(input: str | None = None, out_channels: int | None = None, kernel: str | None = None,
+               stride: str | None = None, padding: str | None = None,
+               dilation: str | None = None) -> WindowLayer:
     """A conv layer from flag strings; defaults are LeNet-5's first layer without padding."""
     layer = WindowLayer(
         name="conv layer",
@@ -148,9 +147,9 @@ def conv_layer(input: Optional[str] = None, out_channels: Optional[int] = None, 
     return layer
 
 
-def pool_layer(kind: str = "max", input: Optional[str] = None, kernel: Optional[str] = None,
-               stride: Optional[str] = None, padding: Optional[str] = None,
-               dilation: Optional[str] = None) -> WindowLayer:
+def pool_layer(kind: str = "max", input: str | None = None, kernel: str | None = None,
+               stride: str | None = None, padding: str | None = None,
+               dilation: str | None = None) -> WindowLayer:
     """A max or average pooling layer; stride defaults to the kernel (as in torch.nn)."""
     if kind not in ("max", "avg"):
         raise ShapeError(f"--pool must be max or avg, got {kind!r}")

@@ -8,7 +8,7 @@ would train, and picks a real example input; ``trace_model`` does the rest.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
@@ -17,8 +17,8 @@ from dlx.inspect.report import Report, fmt_shape
 from dlx.inspect.trace import trace_model
 
 
-def inspect_cnn(model: Optional[str] = None, config_file: Optional[Path] = None,
-                overrides: Optional[list[str]] = None, input: Optional[str] = None,
+def inspect_cnn(model: str | None = None, config_file: Path | None = None,
+                overrides: list[str] | None = None, input: str | None = None,
                 compare_fc: bool = False, target: str = "cnn") -> Report:
     """A ``train-cnn`` model (``--model`` or ``--config``) on one image of the MNIST family."""
     from dlx import config as config_mod
@@ -42,8 +42,8 @@ def inspect_lenet5(compare_fc: bool = False) -> Report:
     return inspect_cnn(model="lenet5", compare_fc=compare_fc, target="conv")
 
 
-def inspect_transformer(config_file: Optional[Path] = None, overrides: Optional[list[str]] = None,
-                        task: Optional[str] = None) -> Report:
+def inspect_transformer(config_file: Path | None = None, overrides: list[str] | None = None,
+                        task: str | None = None) -> Report:
     """The ``train-transformer`` model for its task, on the task's longest training example."""
     from dlx import config as config_mod
     from dlx.configs.transformer import TransformerConfig
@@ -66,7 +66,8 @@ def inspect_transformer(config_file: Optional[Path] = None, overrides: Optional[
         described += f", decoder input of {target_in.shape[1]}"
     m = config.model
     title = (f"Transformer for {sequences.name} ({sequences.kind}): d_model {m.d_model}, {m.heads} heads, "
-             f"{m.layers} layer{'s' if m.layers != 1 else ''}, {m.norm}-norm, {m.pos} positions, {m.score} scores; {described}")
+             f"{m.layers} layer{'s' if m.layers != 1 else ''}, {m.norm}-norm, {m.pos} positions, "
+             f"{m.score} scores; {described}")
     report = trace_model(model, inputs, target="transformer", title=title, input_name="source tokens")
     report.shape_note = "shapes per example (the batch dimension is left out; token ids in, scores out)"
     return report
@@ -84,7 +85,7 @@ class _WithLabels(torch.nn.Module):
         return self.network(inputs, self.labels)
 
 
-def inspect_gan(config_file: Optional[Path] = None, overrides: Optional[list[str]] = None) -> Report:
+def inspect_gan(config_file: Path | None = None, overrides: list[str] | None = None) -> Report:
     """The ``train-gan`` generator and discriminator (gan or conditional), G then D on G's output."""
     from dlx import config as config_mod
     from dlx.configs.gan import GANConfig

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any
 
-from dlx.inspect.report import (Report, Row, fmt_field, fmt_int, fmt_pct, fmt_shape, verified_mark)
+from dlx.inspect.report import Report, Row, fmt_field, fmt_int, fmt_pct, fmt_shape, verified_mark
 
 LEGEND = ("✓: a real forward pass through torch.nn produced exactly the shape the rule gives "
           "(✗: it did not; blank: no rule for that layer).")
@@ -52,7 +52,7 @@ def dumps(report: Report) -> str:
     return json.dumps(to_json(report), indent=2, ensure_ascii=False)
 
 
-def make_console(width: Optional[int] = None):
+def make_console(width: int | None = None):
     """A console that does not squeeze the table when output goes to a file or a pipe."""
     from rich.console import Console
 

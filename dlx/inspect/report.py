@@ -7,12 +7,12 @@ one ``Report``; the table and the JSON are two renderings of the same numbers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any
 
 Shape = tuple[int, ...]
 # Receptive field: (height, width) in input pixels, "full" once every input
 # pixel can reach a position (after a fully connected layer), None when unknown.
-ReceptiveField = Union[tuple[int, int], str, None]
+ReceptiveField = tuple[int, int] | str | None
 
 
 @dataclass
@@ -21,8 +21,8 @@ class Row:
 
     name: str
     kind: str
-    shape: Optional[Shape]  # what the real forward pass produced (per example)
-    expected: Optional[Shape] = None  # what the rule predicts; None: no rule for this layer
+    shape: Shape | None  # what the real forward pass produced (per example)
+    expected: Shape | None = None  # what the rule predicts; None: no rule for this layer
     rule: str = ""  # the rule with the numbers filled in
     params: int = 0
     flops: int = 0  # per example, from torch.utils.flop_counter
@@ -30,7 +30,7 @@ class Row:
     note: str = ""  # e.g. what PyTorch's flooring drops
 
     @property
-    def verified(self) -> Optional[bool]:
+    def verified(self) -> bool | None:
         """True when the forward pass produced exactly the rule's shape; None when there is no rule."""
         if self.expected is None or self.shape is None:
             return None
@@ -58,7 +58,7 @@ class Report:
         return 100.0 * row.params / self.total_params if self.total_params else 0.0
 
 
-def fmt_shape(shape: Optional[Shape]) -> str:
+def fmt_shape(shape: Shape | None) -> str:
     """``(6, 28, 28)`` → ``6×28×28``; a scalar → ``scalar``."""
     if shape is None:
         return "–"

@@ -9,8 +9,8 @@ layer kind is one entry.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 from torch import nn
 
@@ -23,7 +23,7 @@ Shape = tuple[int, ...]
 class Rule:
     """A rule's prediction: expected shape, the arithmetic, and a floor note."""
 
-    expected: Optional[Shape]
+    expected: Shape | None
     text: str
     note: str = ""
 
@@ -78,7 +78,7 @@ def floor_note(size: int, kernel: int, stride: int, padding: int, dilation: int,
     return f"{axis}: " + "; ".join(pieces) if pieces else ""
 
 
-def window_rule(in_shape: Shape, out_channels: Optional[int], kernel, stride, padding, dilation) -> Rule:
+def window_rule(in_shape: Shape, out_channels: int | None, kernel, stride, padding, dilation) -> Rule:
     """Conv and pooling share the rule; pooling keeps the channel count (out_channels None)."""
     if len(in_shape) < 2:
         return Rule(None, "needs a C×H×W input")
@@ -236,7 +236,7 @@ except ImportError:  # pragma: no cover - only while that family is not part of 
 WINDOW_LAYERS = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
 
 
-def layer_rule(module: nn.Module, in_shape: Optional[Shape]) -> Rule:
+def layer_rule(module: nn.Module, in_shape: Shape | None) -> Rule:
     """The rule for ``module`` on a per-example input shape (expected None: no rule known)."""
     rule = RULES.get(type(module))
     if rule is None or in_shape is None:

@@ -12,8 +12,9 @@ row parameters sum to ``sum(p.numel())`` and row FLOPs to the counter's total.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,14 +23,14 @@ from torch.utils.flop_counter import FlopCounterMode
 from dlx.errors import ShapeError
 from dlx.inspect.compare import fc_comparison
 from dlx.inspect.report import Report, Row, Shape, fmt_shape
-from dlx.inspect.rules import ATTENTION_LAYERS, RULES, WINDOW_LAYERS, as_pair, _same, describe, layer_rule
+from dlx.inspect.rules import ATTENTION_LAYERS, RULES, WINDOW_LAYERS, _same, as_pair, describe, layer_rule
 from dlx.models.shapes import receptive_field_step
 
 # Traced as one row: their sub-layers are not all called through forward().
 ATOMIC: tuple[type, ...] = ATTENTION_LAYERS
 
 
-def _first_tensor(value: Any) -> Optional[torch.Tensor]:
+def _first_tensor(value: Any) -> torch.Tensor | None:
     if isinstance(value, torch.Tensor):
         return value
     if isinstance(value, (tuple, list)):
@@ -47,7 +48,7 @@ class _Frame:
     module: nn.Module
     name: str
     flops_at_start: int
-    in_shape: Optional[Shape]
+    in_shape: Shape | None
     child_flops: int = 0
 
 
@@ -61,7 +62,7 @@ class _Field:
     jump_w: int = 1
     state: str = "window"  # "window", "full" or "unknown"
 
-    def step(self, module: nn.Module, in_shape: Optional[Shape], out_shape: Optional[Shape]):
+    def step(self, module: nn.Module, in_shape: Shape | None, out_shape: Shape | None):
         if self.state == "unknown":
             return None
         if isinstance(module, WINDOW_LAYERS) and self.state == "window":
@@ -114,7 +115,7 @@ class Tracer:
         for child_name, child in children:
             self._collect(child, f"{name}.{child_name}" if name else child_name, inside_atomic=atomic)
 
-    def per_example(self, tensor: Optional[torch.Tensor]) -> Optional[Shape]:
+    def per_example(self, tensor: torch.Tensor | None) -> Shape | None:
         """The shape without the batch dimension (left as is when dim 0 is not the batch)."""
         if tensor is None:
             return None

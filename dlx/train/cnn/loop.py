@@ -1,4 +1,4 @@
-"""``dlx train-cnn``: image classification on the MNIST family.
+"""The CNN family's training loop (``dlx train-cnn``).
 
 Reads top to bottom: load the images into memory, build the model, then
 for each epoch shuffle with a seeded generator, step through index slices,
@@ -15,59 +15,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from dlx import metrics, viz
 from dlx.configs.cnn import CNNConfig
+from dlx.errors import ConfigError
 from dlx.models.cnn import build_cnn
 from dlx.optim import grad_norm, lr_at, make_optimizer, set_lr
-from dlx.errors import ConfigError
-from dlx.resume import read_meta
+from dlx.rundir import read_meta
 from dlx.session import Session
-
-FAMILY = "cnn"
-EVAL_BATCH = 1000
-
-
-@dataclass
-class ImageData:
-    """The whole dataset as tensors on the training device."""
-
-    train_images: torch.Tensor  # uint8, N×H×W
-    train_labels: torch.Tensor  # int64, N
-    test_images: torch.Tensor
-    test_labels: torch.Tensor
-    classes: list[str]
-    mean: float  # of training pixels in [0, 1], for normalisation
-    std: float
-
-
-def load_images(config: CNNConfig, device: torch.device, progress: bool = True) -> ImageData:
-    """Find (or download) the dataset, apply the limits, move it to ``device``."""
-    from dlx.data import vision
-
-    data = vision.load(config.data.dataset, data_dir=config.data.data_dir,
-                       download=config.data.download, progress=progress)
-    train_images, train_labels = data.train_images, data.train_labels
-    test_images, test_labels = data.test_images, data.test_labels
-    if config.data.limit_train:
-        train_images, train_labels = train_images[: config.data.limit_train], train_labels[: config.data.limit_train]
-    if config.data.limit_test:
-        test_images, test_labels = test_images[: config.data.limit_test], test_labels[: config.data.limit_test]
-    pixels = train_images.float().div_(255)
-    return ImageData(
-        train_images.to(device), train_labels.to(device), test_images.to(device), test_labels.to(device),
-        list(data.classes), float(pixels.mean()), float(pixels.std()),
-    )
-
-
-def as_input(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    """uint8 N×H×W → normalised float N×1×H×W."""
-    return (images.unsqueeze(1).float().div_(255) - mean) / std
-
-
-def epoch_permutation(seed: int, epoch: int, count: int, device: torch.device) -> torch.Tensor:
-    """The shuffle for ``epoch``: a pure function of (seed, epoch), same on every rank."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(count, generator=generator).to(device)
+from dlx.train.cnn.data import FAMILY, ImageData, as_input, epoch_permutation, load_images
+from dlx.train.cnn.evaluate import evaluate, log_embedding, log_pictures
 
 
 @dataclass
@@ -101,7 +56,8 @@ def train(config: CNNConfig, argv: list[str] | None = None, resume_dir: str | Pa
         config.run.name = f"{config.model.name}-{config.data.dataset}"
     with Session(FAMILY, config, argv, resume_dir) as session:
         data = load_images(config, session.device, progress=session.is_main)
-        model = build_cnn(config.model, 1, data.train_images.shape[-1], len(data.classes))
+        images = data.train_images  # N×C×H×W: the channels come from the data
+        model = build_cnn(config.model, images.shape[1], images.shape[-1], len(data.classes))
         train_model = session.prepare_model(model)
         optimizer = make_optimizer(model.parameters(), config.optim)
         # Each rank takes an equal shard of the same permutation.
@@ -131,7 +87,7 @@ def train(config: CNNConfig, argv: list[str] | None = None, resume_dir: str | Pa
             bar.update(position["step"])
             for epoch in range(position["epoch"], config.optim.epochs):
                 train_loss, train_accuracy = run_epoch(loop, epoch, bar)
-                result = evaluate(model, data, session)
+                result = evaluate(model, data, session.shard, session.autocast)
                 improved = result["accuracy"] > position["best_accuracy"]
                 position.update(epoch=epoch + 1, batch=0, epoch_sums=[0.0, 0, 0],
                                 best_accuracy=max(position["best_accuracy"], result["accuracy"]))
@@ -148,7 +104,7 @@ def train(config: CNNConfig, argv: list[str] | None = None, resume_dir: str | Pa
                     session.interrupt()
 
         if not result:  # resumed a run that had already finished its epochs
-            result = evaluate(model, data, session)
+            result = evaluate(model, data, session.shard, session.autocast)
         if session.is_main:
             log_embedding(session.writer, model, data, config.embedding_samples, position["step"])
         summary = {
@@ -156,7 +112,7 @@ def train(config: CNNConfig, argv: list[str] | None = None, resume_dir: str | Pa
             "test_accuracy": result["accuracy"],
             "test_loss": result["loss"],
             "best_test_accuracy": position["best_accuracy"],
-            "per_class_accuracy": dict(zip(data.classes, result["per_class"])),
+            "per_class_accuracy": dict(zip(data.classes, result["per_class"], strict=True)),
             "parameters": sum(p.numel() for p in model.parameters()),
             "epochs": config.optim.epochs,
             "global_step": position["step"],
@@ -241,101 +197,3 @@ def check_resume_position(position: dict, epochs: int, session: Session) -> None
     if position["epoch"] == epochs and read_meta(session.resume_dir).get("status") == "completed":
         raise ConfigError([f"optim.epochs: the run already completed {epochs} epochs; "
                            f"pass --epochs N with N > {epochs} to train longer"])
-
-
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, data: ImageData, session: Session | None = None) -> dict:
-    """Test-split loss, accuracy and confusion matrix (sharded over DDP ranks)."""
-    was_training = model.training
-    model.eval()
-    rank, world = (session.rank, session.world_size) if session else (0, 1)
-    count = data.test_images.shape[0]
-    num_classes = len(data.classes)
-    device = data.test_images.device
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
-    wrong_indices = []
-    for start in range(rank * EVAL_BATCH, count, EVAL_BATCH * world):
-        images = as_input(data.test_images[start:start + EVAL_BATCH], data.mean, data.std)
-        labels = data.test_labels[start:start + EVAL_BATCH]
-        with session.autocast() if session else torch.autocast(device.type, enabled=False):
-            logits = model(images).float()
-        loss_sum += F.cross_entropy(logits, labels, reduction="sum").double()
-        predictions = logits.argmax(1)
-        confusion += metrics.confusion_matrix(predictions, labels, num_classes)
-        wrong_indices.append(start + torch.nonzero(predictions != labels).flatten())
-    if session is not None:
-        loss_sum = session.all_reduce_sum(loss_sum)
-        confusion = session.all_reduce_sum(confusion)
-    model.train(was_training)
-    confusion = confusion.cpu()
-    return {
-        "loss": float(loss_sum) / count,
-        "accuracy": metrics.accuracy_from_confusion(confusion),
-        "per_class": metrics.per_class_accuracy(confusion),
-        "confusion": confusion,
-        "wrong": torch.cat(wrong_indices).cpu() if wrong_indices else torch.zeros(0, dtype=torch.long),
-    }
-
-
-@torch.no_grad()
-def log_pictures(writer, model, data: ImageData, result: dict, step: int) -> None:
-    """Filters, feature maps, confusion matrix, misclassified images, histograms."""
-    writer.add_image("eval/confusion_matrix", viz.confusion_figure(result["confusion"], data.classes),
-                     step, dataformats="HWC")
-    wrong = result["wrong"][:64]
-    if len(wrong):
-        images = data.test_images[wrong.to(data.test_images.device)].float().div(255)
-        writer.add_image("eval/misclassified", viz.image_grid(images, columns=8), step)
-    if model.first_conv is not None:
-        weights = model.first_conv.weight.detach().cpu()  # out × in × k × k
-        writer.add_image("filters/first_conv", viz.image_grid(weights[:, :1], normalize_each=True), step)
-        was_training = model.training
-        model.eval()
-        fixed_image = as_input(data.test_images[:1], data.mean, data.std)
-        maps = model.first_conv(fixed_image)[0].unsqueeze(1)  # channels × 1 × H × W
-        model.train(was_training)
-        writer.add_image("feature_maps/first_conv", viz.image_grid(maps, normalize_each=True), step)
-    for name, parameter in model.named_parameters():
-        writer.add_histogram(f"weights/{name}", parameter.detach().float().cpu(), step)
-
-
-@torch.no_grad()
-def log_embedding(writer, model, data: ImageData, count: int, step: int) -> None:
-    """Penultimate-layer features of the first ``count`` test images for the projector."""
-    if count <= 0:
-        return
-    was_training = model.training
-    model.eval()
-    images = data.test_images[:count]
-    features = model.features(as_input(images, data.mean, data.std)).float().cpu()
-    model.train(was_training)
-    labels = [data.classes[int(label)] for label in data.test_labels[:count].cpu()]
-    writer.add_embedding(features, metadata=labels, label_img=images.unsqueeze(1).float().div(255).cpu(),
-                         global_step=step, tag="penultimate_features")
-
-
-def evaluate_run(run_dir: str | Path, which: str = "best", data_dir: str | None = None) -> dict:
-    """``dlx eval``: test metrics of a saved checkpoint, without training."""
-    from dlx import checkpoint, config as config_mod
-    from dlx.resume import run_config
-
-    run_dir = Path(run_dir)
-    config = config_mod.build(CNNConfig, base=run_config(run_dir, FAMILY))
-    if data_dir:
-        config.data.data_dir = data_dir
-    path = run_dir / "checkpoints" / f"{which}.pt"
-    if which == "best" and not path.is_file():  # e.g. stopped before the first evaluation
-        path = run_dir / "checkpoints" / "last.pt"
-    state = checkpoint.load(path, FAMILY)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    data = load_images(config, device)
-    data.mean, data.std = state["normalize"]["mean"], state["normalize"]["std"]
-    model = build_cnn(config.model, 1, data.train_images.shape[-1], len(data.classes)).to(device)
-    model.load_state_dict(state["model"])
-    result = evaluate(model, data)
-    return {
-        "run_dir": str(run_dir), "checkpoint": which, "step": int(state["step"]),
-        "test_accuracy": result["accuracy"], "test_loss": result["loss"],
-        "per_class_accuracy": dict(zip(data.classes, result["per_class"])),
-    }

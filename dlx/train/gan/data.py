@@ -1,7 +1,8 @@
 """The data a GAN imitates: a 2-D mixture, an image set, or two image domains.
 
-Images stay uint8 tensors on the training device; a batch is an index slice
-converted to floats in [-1, 1] (the generator's tanh range). Class names in
+Images stay uint8 N×C×H×W tensors on the training device (C from the data:
+1 for the MNIST family); a batch is an index slice converted to floats in
+[-1, 1] (the generator's tanh range). Class names in
 configs are matched loosely ("ankle-boot", "Ankle boot", "9" all work).
 """
 
@@ -21,7 +22,7 @@ class ImageSet:
     """Images of some classes of one dataset (train and test splits), on a device."""
 
     dataset: str
-    train_images: torch.Tensor  # uint8, N×H×W
+    train_images: torch.Tensor  # uint8, N×C×H×W
     train_labels: torch.Tensor  # int64, 0..len(class_ids)-1 (position in class_ids)
     test_images: torch.Tensor
     test_labels: torch.Tensor
@@ -44,7 +45,7 @@ class ImageSet:
 class GANData:
     """What one run trains on. Exactly one of ``mixture``, ``images``, ``domains`` is set."""
 
-    sample_shape: tuple[int, ...]
+    sample_shape: tuple[int, ...]  # (2,) for 2-D points, (C, H, W) for images
     mixture: object | None = None  # dlx.data.toy2d.Mixture
     images: ImageSet | None = None
     domains: tuple[ImageSet, ImageSet] | None = None
@@ -52,8 +53,13 @@ class GANData:
 
 
 def to_signed(images: torch.Tensor) -> torch.Tensor:
-    """uint8 N×H×W → float N×1×H×W in [-1, 1]."""
-    return images.unsqueeze(1).float().div(127.5).sub(1.0)
+    """uint8 N×C×H×W → float N×C×H×W in [-1, 1]."""
+    return images.float().div(127.5).sub(1.0)
+
+
+def with_channels(images: torch.Tensor) -> torch.Tensor:
+    """N×H×W (IDX files) → N×1×H×W; N×C×H×W passes through as is."""
+    return images.unsqueeze(1) if images.dim() == 3 else images
 
 
 def _normalize_name(name: str) -> str:
@@ -88,7 +94,7 @@ def resolve_classes(wanted: list[str], class_names: list[str], key: str, dataset
 
 def load_image_set(dataset: str, classes: list[str], key: str, config: GANConfig,
                    device: torch.device, progress: bool = True) -> ImageSet:
-    """Load ``dataset``, keep ``classes``, apply ``data.limit_train``, move to ``device``."""
+    """Load ``dataset``, keep ``classes``, apply ``data.limit_train``, move to ``device`` (N×C×H×W)."""
     from dlx.data import vision
 
     spec_classes = list(vision.get_spec(dataset).classes)
@@ -101,7 +107,7 @@ def load_image_set(dataset: str, classes: list[str], key: str, config: GANConfig
         remap[torch.tensor(class_ids)] = torch.arange(len(class_ids))
         new_labels = remap[labels]
         keep = new_labels >= 0
-        splits.append((images[keep], new_labels[keep]))
+        splits.append((with_channels(images)[keep], new_labels[keep]))
     (train_images, train_labels), (test_images, test_labels) = splits
     if config.data.limit_train:
         train_images, train_labels = train_images[:config.data.limit_train], train_labels[:config.data.limit_train]
@@ -120,11 +126,11 @@ def load_gan_data(config: GANConfig, device: torch.device, progress: bool = True
         if sides[0].train_images.shape[1:] != sides[1].train_images.shape[1:]:
             raise ConfigError([f"data.domain_b: images are {tuple(sides[1].train_images.shape[1:])}, "
                                f"domain A's are {tuple(sides[0].train_images.shape[1:])}"])
-        return GANData(sample_shape=(1, *sides[0].train_images.shape[1:]), domains=(sides[0], sides[1]))
+        return GANData(sample_shape=tuple(sides[0].train_images.shape[1:]), domains=(sides[0], sides[1]))
     if config.is_toy:
         from dlx.data import toy2d
 
         return GANData(sample_shape=(2,), mixture=toy2d.mixture(config.data.dataset, config.toy_std()))
     images = load_image_set(config.data.dataset, config.data.classes, "data.classes", config, device, progress)
-    return GANData(sample_shape=(1, *images.train_images.shape[1:]), images=images,
+    return GANData(sample_shape=tuple(images.train_images.shape[1:]), images=images,
                    num_classes=len(images.class_ids))

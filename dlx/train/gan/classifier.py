@@ -20,9 +20,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -51,7 +51,7 @@ class Classifier:
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor, batch: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
-        """Penultimate features (float64, CPU) and predicted labels (CPU) of N×1×H×W images in [-1, 1]."""
+        """Penultimate features (float64, CPU) and predicted labels (CPU) of N×C×H×W images in [-1, 1]."""
         features, predictions = [], []
         device = next(self.model.parameters()).device
         for start in range(0, images.shape[0], batch):
@@ -69,24 +69,24 @@ def cache_root() -> Path:
     return base / "dlx" / "eval-classifiers"
 
 
-def _checkpoint_of(run_dir: Path) -> Path | None:
-    for name in ("best.pt", "last.pt"):
-        if (run_dir / "checkpoints" / name).is_file():
-            return run_dir / "checkpoints" / name
-    return None
+def _has_checkpoint(run_dir: Path) -> bool:
+    """best.pt or last.pt exists (what ``load_classifier`` reads)."""
+    from dlx.checkpoint import checkpoint_path
+
+    return checkpoint_path(run_dir, "best").is_file()
 
 
 def check_classifier_run(run_dir: str | Path, dataset: str) -> Path:
     """``run_dir`` if it is a finished ``train-cnn`` run on ``dataset``; else a clear error."""
-    from dlx.resume import read_meta, run_config
+    from dlx.rundir import read_meta, read_run_config
 
     run_dir = Path(run_dir)
-    config = run_config(run_dir, "cnn")  # raises if missing or not a cnn run
+    config = read_run_config(run_dir, "cnn")  # raises if missing or not a cnn run
     trained_on = (config.get("data") or {}).get("dataset")
     if trained_on != dataset:
         raise CheckpointError(f"evaluation classifier {run_dir} was trained on {trained_on!r}, "
                               f"but this GAN's images are {dataset!r}")
-    if _checkpoint_of(run_dir) is None:
+    if not _has_checkpoint(run_dir):
         raise CheckpointError(f"evaluation classifier {run_dir} has no checkpoint")
     if read_meta(run_dir).get("status") != "completed":
         raise CheckpointError(f"evaluation classifier {run_dir} did not complete training")
@@ -104,7 +104,7 @@ def find_cached(dataset: str) -> Path | None:
             meta = json.loads(meta_path.read_text())
         except (OSError, ValueError):
             continue
-        if meta.get("status") == "completed" and _checkpoint_of(run_dir) is not None:
+        if meta.get("status") == "completed" and _has_checkpoint(run_dir):
             return run_dir
     return None
 
@@ -156,19 +156,19 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def load_classifier(run_dir: str | Path, dataset: str, image_size: int, device: torch.device) -> Classifier:
-    """Load a classifier run (its config through ``run_config``, weights through ``checkpoint.load``)."""
-    from dlx import checkpoint
-    from dlx import config as config_mod
+def load_classifier(run_dir: str | Path, dataset: str, image_shape: tuple[int, ...],
+                    device: torch.device) -> Classifier:
+    """Load a classifier run for images of ``image_shape`` (C, H, W): best.pt, else last.pt."""
+    from dlx.checkpoint import load_saved
     from dlx.configs.cnn import CNNConfig
     from dlx.models.cnn import build_cnn
-    from dlx.resume import run_config
 
     run_dir = check_classifier_run(run_dir, dataset)
-    config = config_mod.build(CNNConfig, base=run_config(run_dir, "cnn"))
-    state = checkpoint.load(_checkpoint_of(run_dir), "cnn")
+    saved = load_saved(run_dir, "cnn", CNNConfig, "best")
+    state = saved.state
     classes = list(state["classes"])
-    model = build_cnn(config.model, 1, image_size, len(classes))
+    channels, image_size = image_shape[0], image_shape[-1]
+    model = build_cnn(saved.config.model, channels, image_size, len(classes))
     model.load_state_dict(state["model"])
     model.to(device).eval()
     return Classifier(model, float(state["normalize"]["mean"]), float(state["normalize"]["std"]),

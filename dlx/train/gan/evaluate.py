@@ -13,19 +13,24 @@
 Every evaluation feeds the generator the same noise (a generator seeded
 from the run seed, separate from the training streams), so the numbers
 move only because the networks do, and evaluating never changes training.
+
+``evaluate_run`` (``dlx eval``) computes the same numbers for a saved run.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 from dlx import metrics, viz
+from dlx.checkpoint import SavedRun
 from dlx.configs.gan import GANConfig
-from dlx.models.gan import GANModels, interpolate, sample_noise
-from dlx.train.gan_classifier import Classifier
-from dlx.train.gan_data import GANData, ImageSet, to_signed
+from dlx.errors import DlxError
+from dlx.models.gan import GANModels, build_gan, interpolate, sample_noise
+from dlx.train.gan.classifier import Classifier, check_classifier_run, load_classifier, resolve_classifier
+from dlx.train.gan.data import GANData, ImageSet, load_gan_data, to_signed
 
 EVAL_SEED = 2_147_483_000  # eval noise: seeded apart from every training stream
 CHUNK = 500  # samples per generator call during evaluation
@@ -47,6 +52,7 @@ def generate(generator: torch.nn.Module, noise: torch.Tensor, labels: torch.Tens
 
 @torch.no_grad()
 def translate(translator: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """``translator`` in eval mode on ``images`` (in chunks); restores its mode."""
     was_training = translator.training
     translator.eval()
     outputs = [translator(images[start:start + CHUNK]) for start in range(0, images.shape[0], CHUNK)]
@@ -72,7 +78,7 @@ class Evaluator:
         if self.data.images is not None:
             named_sets = [("real", self.data.images)]
         else:
-            named_sets = list(zip(("A", "B"), self.data.domains or ()))
+            named_sets = list(zip(("A", "B"), self.data.domains or (), strict=False))
         for name, image_set in named_sets:
             if image_set.dataset == self.classifier.dataset:
                 features, _ = self.classifier.embed(to_signed(image_set.test_images[:count]))
@@ -106,7 +112,7 @@ class Evaluator:
         fakes = generate(generator, self._eval_noise(count), labels)
         features, predictions = self.classifier.embed(fakes)
         histogram = metrics.class_histogram(predictions, len(self.classifier.classes))
-        result = {"class_histogram": dict(zip(self.classifier.classes, histogram)),
+        result = {"class_histogram": dict(zip(self.classifier.classes, histogram, strict=True)),
                   "class_entropy": metrics.normalized_entropy(histogram)}
         if "real" in self.reference:
             result["fid"] = metrics.frechet_distance(*metrics.feature_statistics(features), *self.reference["real"])
@@ -208,15 +214,13 @@ def make_evaluator(config: GANConfig, data: GANData, device: torch.device, say) 
     cached one (trained now if missing). A cycle GAN uses it only when both
     domains come from the same dataset.
     """
-    from dlx.train.gan_classifier import load_classifier, resolve_classifier
-
     datasets = ({data.images.dataset} if data.images is not None
                 else {d.dataset for d in data.domains} if data.domains is not None else set())
     classifier = None
     if config.eval.image_metrics and len(datasets) == 1:
         (dataset,) = datasets
         run_dir = resolve_classifier(config.eval.classifier, dataset, config.data.data_dir, say)
-        classifier = load_classifier(run_dir, dataset, data.sample_shape[-1], device)
+        classifier = load_classifier(run_dir, dataset, data.sample_shape, device)
     extra = {"eval_classifier": str(classifier.run_dir)} if classifier is not None else {}
     return Evaluator(config, data, device, classifier), extra
 
@@ -232,3 +236,37 @@ def describe_result(result: dict) -> str:
         if key in result:
             parts.append(f"{label} {result[key]:.4g}")
     return "  ".join(parts) or "no metrics (eval.image_metrics is off)"
+
+
+# -- saved runs: dlx eval ------------------------------------------------------------
+
+
+def saved_models(saved: SavedRun, device: torch.device) -> GANModels:
+    """A saved run's networks with the checkpoint's weights, in eval mode on ``device``."""
+    config, state = saved.config, saved.state
+    num_classes = len(state.get("classes") or []) if config.model.kind == "conditional" else 0
+    models = build_gan(config, tuple(state["sample_shape"]), num_classes)
+    for role, net in models.all().items():
+        net.load_state_dict(state["models"][role])
+        net.to(device).eval()
+    return models
+
+
+def evaluate_run(run_dir: str | Path, which: str = "best", data_dir: str | None = None) -> dict:
+    """``dlx eval``: the run's metrics at a checkpoint, computed afresh."""
+    from dlx.checkpoint import default_device, load_saved
+
+    saved = load_saved(run_dir, "gan", GANConfig, which, data_dir)
+    config, state, device = saved.config, saved.state, default_device()
+    data = load_gan_data(config, device)
+    models = saved_models(saved, device)
+    saved_classifier = state.get("eval_classifier")
+    image_set = data.images if data.images is not None else (data.domains or [None])[0]
+    if saved_classifier and not config.eval.classifier and image_set is not None:
+        try:  # the classifier the run was measured with, while it still exists
+            config.eval.classifier = str(check_classifier_run(saved_classifier, image_set.dataset))
+        except DlxError:
+            pass  # gone: fall back to the cached one
+    evaluator, extra = make_evaluator(config, data, device, print)
+    result = evaluator.evaluate(models)
+    return {"run_dir": str(run_dir), "checkpoint": which, "step": int(state["step"]), **result, **extra}

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from dlx.data.sequences import IGNORE, PAD, Split
+
+FAMILY = "transformer"  # the checkpoints' family tag and the folder under runs/
 
 
 @dataclass
@@ -38,14 +42,15 @@ def make_batch(split: Split, kind: str, indices: torch.Tensor, device_indices: t
     return Batch(source, None, split.target[device_indices], tokens)
 
 
-def batch_loss(model, batch: Batch, kind: str, label_smoothing: float = 0.0, session=None,
+def batch_loss(model, batch: Batch, kind: str, label_smoothing: float = 0.0,
+               autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
                reduction: str = "mean"):
     """(loss, predictions, targets, ignore value) for one batch; scores in fp32.
 
-    ``session`` supplies the autocast context (bf16 when configured).
+    ``autocast`` makes the context the forward pass runs in (``Session.autocast``:
+    bf16 when configured).
     """
-    autocast = session.autocast() if session else torch.autocast("cpu", enabled=False)
-    with autocast:
+    with autocast():
         scores = model(batch.source, batch.target_in) if kind == "seq2seq" else model(batch.source)
     scores = scores.float()
     ignore = PAD if kind == "seq2seq" else IGNORE

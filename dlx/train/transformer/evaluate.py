@@ -11,7 +11,9 @@ references and outputs.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -20,33 +22,36 @@ from dlx import metrics, viz
 from dlx.configs.transformer import TransformerConfig
 from dlx.data.sequences import EOS, IGNORE, PAD, SequenceTask, Vocab
 from dlx.errors import CheckpointError, DlxError
-from dlx.train.decoding import decode
-from dlx.train.sequence_batches import batch_loss, make_batch
+from dlx.session import Shard
+from dlx.train.transformer.data import FAMILY, batch_loss, make_batch
+from dlx.train.transformer.decoding import decode
 
-FAMILY = "transformer"
 EVAL_BATCH = 500
 EXTRA_DECODE_STEPS = 4  # decode a little past the reference, so over-long outputs count as wrong
 
 
 @torch.no_grad()
-def evaluate(model, task: SequenceTask, config: TransformerConfig, session=None, step: int = 0) -> dict:
-    """Held-out metrics (sharded over DDP ranks); the first examples as text for the panel."""
+def evaluate(model, task: SequenceTask, config: TransformerConfig, step: int = 0, shard: Shard = Shard(),
+             autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> dict:
+    """Held-out metrics; the first examples as text for the panel.
+
+    ``shard`` says which batches this process evaluates and sums over
+    processes; ``autocast`` makes the context the model runs in.
+    """
     was_training = model.training
     model.eval()
-    rank, world = (session.rank, session.world_size) if session else (0, 1)
     split, kind = task.test, task.kind
     device = split.source.device
     sums = torch.zeros(5, dtype=torch.float64, device=device)  # loss, correct, counted, exact, examples
     hypotheses, references, shown = [], [], []
-    for start in range(rank * EVAL_BATCH, len(split), EVAL_BATCH * world):
+    for start in range(shard.rank * EVAL_BATCH, len(split), EVAL_BATCH * shard.world_size):
         indices = torch.arange(start, min(start + EVAL_BATCH, len(split)))
         batch = make_batch(split, kind, indices, indices.to(device))
-        loss, predictions, targets, ignore = batch_loss(model, batch, kind, session=session, reduction="sum")
+        loss, predictions, targets, ignore = batch_loss(model, batch, kind, autocast=autocast, reduction="sum")
         correct, counted = metrics.token_accuracy_counts(predictions, targets, ignore)
         if kind == "seq2seq":
             max_steps = min(targets.shape[1] + EXTRA_DECODE_STEPS, task.max_len)
-            autocast = session.autocast() if session else torch.autocast(device.type, enabled=False)
-            with autocast:
+            with autocast():
                 predictions = decode(model, batch.source, max_steps, config.eval.beam)
             exact = metrics.exact_match_count(predictions, targets, EOS, PAD)
         else:
@@ -61,10 +66,9 @@ def evaluate(model, task: SequenceTask, config: TransformerConfig, session=None,
         if start == 0:
             count = config.eval.examples
             shown = _texts(task, batch.source[:count], targets[:count], predictions[:count])
-    if session is not None:
-        sums = session.all_reduce_sum(sums)
-        if session.distributed and task.name == "pairs":
-            hypotheses, references = _gather_lists(hypotheses, references)
+    sums = shard.reduce_sum(sums)
+    if shard.world_size > 1 and task.name == "pairs":
+        hypotheses, references = _gather_lists(hypotheses, references)
     model.train(was_training)
     loss_sum, correct, counted, exact, examples = sums.tolist()
     return {
@@ -224,23 +228,26 @@ def _markdown_table(rows: list[tuple[str, str, str]]) -> str:
 # Saved runs: dlx eval, dlx translate
 
 
-def load_run(run_dir: str | Path, which: str = "best"):
-    """(config, checkpoint state, model with its weights) of a saved transformer run."""
-    from dlx import checkpoint, config as config_mod
-    from dlx.models.transformer import build_model
-    from dlx.resume import run_config
+def load_model(run_dir: str | Path, which: str = "best", data_dir: str | None = None):
+    """(saved run, model with its weights, in eval mode on the CPU) of a transformer run.
 
-    run_dir = Path(run_dir)
-    config = config_mod.build(TransformerConfig, base=run_config(run_dir, FAMILY))
-    path = run_dir / "checkpoints" / f"{which}.pt"
-    if which == "best" and not path.is_file():
-        path = run_dir / "checkpoints" / "last.pt"
-    state = checkpoint.load(path, FAMILY)
-    info = state["task"]
+    ``data_dir`` re-points the run's data files (``data.path``, ``data.test_path``)
+    at files of the same names in ``data_dir``.
+    """
+    from dlx.checkpoint import load_saved
+    from dlx.models.transformer import build_model
+
+    # data_dir is applied here, not by load_saved: a sequence task names files, not a folder.
+    saved = load_saved(run_dir, FAMILY, TransformerConfig, which=which, data_dir=None)
+    config, info = saved.config, saved.state["task"]
+    if data_dir:
+        for key in ("path", "test_path"):
+            if getattr(config.data, key):
+                setattr(config.data, key, str(Path(data_dir) / Path(getattr(config.data, key)).name))
     model = build_model(config.model, info["kind"], len(info["tokens"]), len(info["labels"]), info["max_len"])
-    model.load_state_dict(state["model"])
+    model.load_state_dict(saved.state["model"])
     model.eval()
-    return config, state, model
+    return saved, model
 
 
 def evaluate_run(run_dir: str | Path, which: str = "best", data_dir: str | None = None) -> dict:
@@ -250,20 +257,21 @@ def evaluate_run(run_dir: str | Path, which: str = "best", data_dir: str | None 
     their files (from ``data_dir`` when given: the files' names are looked
     up there).
     """
+    from dlx.checkpoint import default_device
     from dlx.data.sequences import load_task
 
-    config, state, model = load_run(run_dir, which)
-    if data_dir:
-        for key in ("path", "test_path"):
-            if getattr(config.data, key):
-                setattr(config.data, key, str(Path(data_dir) / Path(getattr(config.data, key)).name))
+    saved, model = load_model(run_dir, which, data_dir)
+    config, state = saved.config, saved.state
     task = load_task(config.data)
     if task.vocab.tokens != state["task"]["tokens"] or task.labels != state["task"]["labels"]:
         raise CheckpointError(f"{run_dir}: the data no longer gives the vocabulary the run was trained with "
                               "(did the data file change?)")
+    device = default_device()
+    model.to(device)
+    task.train, task.test = task.train.to(device), task.test.to(device)
     result = evaluate(model, task, config)
     return {
-        "run_dir": str(run_dir), "checkpoint": which, "step": int(state["step"]), "task": task.name,
+        "run_dir": str(saved.run_dir), "checkpoint": which, "step": int(state["step"]), "task": task.name,
         "beam": config.eval.beam, "exact_match": result["exact_match"],
         "token_accuracy": result["token_accuracy"], "test_loss": result["loss"],
         **({"bleu": result["bleu"]} if result["bleu"] is not None else {}),
@@ -273,20 +281,24 @@ def evaluate_run(run_dir: str | Path, which: str = "best", data_dir: str | None 
 @torch.no_grad()
 def translate(run_dir: str | Path, text: str, beam: int | None = None, which: str = "best") -> str:
     """``dlx translate``: the trained model's output for one input text."""
+    from dlx.checkpoint import default_device
     from dlx.data.sequences import encode_input
 
-    config, state, model = load_run(run_dir, which)
-    info = state["task"]
+    saved, model = load_model(run_dir, which)
+    device = default_device()
+    model.to(device)
+    info = saved.state["task"]
     ids = encode_input(text, info)
     if len(ids) > info["max_len"]:
         raise DlxError(f"the input has {len(ids)} tokens; this run's model takes at most {info['max_len']}")
-    source = torch.tensor([ids], dtype=torch.long)
+    source = torch.tensor([ids], dtype=torch.long, device=device)
     vocab = Vocab(info["tokens"], info["joiner"])
     if info["kind"] == "seq2seq":
-        output = decode(model, source, info["max_len"], beam or config.eval.beam)
+        output = decode(model, source, info["max_len"], beam or saved.config.eval.beam)
         return vocab.to_text(output[0].tolist())
     predictions = model(source).argmax(-1)[0]
     if info["kind"] == "classification":
         return info["labels"][int(predictions)]
     tokens = vocab.decode(ids)
-    return " ".join(f"{token}/{info['labels'][int(label)]}" for token, label in zip(tokens, predictions.tolist()))
+    return " ".join(f"{token}/{info['labels'][int(label)]}"
+                    for token, label in zip(tokens, predictions.tolist(), strict=False))

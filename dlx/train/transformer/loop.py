@@ -1,11 +1,11 @@
-"""``dlx train-transformer``: the Transformer on seq2seq, labeling and classification tasks.
+"""The Transformer family's training loop (``dlx train-transformer``).
 
-Reads top to bottom like ``dlx/train/cnn.py``: make or read the task as
+Reads top to bottom like ``dlx/train/cnn/loop.py``: make or read the task as
 tensors, build the model, then step through seeded index slices with
 teacher forcing, evaluating (teacher-forced loss, decoded exact match,
 BLEU) every epoch or every ``eval.every`` steps. Run directory, DDP,
 signals and checkpoints are ``Session``'s job; evaluation, decoding and
-pictures live in ``transformer_eval.py`` and ``decoding.py``.
+pictures live in ``evaluate.py`` and ``decoding.py``.
 """
 
 from __future__ import annotations
@@ -22,10 +22,8 @@ from dlx.data.sequences import SequenceTask, load_task
 from dlx.models.transformer import build_model
 from dlx.optim import grad_norm, lr_at, make_optimizer, set_lr
 from dlx.session import Session
-from dlx.train import transformer_eval as report
-from dlx.train.sequence_batches import batch_loss, make_batch
-
-FAMILY = "transformer"
+from dlx.train.transformer import evaluate as report
+from dlx.train.transformer.data import FAMILY, batch_loss, make_batch
 
 
 def epoch_permutation(seed: int, epoch: int, count: int) -> torch.Tensor:
@@ -109,7 +107,7 @@ def train(config: TransformerConfig, argv: list[str] | None = None,
                     session.interrupt()
 
         if loop.result is None or loop.result["step"] != position["step"]:
-            loop.result = report.evaluate(model, task, config, session, step=position["step"])
+            loop.result = report.evaluate(model, task, config, position["step"], session.shard, session.autocast)
         result = loop.result
         summary = report.summary(config, task, model, result, position, session.started_at)
         session.finish(summary, report.hparam_metrics(result))
@@ -119,7 +117,8 @@ def train(config: TransformerConfig, argv: list[str] | None = None,
 def evaluate_now(loop: Loop, bar) -> None:
     """Evaluate, log numbers and pictures, checkpoint (best.pt when the key metric improved)."""
     session, position = loop.session, loop.position
-    result = report.evaluate(loop.model, loop.task, loop.config, session, step=position["step"])
+    result = report.evaluate(loop.model, loop.task, loop.config, position["step"], session.shard,
+                             session.autocast)
     loop.result = result
     key = report.key_metric(loop.task.kind)
     improved = result[key] > position["best"]
@@ -157,7 +156,7 @@ def run_epoch(loop: Loop, epoch: int, bar) -> tuple[float, float]:
         lr = lr_at(position["step"], loop.total_steps, loop.steps_per_epoch, config.optim)
         set_lr(loop.optimizer, lr)
         loss, predictions, targets, ignore = batch_loss(loop.train_model, batch, task.kind,
-                                                        config.label_smoothing, session)
+                                                        config.label_smoothing, session.autocast)
         loop.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = grad_norm(loop.model.parameters())

@@ -1,0 +1,261 @@
+"""The run directory on disk: the one module that writes its bookkeeping files.
+
+A run directory is ``<runs_dir>/<family>/<time>-<name>-<id>/`` holding
+
+- ``config.yaml``: the resolved config the run trains with;
+- ``meta.json``: command line, environment, seed and a ``status`` that is
+  always true (running → completed | interrupted | failed);
+- ``summary.json``: the final metrics, written once at the end;
+- ``checkpoints/`` (``dlx/checkpoint.py``) and TensorBoard event files.
+
+``Session`` writes through ``RunDir`` while training; ``dlx runs`` and resume
+checks read through ``read_meta``/``read_config``. JSON files are replaced
+atomically (temporary file, then rename), so a reader never sees half of one.
+Torch-free, so listing runs stays quick.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dlx.errors import CheckpointError
+
+STATUSES = ("running", "completed", "interrupted", "failed")
+
+
+def now() -> str:
+    """Local time with offset, to the second (the format of every timestamp in meta.json)."""
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+LOCK_FILE = ".lock"
+# A few blocks kept in every run directory while it trains: on a full disk
+# they are freed so the run can still record that it failed.
+RESERVE_FILE = ".reserve"
+RESERVE_BYTES = 64 * 1024
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Replace ``path`` with ``data`` as JSON, atomically; no temporary file is left on failure."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``<run>/.lock``: one writer per run directory.
+
+    The kernel drops the lock when the process ends, however it ends (even
+    SIGKILL), so a lock is never left stale.
+    """
+
+    def __init__(self, run_dir: Path):
+        import fcntl
+
+        self.path = Path(run_dir) / LOCK_FILE
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            raise CheckpointError(f"{run_dir} is in use by another dlx process (training or resuming it); "
+                                  "one run directory has one writer") from None
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, f"{os.getpid()}\n".encode())
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # closing the descriptor releases the flock
+            self.fd = -1
+
+
+def is_locked(run_dir: Path) -> bool | None:
+    """Whether a process holds ``run_dir``'s lock (None: no lock file, e.g. a run from dlx 0.1)."""
+    import fcntl
+
+    path = Path(run_dir) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def stale_temp_files(run_dir: Path) -> list[Path]:
+    """Temporary files a killed process left in a run directory (``.name.tmp``, ``.name.*.tmp``)."""
+    found = []
+    for folder in (Path(run_dir), Path(run_dir) / "checkpoints"):
+        if folder.is_dir():
+            found += [p for p in folder.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")
+                      and p.is_file() and not p.is_symlink()]
+    return sorted(found)
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from ``path``; {} when missing, unreadable or not an object."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_meta(run_dir: str | Path) -> dict:
+    """meta.json of a run; a CheckpointError (one line) when missing or unreadable."""
+    meta_path = Path(run_dir) / "meta.json"
+    if not meta_path.is_file():
+        raise CheckpointError(f"{run_dir} is not a dlx run directory (no meta.json)")
+    meta = read_json(meta_path)
+    if not meta:
+        raise CheckpointError(f"{meta_path} is unreadable or not a JSON object")
+    return meta
+
+
+def read_config(run_dir: str | Path) -> dict:
+    """config.yaml of a run as plain data; {} when missing or unreadable."""
+    try:
+        data = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_run_config(run_dir: str | Path, family: str) -> dict:
+    """The config a run was started with; checks that the run exists and is of ``family``."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory {run_dir} does not exist")
+    meta = read_meta(run_dir)
+    if meta.get("family") != family:
+        raise CheckpointError(f"{run_dir} is a {meta.get('family')!r} run, not a {family!r} run")
+    config = read_config(run_dir)
+    if not config:
+        raise CheckpointError(f"{run_dir}/config.yaml is missing or not a config mapping")
+    return config
+
+
+@dataclass
+class RunDir:
+    """One run directory being written by its (rank-0) training process."""
+
+    path: Path
+    meta: dict = field(default_factory=dict)
+    started: float = field(default_factory=time.time)  # this process's start, for duration_s
+    lock: RunLock | None = None
+
+    @classmethod
+    def create(cls, runs_dir: str | Path, family: str, name: str, config: dict, meta: dict) -> RunDir:
+        """Make a new run directory exclusively (never reuse one) and write config.yaml and meta.json.
+
+        ``meta`` holds what the session knows (command, device, versions …);
+        name, id, status and times are added here.
+        """
+        family_dir = Path(runs_dir) / family
+        family_dir.mkdir(parents=True, exist_ok=True)
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        while True:
+            path = family_dir / f"{stamp}-{name}-{secrets.token_hex(3)}"
+            try:
+                path.mkdir()  # exclusive: fails if it exists
+                break
+            except FileExistsError:
+                continue
+        run = cls(path, lock=RunLock(path))
+        try:
+            run.reserve()
+            (path / "checkpoints").mkdir()
+            run.write_config(config)
+            run.meta = {
+                "family": family, "name": name, "id": path.name.rsplit("-", 1)[-1], "status": "running",
+                **meta, "started_at": now(), "ended_at": None, "duration_s": None, "resumed_at": [], "error": None,
+            }
+            run.write_meta()
+        except BaseException:
+            # Half a run directory (no meta.json) must not stay behind, e.g. on a full disk.
+            run.close()
+            shutil.rmtree(path, ignore_errors=True)
+            raise
+        return run
+
+    @classmethod
+    def reopen(cls, path: str | Path, config: dict, meta_updates: dict, lock: RunLock | None = None) -> RunDir:
+        """Continue a stopped run: take its lock (unless given), clear what a killed process left,
+        mark it running again and record when it was resumed."""
+        path = Path(path)
+        run = cls(path, read_meta(path), lock=lock or RunLock(path))
+        for stale in stale_temp_files(path):
+            stale.unlink(missing_ok=True)
+        run.reserve()
+        run.meta.update(meta_updates, status="running", error=None, ended_at=None)
+        run.meta.setdefault("resumed_at", []).append(now())
+        run.write_config(config)
+        run.write_meta()
+        return run
+
+    def write_config(self, config: dict) -> None:
+        (self.path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def write_meta(self) -> None:
+        write_json(self.path / "meta.json", self.meta)
+
+    def set_status(self, status: str, error: str | None = None) -> None:
+        """Record the run's status; duration_s adds up over resumed sessions."""
+        previous = self.meta.get("duration_s") or 0.0
+        self.meta.update(status=status, error=error, ended_at=now(),
+                         duration_s=round(previous + time.time() - self.started, 2))
+        self.write_meta()
+
+    def write_summary(self, summary: dict) -> None:
+        write_json(self.path / "summary.json", dict(summary, run_dir=str(self.path)))
+
+    def reserve(self) -> None:
+        """Hold a few blocks of disk (see RESERVE_BYTES); best effort."""
+        try:
+            (self.path / RESERVE_FILE).write_bytes(b"\0" * RESERVE_BYTES)
+        except OSError:
+            self.free_reserve()
+
+    def free_reserve(self) -> None:
+        (self.path / RESERVE_FILE).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """The run's process is done with it: give back the reserve and the lock."""
+        self.free_reserve()
+        if self.lock is not None:
+            self.lock.release()
+
+
+def flat_hparams(config: dict, skip: frozenset[str] = frozenset(), prefix: str = "") -> dict[str, Any]:
+    """Config flattened to ``a.b: scalar`` for TensorBoard's HParams tab (lists as JSON text)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if name in skip:
+            continue
+        if isinstance(value, dict):
+            flat.update(flat_hparams(value, skip, f"{name}."))
+        elif isinstance(value, (bool, int, float, str)):
+            flat[name] = value
+        elif value is not None:
+            flat[name] = json.dumps(value)
+    return flat

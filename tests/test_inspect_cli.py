@@ -1,0 +1,128 @@
+"""The inspect-shapes sub-app: one command per target, each with its own help and only its own flags."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.inspect_helpers import run_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# What each target's --help must list, and nothing else (besides -h/--help).
+TARGET_FLAGS = {
+    "conv": {"--input", "--out-channels", "--kernel", "--stride", "--padding", "--dilation", "--compare-fc",
+             "--json"},
+    "pool": {"--pool", "--input", "--kernel", "--stride", "--padding", "--dilation", "--json"},
+    "cnn": {"--model", "--config", "--set", "--input", "--compare-fc", "--json"},
+    "attention": {"--seq-len", "--d-model", "--heads", "--score", "--window", "--batch", "--json"},
+    "transformer": {"--config", "--set", "--task", "--json"},
+    "gan": {"--config", "--set", "--json"},
+}
+
+
+def dlx(*args: str) -> subprocess.CompletedProcess:
+    """``python -m dlx ARGS`` as a user runs it (the real prog name, argv and exit code)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "dlx", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def section(text: str, title: str) -> list[str]:
+    """The lines of a click help section ("Options:", "Commands:"), up to the next blank line."""
+    lines = text.splitlines()
+    start = lines.index(title) + 1
+    end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
+    return lines[start:end]
+
+
+def listed_flags(help_text: str) -> set[str]:
+    """Long flag names in the Options section (continuation lines of long help are indented deeper)."""
+    flags = set()
+    for line in section(help_text, "Options:"):
+        match = re.match(r"^  (?:-\w, )?(--[a-z-]+)", line)
+        if match:
+            flags.add(match.group(1))
+    return flags
+
+
+def test_attention_help_shows_its_own_options_and_not_convs():
+    result = dlx("inspect-shapes", "attention", "--help")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for flag in ("--seq-len", "--d-model", "--heads", "--score", "--window", "--batch", "--json"):
+        assert flag in out
+    for flag in ("--out-channels", "--kernel", "--stride", "--input", "--model", "--compare-fc", "--pool"):
+        assert flag not in out
+    assert "dlx inspect-shapes attention --seq-len 4 --d-model 8 --heads 2 --window 1" in out  # its examples
+
+
+@pytest.mark.parametrize("target", list(TARGET_FLAGS))
+def test_each_target_help_lists_exactly_its_flags(capsys, target):
+    code, out, err = run_cli(capsys, target, "--help")
+    assert code == 0, err
+    assert listed_flags(out) == TARGET_FLAGS[target] | {"--help"}
+    assert f"dlx inspect-shapes {target}" in out  # its own examples
+
+
+def test_group_help_lists_the_six_targets_one_line_each_with_examples(capsys):
+    code, out, err = run_cli(capsys, "--help")
+    assert code == 0, err
+    commands = section(out, "Commands:")
+    assert [line.split()[0] for line in commands] == list(TARGET_FLAGS)
+    assert not [line for line in commands if line.endswith("...")]  # first docstring lines fit, uncut
+    assert "Examples:" in out
+    for target in TARGET_FLAGS:
+        assert f"  dlx inspect-shapes {target}" in out
+
+
+def test_conv_with_an_attention_flag_is_refused_by_the_parser():
+    result = dlx("inspect-shapes", "conv", "--heads", "3")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "No such option: --heads" in result.stderr
+    # One line (issue 10), pointing at the target's own help.
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("dlx: error:")
+    assert "inspect-shapes conv --help" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (["conv", "--heads", "2"], ["No such option: --heads"]),
+    (["pool", "--compare-fc"], ["No such option: --compare-fc"]),
+    (["attention", "--input", "1x8x8"], ["No such option: --input"]),
+    (["transformer", "--model", "lenet5"], ["No such option: --model"]),
+    (["gan", "--task", "copy"], ["No such option: --task"]),
+    (["cnn", "--out-channels", "4"], ["No such option: --out-channels"]),
+    (["mlp"], ["No such command 'mlp'"]),
+])
+def test_stray_flags_and_unknown_targets_are_usage_errors(capsys, args, words):
+    code, out, err = run_cli(capsys, *args)
+    assert code == 2 and out == ""
+    assert "Traceback" not in err
+    for word in words:
+        assert word in err
+
+
+def test_importing_the_cli_does_not_import_torch():
+    code = "import sys, dlx.cli, dlx.commands.inspect; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_help_and_refused_flags_do_not_import_torch():
+    code = ("import sys\n"
+            "from dlx.cli import main\n"
+            "for argv in (['inspect-shapes', 'attention', '--help'], ['inspect-shapes', 'conv', '--heads', '3']):\n"
+            "    try:\n"
+            "        main(argv)\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "print('torch' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "False"
