@@ -7,8 +7,7 @@ import torch
 
 from dlx import config as config_mod
 from dlx.configs.transformer import SequenceDataConfig
-from dlx.data.sequences import (BOS, EOS, IGNORE, PAD, SPECIALS, encode_input, load_task, pad_rows,
-                                wrap_targets)
+from dlx.data.sequences import BOS, EOS, IGNORE, PAD, SPECIALS, encode_input, load_task, pad_rows, wrap_targets
 from dlx.errors import ConfigError, DatasetError
 
 
