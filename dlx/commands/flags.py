@@ -54,6 +54,7 @@ COMMON_FLAGS: tuple[Flag, ...] = (
     Flag("--device", "run.device"),
     Flag("--precision", "run.precision"),
     Flag("--compile", "run.compile"),
+    Flag("--threads", "run.threads"),
     Flag("--name", "run.name"),
     Flag("--runs-dir", "run.runs_dir"),
     Flag("--progress", "run.progress"),
