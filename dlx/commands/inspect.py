@@ -224,7 +224,8 @@ def gan(
 
     For a gan or conditional config (a cycle GAN translates images and is not
     traced); the config is resolved as train-gan resolves it (defaults <
-    --config < --set).
+    --config < --set). With PacGAN packing (model.pack, 2 for the 2-D
+    datasets) the traced batch is one pack: rows and totals are per pack.
 
     Examples:
 

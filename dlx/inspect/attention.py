@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from dlx.errors import ShapeError
+from dlx.inspect.flops import flop_counter
 from dlx.inspect.report import Report, Row, Shape, fmt_bytes, fmt_shape
 
 SCORES = ("dot", "additive")
@@ -69,7 +69,7 @@ class _Steps:
     def __init__(self, batch: int):
         self.batch = batch
         self.rows: list[Row] = []
-        self.counter = FlopCounterMode(display=False)
+        self.counter = flop_counter()
 
     def run(self, name: str, kind: str, rule: str, expected: Shape, compute: Callable[[], torch.Tensor],
             params: int = 0, per_example: bool = True, note: str = "") -> torch.Tensor:
@@ -119,7 +119,7 @@ def inspect_attention(seq_len: int = 4, d_model: int = 8, heads: int = 2, score:
         f"rows sum to 1 within {float((attention.sum(-1) - 1).abs().max()):.1e}")
     report = Report(target="attention", title=_title(L, D, H, score, window), input_shape=(L, D),
                     rows=steps.rows, total_params=sum(row.params for row in steps.rows),
-                    total_flops=steps.counter.get_total_flops() // batch)
+                    total_flops=steps.counter.get_total_flops() // batch, counts_attention=True)
     memory = _memory(L, H, dk, score, window, batch)
     memory["agreement"] = _agreement(x, weights, H, score, window, output, attention)
     report.extras["attention"] = memory

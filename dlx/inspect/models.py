@@ -85,8 +85,32 @@ class _WithLabels(torch.nn.Module):
         return self.network(inputs, self.labels)
 
 
+# Images of the MNIST family (every image dataset train-gan reads) are grayscale: one channel.
+IMAGE_CHANNELS = 1
+
+
+def _gan_data_shape(config) -> tuple[tuple[int, ...], int]:
+    """(sample shape, number of classes) as train-gan's data would give them, without reading the data.
+
+    2-D points for the toy mixtures; otherwise C×H×W from the dataset's spec, and,
+    for a conditional GAN, the classes ``data.classes`` keeps (empty: all of them).
+    """
+    from dlx.data import vision
+
+    if config.is_toy:
+        return (2,), 0
+    spec = vision.get_spec(config.data.dataset)
+    num_classes = (len(config.data.classes) or len(spec.classes)) if config.model.kind == "conditional" else 0
+    return (IMAGE_CHANNELS, *spec.image_shape), num_classes
+
+
 def inspect_gan(config_file: Path | None = None, overrides: list[str] | None = None) -> Report:
-    """The ``train-gan`` generator and discriminator (gan or conditional), G then D on G's output."""
+    """The ``train-gan`` generator and discriminator (gan or conditional), G then D on G's output.
+
+    With PacGAN packing (``pack`` > 1: D judges ``pack`` samples as one), the
+    traced batch is one pack; every row and the totals are then per pack, and
+    the legend says so.
+    """
     from dlx import config as config_mod
     from dlx.configs.gan import GANConfig
     from dlx.models.gan import build_gan, sample_noise
@@ -94,19 +118,26 @@ def inspect_gan(config_file: Path | None = None, overrides: list[str] | None = N
     config = config_mod.build(GANConfig, config_file, {}, overrides)
     if config.model.kind == "cycle":
         raise DlxError("inspect-shapes gan: cycle translates images A→B; trace a gan or conditional config")
-    sample_shape = (2,) if config.is_toy else (1, 28, 28)
-    num_classes = 10 if config.model.kind == "conditional" else 0
+    sample_shape, num_classes = _gan_data_shape(config)
     models = build_gan(config, sample_shape, num_classes)
     generator, discriminator = models.generators["G"], models.discriminators["D"]
     # A PacGAN discriminator judges `pack` samples at once: trace a batch of exactly one pack.
-    batch = config.pack()
+    pack = config.pack()
     if num_classes:
-        labels = torch.arange(batch) % num_classes
+        labels = torch.arange(pack) % num_classes
         generator, discriminator = _WithLabels(generator, labels), _WithLabels(discriminator, labels)
-    noise = sample_noise(config.model.noise, batch, config.noise_dim(), torch.Generator().manual_seed(0))
+    noise = sample_noise(config.model.noise, pack, config.noise_dim(), torch.Generator().manual_seed(0))
+    unit = f"one pack of {pack} samples (PacGAN)" if pack > 1 else "one sample"
     title = (f"train-gan {config.model.kind} {config.model.name} on {config.data.dataset}: "
-             f"{config.model.noise} noise of {config.noise_dim()}, batch of {batch}")
-    return trace_gan_pair(generator, discriminator, noise, title)
+             f"{config.model.noise} noise of {config.noise_dim()}, {unit}")
+    report = trace_gan_pair(generator, discriminator, noise, title)
+    if pack > 1:
+        report.shape_note = (
+            f"shapes per pack of {pack} samples, the discriminator's unit (PacGAN): in generator rows and "
+            f"G(z) the leading {pack} counts the pack's samples ({pack}×… holds one … per sample); from its "
+            f"first layer on, the discriminator holds the pack as one example and scores it once")
+        report.flops_per = f"per pack of {pack} samples (G makes {pack} samples, D judges them once)"
+    return report
 
 
 def trace_gan_pair(generator: torch.nn.Module, discriminator: torch.nn.Module, noise: torch.Tensor,

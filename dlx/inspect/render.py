@@ -5,14 +5,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dlx.inspect.report import Report, Row, fmt_field, fmt_int, fmt_pct, fmt_shape, verified_mark
+from dlx.inspect.report import ATTENTION_FLOPS_NOTE, Report, Row, fmt_field, fmt_int, fmt_pct, fmt_shape, verified_mark
 
 LEGEND = ("✓: a real forward pass through torch.nn produced exactly the shape the rule gives "
           "(✗: it did not; blank: no rule for that layer).")
-FLOPS_NOTE = ("FLOPs per example from torch.utils.flop_counter: 2 per multiply-add in matmuls and "
+FLOPS_NOTE = ("FLOPs {per} from torch.utils.flop_counter: 2 per multiply-add in matmuls and "
               "convolutions (activations, pooling and adds are not counted).")
 FIELD_NOTE = ("RF: the input pixels one output position can see (height×width, for a sequential conv "
               "stack); full: every input pixel.")
+
+
+def flops_notes(report: Report) -> list[str]:
+    """What the FLOPs column counts, and for what (an example, a pack of samples)."""
+    notes = [FLOPS_NOTE.format(per=report.flops_per)]
+    return notes + [ATTENTION_FLOPS_NOTE] if report.counts_attention else notes
 
 
 def to_json(report: Report) -> dict[str, Any]:
@@ -38,6 +44,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "title": report.title,
         "input_shape": list(report.input_shape),
         "shapes": report.shape_note,
+        "flops": " ".join(flops_notes(report)),
         "layers": layers,
         "totals": {"params": report.total_params, "flops": report.total_flops},
         "notes": list(report.notes),
@@ -96,7 +103,8 @@ def render(report: Report, console=None) -> None:
     console.print(table)
     for line in footnotes + list(report.notes):
         console.print(line, markup=False)
-    legend = [f"{report.shape_note}.", LEGEND, FLOPS_NOTE] + ([FIELD_NOTE] if report.show_receptive_field else [])
+    legend = [f"{report.shape_note}.", LEGEND, *flops_notes(report)]
+    legend += [FIELD_NOTE] if report.show_receptive_field else []
     for line in legend:
         console.print(line, markup=False, style="dim")
     if report.compare_fc:

@@ -14,6 +14,12 @@ Shape = tuple[int, ...]
 # pixel can reach a position (after a fully connected layer), None when unknown.
 ReceptiveField = tuple[int, int] | str | None
 
+# The convention dlx.inspect.flops implements, told under every report that contains attention.
+ATTENTION_FLOPS_NOTE = (
+    "Attention: Q·Kᵀ and weights·V count 2·Lq·Lk·d_head FLOPs each per head, on every path (fused kernel "
+    "or explicit), for the full Lq×Lk matrix even where a mask (padding, causal, window) hides entries; "
+    "softmax and scaling are not counted.")
+
 
 @dataclass
 class Row:
@@ -49,6 +55,8 @@ class Report:
     total_flops: int
     notes: list[str] = field(default_factory=list)
     shape_note: str = "shapes per example (the batch dimension is left out)"
+    flops_per: str = "per example"  # what one row's and the total's FLOPs are for
+    counts_attention: bool = False  # the model has attention layers: the legend states how they count
     show_receptive_field: bool = False
     compare_fc: list[dict[str, Any]] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)

@@ -8,20 +8,30 @@ children are not called through ``forward``) become rows. A composite module
 whose own ``forward`` does work outside its children (a matmul, an added
 positional parameter) gets a row "(ops in forward)" so nothing is lost:
 row parameters sum to ``sum(p.numel())`` and row FLOPs to the counter's total.
+The counter is ``dlx.inspect.flops.flop_counter()``: torch's, plus the fused
+attention kernels torch has no formula for, so attention costs the same on
+every path.
+
+Parameters are set not to require grad during the pass. Under ``no_grad`` a
+slice of a parameter (``table[:length]``, a learned positional encoding) still
+requires grad but has no grad function, and the counter's module tracker
+asserts on such a module output; with nothing requiring grad it has nothing
+to hook. The flags are restored afterwards.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from dlx.errors import ShapeError
 from dlx.inspect.compare import fc_comparison
+from dlx.inspect.flops import flop_counter
 from dlx.inspect.report import Report, Row, Shape, fmt_shape
 from dlx.inspect.rules import ATTENTION_LAYERS, RULES, WINDOW_LAYERS, _same, as_pair, describe, layer_rule
 from dlx.models.shapes import receptive_field_step
@@ -98,7 +108,7 @@ class Tracer:
     convs: list[tuple[str, nn.Conv2d, Shape, Shape]] = field(default_factory=list)
 
     def __post_init__(self):
-        self.counter = FlopCounterMode(display=False)
+        self.counter = flop_counter()
         self.receptive = _Field()
         self.names: dict[int, str] = {}
         self.row_modules: set[int] = set()
@@ -186,6 +196,19 @@ class Tracer:
         return rows
 
 
+@contextmanager
+def _no_grad_params(model: nn.Module) -> Iterator[None]:
+    """``requires_grad = False`` on every parameter for the duration (see the module docstring)."""
+    flags = [(param, param.requires_grad) for param in model.parameters()]
+    for param, _ in flags:
+        param.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for param, flag in flags:
+            param.requires_grad_(flag)
+
+
 def trace_model(model: nn.Module, inputs: tuple, *, target: str, title: str, batch_size: int = 1,
                 input_name: str = "input", root_name: str = "model", atomic: tuple[type, ...] = ATOMIC,
                 compare_fc: bool = False) -> Report:
@@ -205,7 +228,7 @@ def trace_model(model: nn.Module, inputs: tuple, *, target: str, title: str, bat
     was_training = model.training
     model.eval()  # batch norm on a batch of one needs running statistics
     try:
-        with torch.no_grad(), tracer.counter:
+        with torch.no_grad(), _no_grad_params(model), tracer.counter:
             model(*inputs)
     except ShapeError:
         raise
@@ -224,4 +247,5 @@ def trace_model(model: nn.Module, inputs: tuple, *, target: str, title: str, bat
     comparisons = [fc_comparison(*call) for call in tracer.convs] if compare_fc else []
     return Report(target=target, title=title, input_shape=input_shape or (), rows=rows,
                   total_params=total_params, total_flops=total_flops,
-                  show_receptive_field=tracer.window_rows > 0, compare_fc=comparisons)
+                  show_receptive_field=tracer.window_rows > 0, compare_fc=comparisons,
+                  counts_attention=any(isinstance(module, ATTENTION_LAYERS) for module in model.modules()))
