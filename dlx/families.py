@@ -152,6 +152,7 @@ FAMILIES: dict[str, Family] = {
         summary="Train a Transformer (encoder-decoder or encoder-only) on a sequence task.",
         config_class=_transformer_config, train=_transformer_train, evaluate_run=_transformer_evaluate,
         check_inputs=_transformer_inputs,
+        extra_resumable_keys=frozenset({"eval.bleu_tokenize"}),  # how BLEU is reported, not what trains
         headline_metrics=("exact_match", "token_accuracy", "bleu", "test_loss"),
         key_hparams=("data.task", "model.score", "model.pos", "model.window", "optim.epochs"),
     ),

@@ -61,18 +61,23 @@ def _cut_after(ids: torch.Tensor, end_id: int, pad_id: int, width: int) -> torch
     return ids.masked_fill(after_end, pad_id)
 
 
-def bleu(hypotheses: list[str], references: list[str]) -> float:
-    """Corpus BLEU (0-100) with sacrebleu, the field's standard implementation.
+def bleu(hypotheses: list[str], references: list[str], tokenize: str = "13a") -> float:
+    """Corpus BLEU (0-100) of detokenised text, exactly ``sacrebleu.corpus_bleu``'s number.
 
-    Inputs are already tokenised (tokens joined by single spaces), so
-    sacrebleu's own tokeniser is switched off: character-level tasks get
-    character BLEU, word-level tasks word BLEU.
+    One reference per hypothesis. Standard BLEU: n-grams up to 4, no
+    effective order (a corpus without 4-gram matches scores 0), sacrebleu's
+    default ``exp`` smoothing, and its ``tokenize`` tokenizer (``13a``, as
+    published scores use). ``force`` only silences sacrebleu's "looks
+    tokenised" warning: dlx scores the text as the data file wrote it.
     """
     from sacrebleu.metrics import BLEU
 
     if not hypotheses:
         return 0.0
-    return float(BLEU(tokenize="none", effective_order=True).corpus_score(hypotheses, [references]).score)
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+    scorer = BLEU(tokenize=tokenize, force=True)
+    return float(scorer.corpus_score(hypotheses, [references]).score)
 
 
 # --------------------------------------------------------------------------

@@ -117,6 +117,34 @@ def test_pairs_file_char_tokens_and_separate_test_file(tmp_path):
     assert task.vocab.to_text(task.test.source[0].tolist()) == "cab"
 
 
+def test_pairs_keep_the_raw_target_text_of_every_example(tmp_path):
+    path = tmp_path / "pairs.tsv"
+    path.write_text("".join(f"the cat {i}\t  Le chat, {i}!  \n" for i in range(20)))
+    task = load_task(data_config(task="pairs", path=str(path), tokens="word", test_fraction=0.25))
+    for split in (task.train, task.test):
+        assert len(split.texts) == len(split)
+        for row, text in zip(split.target, split.texts, strict=True):
+            assert text.startswith("Le chat, ") and text == text.strip()  # as written, ends stripped
+            number = text.removeprefix("Le chat, ").removesuffix("!")
+            ids = body(row)
+            # Numbers seen in training are in the ids; unseen ones are <unk> there, but not in the text.
+            assert task.vocab.tokens[ids[2]] == f"{number}!" or ids[2] == SPECIALS.index("<unk>")
+    assert any(SPECIALS.index("<unk>") in body(row) for row in task.test.target)
+    # take (data.limit_test) and moving to a device keep the texts aligned with the rows.
+    assert task.test.take(2).texts == task.test.texts[:2]
+    assert task.test.to("cpu").texts == task.test.texts
+    # Other tasks have no raw target text.
+    assert load_task(data_config(task="copy")).test.texts is None
+
+
+def test_pairs_texts_follow_limit_test(tmp_path):
+    train, test = tmp_path / "train.tsv", tmp_path / "test.tsv"
+    train.write_text("ab\tba\nabc\tcba\n")
+    test.write_text("cab\tbac\nxy\tyx z\nba\tab\n")
+    task = load_task(data_config(task="pairs", path=str(train), test_path=str(test), limit_test=2))
+    assert task.test.texts == ["bac", "yx z"] and task.train.texts == ["ba", "cba"]
+
+
 def test_conll_and_classification_files(tmp_path):
     conll = tmp_path / "tags.conll"
     conll.write_text("-DOCSTART-\tO\n\nthe\tDET\ncat\tNOUN\n\na\tDET\ndog\tNOUN\nran\tVERB\n\n"

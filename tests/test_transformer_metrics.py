@@ -25,9 +25,12 @@ def test_exact_match_ignores_everything_after_the_first_eos():
     assert int(metrics.exact_match_count(predictions, targets, EOS, PAD)) == 1
 
 
-def test_bleu_uses_sacrebleu_on_pretokenised_text():
-    assert metrics.bleu(["a b c d", "e f g h"], ["a b c d", "e f g h"]) == pytest.approx(100.0)
-    assert metrics.bleu(["w x y z"], ["a b c d"]) < 1.0
-    partial = metrics.bleu(["a b c d e f"], ["a b c d x y"])
-    assert 0 < partial < 100
+def test_bleu_is_standard_corpus_bleu_of_detokenised_text():
+    import sacrebleu
+
+    hypotheses, references = ["The cat sat on the mat.", "A dog ran."], ["The cat sat on a mat.", "The dog ran."]
+    assert metrics.bleu(references, references) == pytest.approx(100.0)
+    assert metrics.bleu(hypotheses, references) == sacrebleu.corpus_bleu(hypotheses, [references]).score
+    assert 0 < metrics.bleu(hypotheses, references) < 100
+    assert metrics.bleu(["w x y z"], ["a b c d"]) == 0.0
     assert metrics.bleu([], []) == 0.0

@@ -51,6 +51,7 @@ def test_run_directory_metrics_and_tensorboard_record(runs_dir, capsys):
     result = summary(run)
     assert result["task"] == "reverse" and result["global_step"] == 2 * 256 // 32
     assert 0 <= result["exact_match"] <= result["token_accuracy"] <= 1 and result["test_examples"] == 40
+    assert result["bleu"] is None and result["bleu_tokenize"] is None  # BLEU is for text pairs only
     assert [entry[0] for entry in result["history"]] == [8, 16]
     assert (run / "checkpoints" / "best.pt").is_file() and str(run) in capsys.readouterr().out
     events = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
@@ -97,12 +98,13 @@ def test_encoder_only_tasks(runs_dir, capsys, task, kind):
 
 
 def test_pairs_file_learns_with_beam_search_and_reports_bleu(runs_dir, tmp_path, capsys):
-    # Word-level "translation": each word maps to a fixed other word.
+    # Word-level "translation": each word maps to a fixed other word. Four words a line at
+    # least: standard BLEU needs 4-grams (a corpus of 3-word lines scores 0).
     words = {"one": "un", "two": "deux", "three": "trois", "four": "quatre", "five": "cinq"}
     generator = torch.Generator().manual_seed(0)
     lines = []
     for _ in range(300):
-        picks = [list(words)[i] for i in torch.randint(0, 5, (3,), generator=generator).tolist()]
+        picks = [list(words)[i] for i in torch.randint(0, 5, (4,), generator=generator).tolist()]
         lines.append(" ".join(picks) + "\t" + " ".join(words[w] for w in picks))
     data = tmp_path / "pairs.tsv"
     data.write_text("\n".join(lines) + "\n")
@@ -113,9 +115,10 @@ def test_pairs_file_learns_with_beam_search_and_reports_bleu(runs_dir, tmp_path,
     result = summary(run)
     assert result["task"] == "pairs" and result["beam"] == 3 and result["test_examples"] == 30
     assert result["bleu"] is not None and result["bleu"] > 50 and result["exact_match"] > 0.5
+    assert result["bleu_tokenize"] == "13a"
     capsys.readouterr()
-    assert cli(["translate", run, "two five one"]) == 0
-    assert capsys.readouterr().out.strip() == "deux cinq un"
+    assert cli(["translate", run, "two five one four"]) == 0
+    assert capsys.readouterr().out.strip() == "deux cinq un quatre"
 
 
 def test_eval_finds_moved_data_files_in_data_dir(runs_dir, tmp_path, capsys):

@@ -92,6 +92,11 @@ class TransformerEvalConfig:
     beam: int = option(1, "beam width for decoding (1: greedy)")
     examples: int = option(8, "held-out examples in TensorBoard's text panel per evaluation")
     every: int = option(0, "optimizer steps between evaluations (0: once per epoch)")
+    # SacreBLEU's tokenizers that need no extra package; 13a is what published BLEU uses,
+    # whatever the model's own tokens (BLEU scores the detokenised text).
+    bleu_tokenize: Literal["13a", "intl", "zh", "char", "none"] = option(
+        "13a", "text pairs: SacreBLEU tokenizer for BLEU (13a: the standard; char: character BLEU; "
+        "none: split at spaces only)")
 
     def check(self):
         problems = []
@@ -129,3 +134,7 @@ class TransformerConfig:
         if not 0 <= self.label_smoothing < 1:
             return [("label_smoothing", f"must be in [0, 1), got {self.label_smoothing}")]
         return []
+
+    def default_name(self) -> str:
+        """The run's name when none is given: ``reverse-sinusoidal-dot``, …"""
+        return f"{self.data.task}-{self.model.pos}-{self.model.score}"

@@ -84,16 +84,20 @@ class Split:
     target: torch.Tensor  # seq2seq: N × T (BOS … EOS PAD…); labeling: N × S (IGNORE at pads); classification: N
     source_lengths: torch.Tensor  # N, on the CPU (batch trimming needs no device sync)
     target_lengths: torch.Tensor  # N, on the CPU: seq2seq tokens incl. BOS and EOS; else = source_lengths
+    # Text pairs: each target as the file wrote it (stripped), what BLEU scores against.
+    # The ids cannot stand in for it: words unseen in training are <unk> there. None otherwise.
+    texts: list[str] | None = None
 
     def __len__(self) -> int:
         return self.source.shape[0]
 
     def take(self, count: int) -> Split:
         return Split(self.source[:count], self.target[:count], self.source_lengths[:count],
-                     self.target_lengths[:count])
+                     self.target_lengths[:count], None if self.texts is None else self.texts[:count])
 
     def to(self, device) -> Split:
-        return Split(self.source.to(device), self.target.to(device), self.source_lengths, self.target_lengths)
+        return Split(self.source.to(device), self.target.to(device), self.source_lengths, self.target_lengths,
+                     self.texts)
 
 
 @dataclass
@@ -278,14 +282,14 @@ def _file_task(config: SequenceDataConfig) -> SequenceTask:
     kind = TASK_KINDS[config.task]
     # The vocabulary comes from the training split only; unseen tokens become <unk>.
     seen = {}
-    for source, target in train_examples:
+    for source, target, *_ in train_examples:
         for token in source + (target if kind == "seq2seq" else []):
             seen.setdefault(token, None)
     vocab = Vocab(SPECIALS + list(seen), joiner="" if config.tokens == "char" else " ")
     labels: list[str] = []
     if kind != "seq2seq":
         label_set = {}
-        for _, target in train_examples:
+        for _, target, *_ in train_examples:
             for label in (target if kind == "labeling" else [target]):
                 label_set.setdefault(label, None)
         labels = list(label_set)
@@ -295,13 +299,14 @@ def _file_task(config: SequenceDataConfig) -> SequenceTask:
 
 
 def _encode_examples(examples, kind: str, vocab: Vocab, labels: list[str], path) -> Split:
-    sources = [vocab.encode(source) for source, _ in examples]
+    """Examples → a Split; pairs' (source, target, raw target text) keep the text in ``Split.texts``."""
+    sources = [vocab.encode(example[0]) for example in examples]
     source = pad_rows(sources)
     source_lengths = torch.tensor([len(s) for s in sources])
     if kind == "seq2seq":
-        bodies = [vocab.encode(target) for _, target in examples]
+        bodies = [vocab.encode(example[1]) for example in examples]
         target, target_lengths = wrap_targets(pad_rows(bodies), torch.tensor([len(b) for b in bodies]))
-        return Split(source, target, source_lengths, target_lengths)
+        return Split(source, target, source_lengths, target_lengths, [example[2] for example in examples])
     label_index = {label: i for i, label in enumerate(labels)}
     unknown = sorted({label for _, t in examples for label in (t if kind == "labeling" else [t])} - set(label_index))
     if unknown:
@@ -321,8 +326,8 @@ def _check_length(tokens: list[str], path: Path, number: int) -> list[str]:
     return tokens
 
 
-def _read_pairs(path: Path, tokenizer: str) -> list[tuple[list[str], list[str]]]:
-    """``source<TAB>target`` lines (blank lines skipped)."""
+def _read_pairs(path: Path, tokenizer: str) -> list[tuple[list[str], list[str], str]]:
+    """``source<TAB>target`` lines (blank lines skipped): (source tokens, target tokens, target text)."""
     examples = []
     for number, line in enumerate(read_lines(path), 1):
         if not line.strip():
@@ -331,11 +336,12 @@ def _read_pairs(path: Path, tokenizer: str) -> list[tuple[list[str], list[str]]]
         if len(parts) != 2:
             raise DatasetError(f"{path} line {number}: expected source<TAB>target, "
                                f"found {len(parts) - 1} tabs")
+        text = parts[1].strip()
         source = _check_length(split_text(parts[0].strip(), tokenizer), path, number)
-        target = _check_length(split_text(parts[1].strip(), tokenizer), path, number)
+        target = _check_length(split_text(text, tokenizer), path, number)
         if not source or not target:
             raise DatasetError(f"{path} line {number}: empty source or target")
-        examples.append((source, target))
+        examples.append((source, target, text))
     return _nonempty(examples, path, "source<TAB>target lines")
 
 

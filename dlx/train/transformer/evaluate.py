@@ -3,10 +3,10 @@
 ``evaluate`` measures the held-out split: teacher-forced loss and token
 accuracy, then the model's own outputs (greedy or beam decoding for
 seq2seq, argmax labels otherwise) for exact-sequence accuracy and, on text
-pairs, BLEU. The pictures are attention heatmaps of one fixed held-out
-example (encoder self-, decoder self- and cross-attention, every layer and
-head), the positional-encoding matrix, and a text panel of inputs,
-references and outputs.
+pairs, SacreBLEU against the file's own target text. The pictures are
+attention heatmaps of one fixed held-out example (encoder self-, decoder
+self- and cross-attention, every layer and head), the positional-encoding
+matrix, and a text panel of inputs, references and outputs.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def evaluate(model, task: SequenceTask, config: TransformerConfig, step: int = 0
     was_training = model.training
     model.eval()
     split, kind = task.test, task.kind
+    scores_bleu = kind == "seq2seq" and split.texts is not None  # text pairs
     device = split.source.device
     sums = torch.zeros(5, dtype=torch.float64, device=device)  # loss, correct, counted, exact, examples
     hypotheses, references, shown = [], [], []
@@ -59,15 +60,19 @@ def evaluate(model, task: SequenceTask, config: TransformerConfig, step: int = 0
         sums += torch.stack([loss.double(), correct.double(), counted.double(), exact.double(),
                              torch.tensor(float(len(indices)), dtype=torch.float64, device=device)])
         # Strings cost per-example Python: only for BLEU (text pairs) and the few examples shown.
-        if task.name == "pairs":
-            texts = _texts(task, batch.source, targets, predictions)
-            hypotheses += [_bleu_tokens(output, task.tokenizer) for _, _, output in texts]
-            references += [_bleu_tokens(reference, task.tokenizer) for _, reference, _ in texts]
+        raw = [split.texts[i] for i in indices.tolist()] if scores_bleu else None
+        if scores_bleu:
+            # The output detokenised as the file writes text (vocab.joiner: "" for
+            # characters, " " for words), scored against the file's text itself, never
+            # the ids: a word unseen in training is <unk> in those.
+            hypotheses += [task.vocab.to_text(row) for row in predictions.tolist()]
+            references += raw
         if start == 0:
             count = config.eval.examples
-            shown = _texts(task, batch.source[:count], targets[:count], predictions[:count])
+            shown = _texts(task, batch.source[:count], targets[:count], predictions[:count],
+                           raw[:count] if raw else None)
     sums = shard.reduce_sum(sums)
-    if shard.world_size > 1 and task.name == "pairs":
+    if shard.world_size > 1 and scores_bleu:
         hypotheses, references = _gather_lists(hypotheses, references)
     model.train(was_training)
     loss_sum, correct, counted, exact, examples = sums.tolist()
@@ -76,19 +81,21 @@ def evaluate(model, task: SequenceTask, config: TransformerConfig, step: int = 0
         "loss": loss_sum / max(counted, 1),  # per token (per example for classification)
         "token_accuracy": correct / max(counted, 1),
         "exact_match": exact / max(examples, 1),
-        "bleu": metrics.bleu(hypotheses, references) if task.name == "pairs" else None,
+        "bleu": metrics.bleu(hypotheses, references, config.eval.bleu_tokenize) if scores_bleu else None,
         "examples": shown,
     }
 
 
-def _texts(task: SequenceTask, source, targets, predictions) -> list[tuple[str, str, str]]:
-    """(input, reference, output) strings for each row."""
+def _texts(task: SequenceTask, source, targets, predictions,
+           references: list[str] | None = None) -> list[tuple[str, str, str]]:
+    """(input, reference, output) strings for each row; ``references``: the raw target texts, if known."""
     vocab = task.vocab
     rows = []
     for row in range(source.shape[0]):
         text = vocab.to_text(source[row].tolist())
         if task.kind == "seq2seq":
-            rows.append((text, vocab.to_text(targets[row].tolist()), vocab.to_text(predictions[row].tolist())))
+            reference = references[row] if references else vocab.to_text(targets[row].tolist())
+            rows.append((text, reference, vocab.to_text(predictions[row].tolist())))
         elif task.kind == "labeling":
             keep = targets[row] != IGNORE
             rows.append((text, " ".join(task.labels[i] for i in targets[row][keep].tolist()),
@@ -96,13 +103,6 @@ def _texts(task: SequenceTask, source, targets, predictions) -> list[tuple[str, 
         else:
             rows.append((text, task.labels[int(targets[row])], task.labels[int(predictions[row])]))
     return rows
-
-
-def _bleu_tokens(text: str, tokenizer: str) -> str:
-    """Tokens separated by single spaces, as ``metrics.bleu`` expects (a space character becomes ▁)."""
-    if tokenizer == "char":
-        return " ".join("▁" if c == " " else c for c in text)
-    return " ".join(text.split())
 
 
 def _gather_lists(*lists: list) -> tuple[list, ...]:
@@ -153,6 +153,8 @@ def summary(config: TransformerConfig, task: SequenceTask, model, result: dict, 
         "token_accuracy": result["token_accuracy"],
         "test_loss": result["loss"],
         "bleu": result.get("bleu"),
+        # Which SacreBLEU tokenizer made that number (BLEU is only comparable under the same one).
+        "bleu_tokenize": config.eval.bleu_tokenize if result.get("bleu") is not None else None,
         "best_exact_match": max(position["best"], result["exact_match"]),
         "beam": config.eval.beam,
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -274,7 +276,8 @@ def evaluate_run(run_dir: str | Path, which: str = "best", data_dir: str | None 
         "run_dir": str(saved.run_dir), "checkpoint": which, "step": int(state["step"]), "task": task.name,
         "beam": config.eval.beam, "exact_match": result["exact_match"],
         "token_accuracy": result["token_accuracy"], "test_loss": result["loss"],
-        **({"bleu": result["bleu"]} if result["bleu"] is not None else {}),
+        **({"bleu": result["bleu"], "bleu_tokenize": config.eval.bleu_tokenize}
+           if result["bleu"] is not None else {}),
     }
 
 
