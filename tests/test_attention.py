@@ -86,6 +86,14 @@ def test_a_row_with_no_allowed_key_is_opened_instead_of_giving_nan():
     out, weights = attention(torch.randn(1, LENGTH, D_MODEL), mask=mask, need_weights=True)
     fast, _ = attention(torch.randn(1, LENGTH, D_MODEL), mask=mask)
     assert torch.isfinite(out).all() and torch.isfinite(weights).all() and torch.isfinite(fast).all()
+    # With a window, such a row is opened to its window (what the banded path can
+    # do too); without one, to every key.
+    assert mask[0, 0, 6].tolist() == [j >= 5 for j in range(LENGTH)]
+    assert mask[0, 0, 1].tolist() == [j <= 1 for j in range(LENGTH)]  # a real query: real keys only
+    causal_row = attention_mask(LENGTH, LENGTH, key_padding=padding, causal=True, window=1)[0, 0, 6]
+    assert causal_row.tolist() == [5 <= j <= 6 for j in range(LENGTH)]
+    no_window = attention_mask(LENGTH, LENGTH, key_padding=torch.ones(1, LENGTH, dtype=torch.bool))
+    assert no_window.all()
 
 
 def test_dot_product_score_is_scaled():

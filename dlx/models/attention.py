@@ -20,25 +20,31 @@ with ``W^o``.
 
 Masks are boolean, **True where a query may attend to a key**, shaped to
 broadcast against ``batch × heads × queries × keys``; ``attention_mask``
-builds them from padding, causality and a local window.
+builds them from padding, causality and a local window. A ``WindowMask``
+describes padding, causality and a window without drawing the ``L × L``
+matrix: given one, self-attention runs *banded* (``dlx/models/banded.py``),
+with memory and time growing as ``L·(2w+1)`` instead of ``L²``.
 
 Speed: with dot-product scores and no request for the weights, the forward
 pass calls ``torch.nn.functional.scaled_dot_product_attention`` (fused
 kernels, never materialising the weights when it can avoid it). The explicit
 path computes the same numbers step by step and returns the weights, for
 pictures and for the additive score. ``tests/test_attention.py`` checks that
-both paths agree for every mask type.
+both paths agree for every mask type; ``tests/test_banded_attention.py`` that
+the banded path agrees with both.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from dlx.errors import ShapeError
+from dlx.models.banded import band_is_cheaper, banded_attention
 
 # --------------------------------------------------------------------------
 # Masks
@@ -62,11 +68,14 @@ def attention_mask(
 
     The result is ``batch × 1 × query_len × key_len`` (``1 × 1 × …`` without
     padding). A query row with no allowed key at all (a padding query whose
-    whole window is padding) is opened to every key, so the softmax never
-    sees an empty row; such rows belong to padding and are never scored.
+    whole window is padding) is opened, so the softmax never sees an empty
+    row: to every key its window (and causality) allows when there is a
+    window — what the banded path can open too, so both give the same
+    numbers — else to every key. Such rows belong to padding and are never
+    scored.
     """
     device = key_padding.device if key_padding is not None else device
-    mask = None
+    mask = allowed = None
     if causal or window:
         query_pos = torch.arange(query_len, device=device).unsqueeze(1)
         key_pos = torch.arange(key_len, device=device).unsqueeze(0)
@@ -80,6 +89,8 @@ def attention_mask(
         keys = ~key_padding.view(key_padding.shape[0], 1, 1, key_len)
         mask = keys if mask is None else mask & keys
     if mask is not None:
+        if window and key_padding is not None:  # open empty rows to their window first
+            mask = mask | (allowed & ~mask.any(dim=-1, keepdim=True))
         mask = mask | ~mask.any(dim=-1, keepdim=True)  # open empty rows
     return mask
 
@@ -87,6 +98,32 @@ def attention_mask(
 def causal_mask(query_len: int, key_len: int, device: torch.device | str | None = None) -> torch.Tensor:
     """``1 × 1 × query_len × key_len`` lower-triangular mask (True on and below the diagonal)."""
     return attention_mask(query_len, key_len, causal=True, device=device)
+
+
+@dataclass(frozen=True, eq=False)
+class WindowMask:
+    """Padding, causality and a local window, described instead of drawn as an ``L × L`` tensor.
+
+    Pass it as ``mask`` to ``MultiHeadAttention``: self-attention then runs
+    banded (``dlx/models/banded.py``), never building the ``L × L`` scores,
+    whenever that computes at most half the scores of the full matrix
+    (``band_is_cheaper``) and no weights are asked for; otherwise it is drawn with ``dense`` (the same mask
+    ``attention_mask`` builds) and attention runs as usual.
+
+    - ``window``: keys with ``|i − j| <= window`` (0: no window, always dense);
+    - ``causal``: only keys ``j <= i``;
+    - ``key_padding``: ``batch × key_len`` bool, True at padding keys.
+    """
+
+    window: int
+    causal: bool = False
+    key_padding: torch.Tensor | None = None
+
+    def dense(self, query_len: int, key_len: int, causal: bool = False,
+              device: torch.device | str | None = None) -> torch.Tensor | None:
+        """The same mask as a tensor (``attention_mask``); ``causal`` adds causality."""
+        return attention_mask(query_len, key_len, key_padding=self.key_padding, causal=self.causal or causal,
+                              window=self.window, device=device)
 
 
 # --------------------------------------------------------------------------
@@ -156,9 +193,11 @@ class MultiHeadAttention(nn.Module):
     ``forward(x, context=None, mask=None, causal=False, need_weights=False)``
     takes ``x``: ``batch × queries × d_model`` and, for cross-attention,
     ``context``: ``batch × keys × d_model`` (keys and values come from it;
-    self-attention when None). It returns ``(output, weights)``: output is
-    ``batch × queries × d_model``; weights is ``batch × heads × queries ×
-    keys`` when ``need_weights`` (or the score is additive), else None.
+    self-attention when None). ``mask``: a boolean tensor (``attention_mask``)
+    or a ``WindowMask`` (banded self-attention when that is cheaper). It
+    returns ``(output, weights)``: output is ``batch × queries × d_model``;
+    weights is ``batch × heads × queries × keys`` when ``need_weights`` (or
+    the score is additive and attention ran in full), else None.
     """
 
     def __init__(self, d_model: int, heads: int, score: str = "dot", dropout: float = 0.0):
@@ -199,12 +238,40 @@ class MultiHeadAttention(nn.Module):
         self,
         x: torch.Tensor,
         context: torch.Tensor | None = None,
-        mask: torch.Tensor | None = None,
+        mask: torch.Tensor | WindowMask | None = None,
         causal: bool = False,
         need_weights: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         queries, keys, values = self.project(x, context)
         dropout = self.dropout if self.training else 0.0
+        if isinstance(mask, WindowMask):
+            mixed, weights = self.windowed_attention(
+                queries, keys, values, mask, context is None, causal, dropout, need_weights)
+        else:
+            mixed, weights = self.attend(queries, keys, values, mask, causal, dropout, need_weights)
+        batch, query_len = x.shape[0], x.shape[1]
+        mixed = mixed.transpose(1, 2).reshape(batch, query_len, self.d_model)
+        return self.out_proj(mixed), weights
+
+    def windowed_attention(self, queries, keys, values, mask: WindowMask, self_attention: bool, causal: bool,
+                           dropout: float, need_weights: bool):
+        """Attention under a ``WindowMask``: banded when it pays, else with the mask drawn in full."""
+        causal = causal or mask.causal
+        length, key_len = queries.shape[2], keys.shape[2]
+        if not mask.window:  # no window: exactly what a padding mask tensor and the causal flag do
+            dense = attention_mask(length, key_len, key_padding=mask.key_padding, device=queries.device)
+            return self.attend(queries, keys, values, dense, causal, dropout, need_weights)
+        if self_attention and not need_weights and band_is_cheaper(length, mask.window, causal):
+            mixed = banded_attention(
+                queries, keys, values, mask.window, causal=causal, key_padding=mask.key_padding,
+                attend=lambda q, k, v, block_mask: self.attend(q, k, v, block_mask, False, dropout)[0])
+            return mixed, None
+        # Weights for pictures, cross-attention, or too short to gain: the full matrix.
+        dense = mask.dense(length, key_len, causal, queries.device)
+        return self.attend(queries, keys, values, dense, False, dropout, need_weights)
+
+    def attend(self, queries, keys, values, mask, causal, dropout, need_weights=False):
+        """Masked attention of ``B×H×Lq×d`` queries on ``B×H×Lk×d`` keys: (mixed values, weights or None)."""
         if self.score.fused and not need_weights:
             # Fast path. SDPA takes either is_causal or a mask, not both.
             if causal and mask is not None:
@@ -212,12 +279,8 @@ class MultiHeadAttention(nn.Module):
                 causal = False
             mixed = F.scaled_dot_product_attention(
                 queries, keys, values, attn_mask=mask, dropout_p=dropout, is_causal=causal)
-            weights = None
-        else:
-            mixed, weights = self.explicit_attention(queries, keys, values, mask, causal, dropout)
-        batch, query_len = x.shape[0], x.shape[1]
-        mixed = mixed.transpose(1, 2).reshape(batch, query_len, self.d_model)
-        return self.out_proj(mixed), weights
+            return mixed, None
+        return self.explicit_attention(queries, keys, values, mask, causal, dropout)
 
     def explicit_attention(self, queries, keys, values, mask, causal, dropout):
         """Attention step by step; returns (mixed values, weights before dropout)."""

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlx.errors import ShapeError
-from dlx.models.attention import MultiHeadAttention, attention_mask
+from dlx.models.attention import MultiHeadAttention, WindowMask, attention_mask
 
 PAD_ID = 0
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
@@ -203,7 +203,8 @@ class Encoder(nn.Module):
     """``layers`` encoder layers (plus a final LayerNorm when pre-norm).
 
     ``forward(x, mask)`` maps ``batch × length × d_model`` vectors to the
-    same shape; ``mask`` as built by ``attention_mask``.
+    same shape; ``mask`` as built by ``attention_mask``, or a ``WindowMask``
+    (self-attention then runs banded on long sequences).
     """
 
     def __init__(self, d_model: int, heads: int, layers: int, ff: int, dropout: float = 0.0,
@@ -275,8 +276,7 @@ class Seq2SeqTransformer(nn.Module):
     def encode(self, source: torch.Tensor, need_weights: bool = False):
         """(memory ``batch × S × d_model``, memory mask, encoder weights per layer)."""
         padding = source == PAD_ID
-        mask = attention_mask(source.shape[1], source.shape[1], key_padding=padding, window=self.window)
-        memory, weights = self.encoder(self.source_embedding(source), mask, need_weights)
+        memory, weights = self.encoder(self.source_embedding(source), _self_mask(padding, self.window), need_weights)
         memory_mask = attention_mask(1, source.shape[1], key_padding=padding)
         return memory, memory_mask, weights
 
@@ -287,9 +287,7 @@ class Seq2SeqTransformer(nn.Module):
         Target padding needs no mask: padding only ever follows the real
         tokens, and the causal mask already hides every later position.
         """
-        length = target_in.shape[1]
-        self_mask = attention_mask(length, length, causal=True, window=self.window,
-                                   device=target_in.device) if self.window else None
+        self_mask = WindowMask(self.window, causal=True) if self.window else None
         x, self_weights, cross_weights = self.decoder(
             self.target_embedding(target_in), memory, self_mask, memory_mask,
             causal=not self.window, need_weights=need_weights)
@@ -334,8 +332,7 @@ class EncoderClassifier(nn.Module):
 
     def encode(self, source: torch.Tensor, need_weights: bool = False):
         padding = source == PAD_ID
-        mask = attention_mask(source.shape[1], source.shape[1], key_padding=padding, window=self.window)
-        vectors, weights = self.encoder(self.source_embedding(source), mask, need_weights)
+        vectors, weights = self.encoder(self.source_embedding(source), _self_mask(padding, self.window), need_weights)
         return vectors, padding, weights
 
     def forward(self, source: torch.Tensor) -> torch.Tensor:
@@ -350,6 +347,13 @@ class EncoderClassifier(nn.Module):
 
     def positional_matrix(self, length: int) -> torch.Tensor:
         return _positional_matrix(self.source_embedding, length)
+
+
+def _self_mask(padding: torch.Tensor, window: int):
+    """Encoder self-attention mask: described (banded when that pays) with a window, else drawn."""
+    if window:
+        return WindowMask(window, key_padding=padding)
+    return attention_mask(padding.shape[1], padding.shape[1], key_padding=padding)
 
 
 def _positional_matrix(embedding: TokenEmbedding, length: int) -> torch.Tensor:
