@@ -74,3 +74,16 @@ def test_every_variant_agrees_with_the_transformer_attention_layer(score, window
 def test_heads_must_divide_d_model():
     with pytest.raises(ShapeError, match=r"attention: --heads 3 does not divide --d-model 8 \(8/3"):
         inspect_attention(d_model=8, heads=3)
+
+
+def test_window_shows_the_full_and_the_banded_score_sizes():
+    from dlx.inspect.attention import inspect_attention
+    from dlx.models.banded import band_layout
+
+    long = inspect_attention(seq_len=4096, d_model=16, heads=2, window=32).extras["attention"]
+    assert long["score_entries_per_example"] == 2 * 4096 * 4096
+    assert long["banded_score_entries_per_example"] == 2 * band_layout(4096, 32).score_entries
+    assert long["banded_score_entries_per_example"] * 10 < long["score_entries_per_example"]
+    assert long["banded_used"] is True
+    short = inspect_attention(seq_len=8, d_model=8, heads=2, window=1).extras["attention"]
+    assert short["banded_used"] is False  # at this length dlx keeps the full path

@@ -207,9 +207,18 @@ def _memory(L: int, H: int, dk: int, score: str, window: int, batch: int) -> dic
         "window": window,
     }
     if window:
+        from dlx.models.banded import band_is_cheaper, band_layout
+
         kept = kept_entries(L, window)
+        layout = band_layout(L, window)
+        banded = H * layout.score_entries
         memory.update(kept_entries_per_head=kept, kept_fraction=kept / (L * L),
-                      kept_bytes_fp32_per_example=4 * H * kept)
+                      kept_bytes_fp32_per_example=4 * H * kept,
+                      # What dlx's banded path really computes: query blocks × their key windows.
+                      banded_score_shape=list(layout.score_shape(1, H)),
+                      banded_score_entries_per_example=banded,
+                      banded_score_bytes_fp32_per_example=4 * banded,
+                      banded_used=band_is_cheaper(L, window))
     if score == "additive":
         memory["additive_hidden_shape"] = [H, L, L, dk]
         memory["additive_hidden_bytes_fp32_per_example"] = 4 * entries * dk
@@ -229,8 +238,14 @@ def _memory_lines(memory: dict[str, Any]) -> list[str]:
     else:
         K, kept = memory["window"], memory["kept_entries_per_head"]
         lines.append(f"window ±{K}: {kept} of {L * L} entries per head kept ({100 * memory['kept_fraction']:.1f}%); "
-                     f"a dense masked matrix still stores all {L * L}, a banded kernel only {kept} "
-                     f"({fmt_bytes(memory['kept_bytes_fp32_per_example'])} per example in fp32).")
+                     f"a dense masked matrix still stores all {L * L} per head.")
+        banded = memory["banded_score_entries_per_example"]
+        used = ("dlx runs this banded path (it computes at most half the full scores)" if memory["banded_used"]
+                else "at this length dlx keeps the full path (banded would compute more than half the scores)")
+        lines.append(f"banded scores {fmt_shape(tuple(memory['banded_score_shape']))} (blocks × heads × block × "
+                     f"keys per block) = {banded:,} entries per example, "
+                     f"{fmt_bytes(memory['banded_score_bytes_fp32_per_example'])} in fp32 vs "
+                     f"{fmt_bytes(memory['score_bytes_fp32_per_example'])} full; {used}.")
     if "additive_hidden_bytes_fp32_per_example" in memory:
         hidden = fmt_shape(tuple(memory["additive_hidden_shape"]))
         lines.append(f"additive scores also hold a hidden tensor of {hidden} "
