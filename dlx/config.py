@@ -293,9 +293,13 @@ def set_path(data: dict, dotted_key: str, value: Any) -> None:
     """``set_path(d, "optim.lr", 0.1)`` sets ``d["optim"]["lr"] = 0.1``."""
     parts = dotted_key.split(".")
     node = data
-    for part in parts[:-1]:
+    for depth, part in enumerate(parts[:-1]):
         child = node.get(part)
-        if not isinstance(child, dict):
+        if child is not None and not isinstance(child, dict):
+            # e.g. `optim: 3` in a file, then --batch-size: the file's mistake must not vanish.
+            where = ".".join(parts[:depth + 1])
+            raise ConfigError([f"{where}: expected a mapping, got {_kind(child)} (so {dotted_key} cannot be set)"])
+        if child is None:  # `optim:` with nothing under it
             child = {}
             node[part] = child
         node = child
@@ -345,6 +349,12 @@ def at_least(config: Any, minimum: int, *keys: str) -> list[tuple[str, str]]:
     """``check()`` helper: a problem for each of ``keys`` whose value is below ``minimum``."""
     return [(key, f"must be >= {minimum}, got {getattr(config, key)}")
             for key in keys if getattr(config, key) < minimum]
+
+
+def at_most(config: Any, maximum: int, *keys: str) -> list[tuple[str, str]]:
+    """``check()`` helper: a problem for each of ``keys`` whose value is above ``maximum``."""
+    return [(key, f"must be <= {maximum:,}, got {getattr(config, key)}")
+            for key in keys if getattr(config, key) > maximum]
 
 
 def probability(config: Any, *keys: str) -> list[tuple[str, str]]:

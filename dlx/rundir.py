@@ -144,7 +144,8 @@ def read_run_config(run_dir: str | Path, family: str) -> dict:
     """The config a run was started with; checks that the run exists and is of ``family``."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise CheckpointError(f"run directory {run_dir} does not exist")
+        raise CheckpointError(f"{run_dir} is a file, not a run directory" if run_dir.exists()
+                              else f"run directory {run_dir} does not exist")
     meta = read_meta(run_dir)
     if meta.get("family") != family:
         raise CheckpointError(f"{run_dir} is a {meta.get('family')!r} run, not a {family!r} run")

@@ -164,6 +164,8 @@ def find_runs(root: str | Path) -> list[Run]:
 
 def resolve_run(spec: str, root: str | Path) -> Run:
     """A run from a path, a run directory's name, a run's name, or a unique id prefix."""
+    if not spec.strip():  # Path("") is the current directory: never what was meant
+        raise DlxError("RUN is empty; give a run directory, a run's name or an id prefix")
     path = Path(spec)
     if path.exists():
         if not path.is_dir():

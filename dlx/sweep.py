@@ -352,7 +352,7 @@ def point_command_text(sweep: Sweep, point: Point) -> str:
 def require_sweep_file(path: Path) -> None:
     """A clear error when ``path`` is missing or is a plain config, not a sweep file."""
     if not path.is_file():
-        raise DlxError(f"sweep file {path} does not exist")
+        raise DlxError(f"sweep file {path} is not a file" if path.exists() else f"sweep file {path} does not exist")
     data = config_mod.load_yaml(path)  # a bad or oversized file is its own one-line error
     if "sweep" not in data and path.suffix in (".yaml", ".yml"):
         raise DlxError(f"{path} has no top-level 'sweep:' key; it looks like a plain config "

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dlx import families
+from dlx.errors import DlxError, disk_full_error
 from dlx.runs import find_runs
 from dlx.sweep import Point, Sweep, point_argv, slug
 
@@ -44,15 +45,19 @@ class Outcome:
 def create_sweep_dir(sweep: Sweep, root: str | Path) -> Path:
     """``<root>/sweeps/<time>-<name>-<id6>/``, created exclusively, with the sweep file copied in."""
     sweeps = Path(root) / "sweeps"
-    sweeps.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    while True:
-        sweep_dir = sweeps / f"{stamp}-{slug(sweep.name)}-{secrets.token_hex(3)}"
-        try:
-            sweep_dir.mkdir()
-            break
-        except FileExistsError:
-            continue
+    try:
+        sweeps.mkdir(parents=True, exist_ok=True)
+        while True:
+            sweep_dir = sweeps / f"{stamp}-{slug(sweep.name)}-{secrets.token_hex(3)}"
+            try:
+                sweep_dir.mkdir()
+                break
+            except FileExistsError:
+                continue
+    except OSError as error:
+        full = disk_full_error(error, sweeps)
+        raise full or DlxError(f"cannot create a sweep directory under {sweeps}: {error.strerror}") from None
     (sweep_dir / "logs").mkdir()
     shutil.copyfile(sweep.path, sweep_dir / "sweep.yaml")
     return sweep_dir.resolve()
@@ -92,16 +97,13 @@ def run_sweep(sweep: Sweep, sweep_dir: Path, record: dict, parallel: int = 1,
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // parallel))
     pending = list(enumerate(sweep.points))
     running: dict[subprocess.Popen, tuple[int, float]] = {}
-    total, finished = len(sweep.points), 0
+    finished = 0
 
     def finish(process: subprocess.Popen) -> None:
         nonlocal finished
         index, started = running.pop(process)
-        outcome = _outcome(sweep, sweep_dir, sweep.points[index], process.returncode, time.time() - started)
-        record["points"][index].update(vars(outcome))
-        write_record(sweep_dir, record)
         finished += 1
-        echo(_outcome_line(finished, total, sweep, sweep.points[index], outcome, sweep_dir))
+        finish_point(sweep, sweep_dir, record, index, process.returncode, time.time() - started, finished, echo)
 
     previous_term = _raise_on_sigterm()
     try:
@@ -113,7 +115,7 @@ def run_sweep(sweep: Sweep, sweep_dir: Path, record: dict, parallel: int = 1,
                                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                                start_new_session=True)  # Ctrl-C reaches only the sweep
                 running[process] = (index, time.time())
-                record["points"][index]["status"] = "running"
+                mark_running(record, index)
             for process in [p for p in running if p.poll() is not None]:
                 finish(process)
             time.sleep(0.1)
@@ -127,6 +129,20 @@ def run_sweep(sweep: Sweep, sweep_dir: Path, record: dict, parallel: int = 1,
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
     return True
+
+
+def mark_running(record: dict, index: int) -> None:
+    """A point was handed to a process (local) or a worker (Ray)."""
+    record["points"][index]["status"] = "running"
+
+
+def finish_point(sweep: Sweep, sweep_dir: Path, record: dict, index: int, returncode: int, seconds: float,
+                 finished: int, echo: Callable[[str], None]) -> None:
+    """Record one ended point (from its run directory) in sweep.json and say how it went."""
+    outcome = _outcome(sweep, sweep_dir, sweep.points[index], returncode, seconds)
+    record["points"][index].update(vars(outcome))
+    write_record(sweep_dir, record)
+    echo(_outcome_line(finished, len(sweep.points), sweep, sweep.points[index], outcome, sweep_dir))
 
 
 def _stop(running: dict[subprocess.Popen, Any]) -> None:
@@ -276,6 +292,8 @@ def resolve_sweep_dir(spec: str, root: str | Path) -> Path:
     """A sweep directory from its path or a unique part of its name."""
     from dlx.errors import DlxError
 
+    if not spec.strip():  # every name contains "": never what was meant
+        raise DlxError("SWEEP is empty; give a sweep directory or a part of its name")
     path = Path(spec)
     if path.is_dir():
         return path

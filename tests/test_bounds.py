@@ -23,18 +23,18 @@ ADDRESS_SPACE_CAP = 2 << 30  # a safety net: a regression fails here instead of 
 
 
 def run_bounded(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, float, float]:
-    """(result, CPU seconds, peak MB) of ``python -m dlx ARGS`` in a capped child."""
+    """(result, CPU seconds, peak MB) of ``python -m dlx ARGS`` in a capped child (its own rusage)."""
     def cap():
         resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_CAP, ADDRESS_SPACE_CAP))
 
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = subprocess.run([sys.executable, "-m", "dlx", *map(str, args)], cwd=cwd, capture_output=True,
-                            text=True, timeout=60, preexec_fn=cap,
-                            env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1"))
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    # ru_maxrss of children is the largest of any child so far (KB on Linux): fine for one child per test.
-    return result, cpu, after.ru_maxrss / 1024
+    child = subprocess.Popen([sys.executable, "-m", "dlx", *map(str, args)], cwd=cwd, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, preexec_fn=cap,
+                             env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1"))
+    out, err = child.stdout.read(), child.stderr.read()  # a refusal prints a line or two
+    _, status, usage = os.wait4(child.pid, 0)  # this child's own CPU time and peak memory
+    child.returncode = os.waitstatus_to_exitcode(status)
+    result = subprocess.CompletedProcess(child.args, child.returncode, out, err)
+    return result, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # ru_maxrss is in KB on Linux
 
 
 def assert_refused_quickly(result, cpu: float, peak_mb: float, words: str) -> None:

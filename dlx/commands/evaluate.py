@@ -25,7 +25,8 @@ def register(app: typer.Typer) -> None:
         if checkpoint not in ("best", "last"):
             raise DlxError(f"--checkpoint must be best or last, got {checkpoint!r}")
         if not run_dir.is_dir():
-            raise CheckpointError(f"run directory {run_dir} does not exist")
+            raise CheckpointError(f"{run_dir} is a file, not a run directory" if run_dir.exists()
+                                  else f"run directory {run_dir} does not exist")
         family = read_meta(run_dir).get("family")
         if family not in families.FAMILIES:
             raise CheckpointError(f"{run_dir}: dlx eval does not support {family!r} runs")

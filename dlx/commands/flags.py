@@ -118,8 +118,30 @@ def _fixed_parameters() -> list[inspect.Parameter]:
         inspect.Parameter("print_config", kind, annotation=bool, default=typer.Option(
             False, "--print-config", help="Print the resolved config as YAML and exit.")),
         inspect.Parameter("resume", kind, annotation=Optional[Path], default=typer.Option(
-            None, "--resume", help="Continue an interrupted run directory exactly where it stopped.")),
+            None, "--resume", metavar="RUN_DIR|auto",
+            help="Continue an interrupted run directory exactly where it stopped; 'auto': the newest "
+                 "interrupted (or killed) run with this run's name, or a fresh run when there is none "
+                 "(what a requeued cluster job wants).")),
     ]
+
+
+AUTO = "auto"  # --resume auto (a run directory called "auto" is given by its full path)
+
+
+def _auto_resume(config_class: type, family: str, config_file: Any, settings: dict[str, Any],
+                 overrides: Any) -> Path | None:
+    """The run ``--resume auto`` continues (None: start fresh), announced on stderr."""
+    from dlx.resume import find_resumable
+
+    fresh = common.resolve_config(config_class, family, config_file, settings, overrides, None)
+    name = fresh.run.name or fresh.default_name()
+    found = find_resumable(fresh.run.runs_dir, family, name)
+    if found is None:
+        typer.echo(f"--resume auto: no interrupted {family} run named {name!r} under {fresh.run.runs_dir}; "
+                   "starting a fresh one", err=True)
+    else:
+        typer.echo(f"--resume auto: continuing {found}", err=True)
+    return found
 
 
 def add_train_command(app: typer.Typer, family_name: str, flags: tuple[Flag, ...], examples: str,
@@ -155,6 +177,8 @@ def add_train_command(app: typer.Typer, family_name: str, flags: tuple[Flag, ...
                 settings[key] = value.value if isinstance(value, enum.Enum) else value
         if adjust is not None:
             adjust(settings)
+        if resume is not None and str(resume) == AUTO:
+            resume = _auto_resume(config_class, family.name, config_file, settings, overrides)
         resolved = common.resolve_config(config_class, family.name, config_file, settings, overrides, resume)
         if print_only:
             common.print_config(resolved)

@@ -70,6 +70,10 @@ def register(app: typer.Typer) -> None:
             raise DlxError(f"--checkpoint must be best or last, got {checkpoint!r}")
         if n is not None and not 1 <= n <= 100_000:
             raise DlxError(f"--n must be between 1 and 100000, got {n}")
+        from dlx.configs.common import SEED_LIMIT
+
+        if not -SEED_LIMIT < seed < SEED_LIMIT:
+            raise DlxError(f"--seed must be between -{SEED_LIMIT - 1} and {SEED_LIMIT - 1}, got {seed}")
         from dlx.train.gan.saved import sample_run
 
         written = sample_run(run_dir, n, label, out, checkpoint, seed)

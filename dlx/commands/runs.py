@@ -43,16 +43,25 @@ def register(app: typer.Typer) -> None:
     app.add_typer(runs_app, name="runs")
 
 
-def _check_family(family: Optional[str]) -> None:
+STATUSES = ("running", "completed", "interrupted", "failed", "crashed")
+
+
+def _check_family(family: Optional[str], status: Optional[list[str]] = None) -> None:
+    """Refuse an unknown --family or --status (a typo would silently match nothing)."""
     from dlx.errors import DlxError
 
     if family is not None and family not in families.FAMILIES:
         raise DlxError(f"--family: unknown family {family!r} (known: {', '.join(families.FAMILIES)})")
+    unknown = [s for s in status or [] if s not in STATUSES]
+    if unknown:
+        raise DlxError(f"--status: unknown status {unknown[0]!r} (known: {', '.join(STATUSES)})")
 
 
 def _all_runs(root: Path) -> list[runs_mod.Run]:
     from dlx.errors import DlxError
 
+    if root.exists() and not root.is_dir():
+        raise DlxError(f"--runs-dir {root} is a file, not a directory")
     if not root.is_dir():
         raise DlxError(f"runs directory {root} does not exist (train something first, or pass --runs-dir)")
     return runs_mod.find_runs(root)
@@ -72,7 +81,7 @@ def list_(
     runs_dir: Path = RunsRootOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    _check_family(family)
+    _check_family(family, status)
     found = runs_mod.filter_runs(_all_runs(runs_dir), family, status)
     if sort:
         found = runs_mod.sort_by_metric(found, sort)
@@ -201,7 +210,7 @@ def compare(
 ) -> None:
     from dlx.errors import DlxError
 
-    _check_family(family)
+    _check_family(family, status)
     if run_specs:
         chosen = runs_mod.filter_runs(runs_mod.resolve_runs(run_specs, runs_dir), family, status)
     elif family:
@@ -292,11 +301,12 @@ def rm(
 
     chosen = runs_mod.resolve_runs(run_specs, runs_dir)
     live = [r for r in chosen if r.live()]
+    doomed = [r for r in chosen if not r.live()]
+    if not doomed:  # the one line says which, like every error
+        raise DlxError("nothing to delete: " + "; ".join(
+            f"{run.name} ({run.id}) is still running (pid {run.meta.get('pid')})" for run in live))
     for run in live:
         typer.echo(f"skipping {run.name} ({run.id}): still running (pid {run.meta.get('pid')})", err=True)
-    doomed = [r for r in chosen if not r.live()]
-    if not doomed:
-        raise DlxError("nothing to delete: every named run is still running")
     _delete(doomed, runs_dir, yes, dry_run)
 
 

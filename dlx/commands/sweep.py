@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -38,6 +39,13 @@ def register(app: typer.Typer) -> None:
                                                                      "(repeatable), e.g. --set optim.epochs=1."),
         runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Root; the sweep goes to <root>/sweeps/."),
         markdown: bool = typer.Option(False, "--markdown", help="Print the summary table as Markdown."),
+        launcher: str = typer.Option("local", "--launcher", metavar="local|ray",
+                                     help="local: subprocesses here (--parallel at a time); ray: one Ray task "
+                                          "per point on a Ray cluster (pip install 'dlx[ray]')."),
+        address: Optional[str] = typer.Option(None, "--address", help="ray: the cluster to join (e.g. auto, or "
+                                                                      "HOST:6379; default: start a local Ray)."),
+        cpus_per_run: float = typer.Option(1.0, "--cpus-per-run", help="ray: CPUs each point reserves."),
+        gpus_per_run: float = typer.Option(0.0, "--gpus-per-run", help="ray: GPUs each point reserves."),
     ) -> None:
         from dlx import sweep as sweep_mod
         from dlx.errors import DlxError
@@ -45,11 +53,18 @@ def register(app: typer.Typer) -> None:
         sweep_mod.require_sweep_file(file)
         if parallel < 1:
             raise DlxError(f"--parallel must be >= 1, got {parallel}")
+        from dlx.configs.common import runs_dir_problem
+
+        problem = runs_dir_problem(runs_dir)
+        if problem:
+            raise DlxError(f"--runs-dir: {problem}")
+        launch = Launch(launcher, parallel, address, cpus_per_run, gpus_per_run)
+        launch.check()
         sweep = sweep_mod.load_sweep(file, set_, max_points)
         if dry_run:
             print_plan(sweep)
             return
-        code = run(sweep, runs_dir, parallel, markdown)
+        code = run(sweep, runs_dir, launch, markdown)
         if code:
             sys.exit(code)
 
@@ -71,7 +86,38 @@ def print_plan(sweep) -> None:
     typer.echo("dry run: nothing started")
 
 
-def run(sweep, runs_dir: Path, parallel: int, markdown: bool) -> int:
+@dataclass
+class Launch:
+    """Where a sweep's points run: here (local) or on a Ray cluster."""
+
+    launcher: str
+    parallel: int
+    address: Optional[str]
+    cpus_per_run: float
+    gpus_per_run: float
+
+    def check(self) -> None:
+        from dlx.errors import DlxError
+
+        if self.launcher not in ("local", "ray"):
+            raise DlxError(f"--launcher must be local or ray, got {self.launcher!r}")
+        if self.launcher == "local" and (self.address or self.gpus_per_run or self.cpus_per_run != 1.0):
+            raise DlxError("--address, --cpus-per-run and --gpus-per-run are for --launcher ray")
+        if self.cpus_per_run <= 0 or self.gpus_per_run < 0:
+            raise DlxError("--cpus-per-run must be > 0 and --gpus-per-run >= 0")
+        if self.launcher == "ray":
+            from dlx.sweep_ray import import_ray
+
+            import_ray()  # one line now, before anything is created, when Ray is missing
+
+    def describe(self) -> str:
+        if self.launcher == "ray":
+            where = self.address or "a local Ray"
+            return f"as Ray tasks on {where} ({self.cpus_per_run:g} CPU, {self.gpus_per_run:g} GPU each)"
+        return f"{self.parallel} at a time"
+
+
+def run(sweep, runs_dir: Path, launch: Launch, markdown: bool) -> int:
     """Run the sweep; print the summary; return the exit code (0 all completed, 1 some failed, 130 stopped)."""
     from dlx import sweep_runner
 
@@ -83,8 +129,14 @@ def run(sweep, runs_dir: Path, parallel: int, markdown: bool) -> int:
         typer.echo(line, err=True)
 
     echo(f"sweep {sweep.name}: {len(sweep.points)} runs ({len(sweep.labels)} points × {sweep.seeds} seeds), "
-         f"{parallel} at a time, into {sweep_dir}")
-    completed = sweep_runner.run_sweep(sweep, sweep_dir, record, parallel, echo)
+         f"{launch.describe()}, into {sweep_dir}")
+    if launch.launcher == "ray":
+        from dlx.sweep_ray import run_sweep_ray
+
+        completed = run_sweep_ray(sweep, sweep_dir, record, launch.address, launch.cpus_per_run,
+                                  launch.gpus_per_run, echo)
+    else:
+        completed = sweep_runner.run_sweep(sweep, sweep_dir, record, launch.parallel, echo)
     summary = sweep_runner.finish_record(sweep_dir, record, completed)
     print_summary(record, summary, markdown)
     failed = [p for p in record["points"] if p["status"] != "completed"]

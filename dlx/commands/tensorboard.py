@@ -31,7 +31,8 @@ def serve(runs_dir: Path, port: int, host: str) -> None:
     from dlx.errors import DlxError
 
     if not runs_dir.is_dir():
-        raise DlxError(f"runs directory {runs_dir} does not exist")
+        raise DlxError(f"{runs_dir} is a file, not a runs directory" if runs_dir.exists()
+                       else f"runs directory {runs_dir} does not exist")
     if not 0 < port < 65536:
         raise DlxError(f"--port must be between 1 and 65535, got {port}")
     from tensorboard import program

@@ -68,12 +68,13 @@ def register(app: typer.Typer) -> None:
         beam: Optional[int] = typer.Option(None, "--beam", help="Beam width (default: the run's eval.beam)."),
         checkpoint: str = typer.Option("best", "--checkpoint", help="best | last."),
     ) -> None:
+        from dlx.configs.transformer import MAX_BEAM  # wider beams only cost time (a million never finishes)
         from dlx.errors import DlxError
 
         if checkpoint not in ("best", "last"):
             raise DlxError(f"--checkpoint must be best or last, got {checkpoint!r}")
-        if beam is not None and beam < 1:
-            raise DlxError(f"--beam must be >= 1, got {beam}")
+        if beam is not None and not 1 <= beam <= MAX_BEAM:
+            raise DlxError(f"--beam must be between 1 and {MAX_BEAM}, got {beam}")
         from dlx.train.transformer.evaluate import translate as run_translate
 
         typer.echo(run_translate(run_dir, text, beam, checkpoint))

@@ -113,3 +113,7 @@ class CNNConfig:
     model: CNNModelConfig = section(CNNModelConfig)
     optim: OptimConfig = section(_cnn_optim)
     embedding_samples: int = option(300, "test images shown in TensorBoard's embedding projector")
+
+    def default_name(self) -> str:
+        """The run's name when none is given: ``convnet-fashion-mnist``, ``lenet5-mnist``, …"""
+        return f"{self.model.name}-{self.data.dataset}"

@@ -12,6 +12,8 @@ from dlx.config import at_least, option, probability
 # Run names become part of a directory name: a safe character set and length
 # (sweep points are named like "convnet-pool=max-s0").
 MAX_NAME_LENGTH = 120
+# Seeds are combined into per-epoch and per-stream seeds (seed * 1_000_003 + …) that must fit in 64 bits.
+SEED_LIMIT = 2 ** 32
 NAME_PATTERN = re.compile(rf"[A-Za-z0-9_+=][A-Za-z0-9._+=-]{{0,{MAX_NAME_LENGTH - 1}}}")
 
 OptimizerName = Literal["sgd", "adam", "adamw", "adadelta"]
@@ -41,12 +43,26 @@ class RunConfig:
             shown = self.name if len(self.name) <= 40 else self.name[:40] + "…"
             problems.append(("name", f"must be 1-{MAX_NAME_LENGTH} letters, digits, '.', '_', '+', '=' or '-', "
                                      f"not starting with '.' or '-'; got {shown!r}"))
-        runs_dir = Path(self.runs_dir)
-        if not self.runs_dir:
-            problems.append(("runs_dir", "must name a directory"))
-        elif runs_dir.exists() and not runs_dir.is_dir():
-            problems.append(("runs_dir", f"{self.runs_dir} exists and is not a directory"))
+        if not -SEED_LIMIT < self.seed < SEED_LIMIT:
+            problems.append(("seed", f"must be between -{SEED_LIMIT - 1} and {SEED_LIMIT - 1}, got {self.seed}"))
+        problem = runs_dir_problem(self.runs_dir)
+        if problem:
+            problems.append(("runs_dir", problem))
         return problems
+
+
+def runs_dir_problem(runs_dir: str | Path) -> str | None:
+    """Why ``runs_dir`` cannot hold runs (it, or a folder above it, is a file), else None."""
+    if not str(runs_dir):
+        return "must name a directory"
+    path = Path(runs_dir)
+    for folder in (path, *path.parents):
+        try:
+            if folder.exists():
+                return None if folder.is_dir() else f"{folder} exists and is not a directory"
+        except OSError as error:  # e.g. a name too long for the filesystem
+            return f"{path}: {error.strerror}"
+    return None
 
 
 @dataclass

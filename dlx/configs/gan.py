@@ -117,6 +117,9 @@ class GANLossConfig:
                 for key in ("gp_weight", "cycle_weight", "identity_weight") if getattr(self, key) < 0]
 
 
+MAX_EVAL_SAMPLES = 100_000
+
+
 @dataclass
 class GANEvalConfig:
     """When and how generated samples are measured and pictured."""
@@ -131,6 +134,8 @@ class GANEvalConfig:
     def check(self):
         problems = []
         problems += at_least(self, 0, "every", "samples")
+        if self.samples > MAX_EVAL_SAMPLES:  # every sample is generated and held at once
+            problems.append(("samples", f"must be at most {MAX_EVAL_SAMPLES:,}, got {self.samples:,}"))
         if not 1 <= self.grid <= 1024:
             problems.append(("grid", f"must be in [1, 1024], got {self.grid}"))
         return problems
@@ -173,6 +178,10 @@ class GANConfig:
             problems.append(("optim.batch_size", f"must be a multiple of the pack size {self.pack()}, "
                                                  f"got {self.optim.batch_size}"))
         return problems
+
+    def default_name(self) -> str:
+        """The run's name when none is given: ``gan-mlp-ring8``, ``cycle-dcgan-fashion-mnist``, …"""
+        return f"{self.model.kind}-{self.model.name}-{self.data.dataset}"
 
     # -- defaults that depend on the data (resolved here so every module agrees)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from dlx.config import at_least, option, probability, section
+from dlx.config import at_least, at_most, option, probability, section
 from dlx.configs.common import OptimConfig, RunConfig
 
 # Built-in synthetic tasks (no files) and the file formats, by output shape.
@@ -13,6 +13,9 @@ SEQ2SEQ_TASKS = ("copy", "reverse", "sort", "add")
 SYNTHETIC_TASKS = SEQ2SEQ_TASKS + ("repeats", "majority")
 FILE_TASKS = ("pairs", "conll", "classify")
 TaskName = Literal["copy", "reverse", "sort", "add", "repeats", "majority", "pairs", "conll", "classify"]
+MAX_GENERATED = 10_000_000  # synthetic examples per split
+MAX_GENERATED_LENGTH = 4096  # symbols per synthetic sequence
+MAX_BEAM = 64  # beams per decoded example: more only costs time
 # Symbols of the synthetic tasks: one character each, so `dlx translate RUN "3141"` just works.
 SYMBOLS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -56,6 +59,9 @@ class SequenceDataConfig:
         if self.task == "add" and self.max_len > 17:
             problems.append(("max_len", f"add: at most 17 digits per operand, got {self.max_len}"))
         problems += at_least(self, 1, "train_size", "test_size")
+        # Generated once, in memory: bounded so a typo cannot ask for terabytes.
+        problems += at_most(self, MAX_GENERATED, "train_size", "test_size")
+        problems += at_most(self, MAX_GENERATED_LENGTH, "max_len")
         problems += at_least(self, 0, "limit_train", "limit_test")
         return problems
 
@@ -101,6 +107,7 @@ class TransformerEvalConfig:
     def check(self):
         problems = []
         problems += at_least(self, 1, "beam")
+        problems += at_most(self, MAX_BEAM, "beam")
         problems += at_least(self, 0, "examples", "every")
         return problems
 

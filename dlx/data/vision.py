@@ -184,6 +184,8 @@ def search_paths(name: str | DatasetSpec, data_dir: str | os.PathLike | None = N
     candidates = []
     if data_dir is not None:
         root = Path(data_dir).expanduser()
+        if root.exists() and not root.is_dir():  # a typo must not fall through to another copy
+            raise DatasetError(f"data directory {data_dir} is a file, not a directory")
         # An explicit directory may also hold the four files directly.
         candidates += [*_layouts(root, spec), root]
     if os.environ.get("DLX_DATA"):
@@ -363,9 +365,11 @@ def fetch(
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise DatasetError(f"cannot create {dest}: {error.strerror or error}") from None
+    console = Console(stderr=True)
+    # Not a terminal (a log, a pipe): no bar, which would leave an empty line behind.
     bar = Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        console=Console(stderr=True), transient=True, disable=not progress,
+        console=console, transient=True, disable=not progress or not console.is_terminal,
     )
     with bar:
         for remote in spec.files.values():

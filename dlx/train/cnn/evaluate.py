@@ -103,16 +103,19 @@ def log_embedding(writer, model, data: ImageData, count: int, step: int) -> None
 
 def evaluate_run(run_dir: str | Path, which: str = "best", data_dir: str | None = None) -> dict:
     """``dlx eval``: test metrics of a saved checkpoint, without training."""
-    from dlx.checkpoint import default_device, load_saved
+    from dlx.checkpoint import default_device, load_saved, load_weights, require
 
     saved = load_saved(run_dir, FAMILY, CNNConfig, which=which, data_dir=data_dir)
     config, state = saved.config, saved.state
+    require(state, ("model", "normalize", "step"), saved.path)
+    require(state["normalize"], ("mean", "std"), saved.path, "normalize")
     device = default_device()
     data = load_images(config, device)
     data.mean, data.std = state["normalize"]["mean"], state["normalize"]["std"]
     images = data.train_images
-    model = build_cnn(config.model, images.shape[1], images.shape[-1], len(data.classes)).to(device)
-    model.load_state_dict(state["model"])
+    model = build_cnn(config.model, images.shape[1], images.shape[-1], len(data.classes))
+    load_weights(model, state["model"], saved.path)
+    model.to(device)
     result = evaluate(model, data)
     return {
         "run_dir": str(saved.run_dir), "checkpoint": which, "step": int(state["step"]),

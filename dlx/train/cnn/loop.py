@@ -24,6 +24,10 @@ from dlx.session import Session
 from dlx.train.cnn.data import FAMILY, ImageData, as_input, epoch_permutation, load_images
 from dlx.train.cnn.evaluate import evaluate, log_embedding, log_pictures
 
+# What a checkpoint must hold to resume from (see Loop.save).
+RESUME_KEYS = ("model", "optimizer", "step", "position", "rng")
+POSITION_KEYS = ("step", "epoch", "batch", "best_accuracy", "epoch_sums")
+
 
 @dataclass
 class Loop:
@@ -53,7 +57,7 @@ class Loop:
 def train(config: CNNConfig, argv: list[str] | None = None, resume_dir: str | Path | None = None) -> Path | None:
     """Run one training; returns the run directory (None on ranks other than 0)."""
     if not config.run.name:
-        config.run.name = f"{config.model.name}-{config.data.dataset}"
+        config.run.name = config.default_name()
     with Session(FAMILY, config, argv, resume_dir) as session:
         data = load_images(config, session.device, progress=session.is_main)
         images = data.train_images  # N×C×H×W: the channels come from the data
@@ -69,9 +73,7 @@ def train(config: CNNConfig, argv: list[str] | None = None, resume_dir: str | Pa
         position = {"step": 0, "epoch": 0, "batch": 0, "best_accuracy": -1.0, "epoch_sums": [0.0, 0, 0]}
         state = session.resume_state()
         if state is not None:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            position = state["position"]
+            position = restore(state, session.resume_dir / "checkpoints" / "last.pt", model, optimizer)
             check_resume_position(position, config.optim.epochs, session)
         loop = Loop(config, session, data, model, train_model, optimizer, steps_per_epoch,
                     steps_per_epoch * config.optim.epochs, shard_size, position)
@@ -187,6 +189,18 @@ def run_epoch(loop: Loop, epoch: int, bar) -> tuple[float, float]:
         if stop_now:
             session.interrupt()
     return float(loss_sum) / max(seen, 1), int(correct) / max(seen, 1)
+
+
+def restore(state: dict, path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    """Load a resume checkpoint into the model and optimizer; its position. One line if it does not fit."""
+    from dlx import checkpoint
+
+    checkpoint.require(state, RESUME_KEYS, path)
+    checkpoint.require(state["position"], POSITION_KEYS, path, "position")
+    checkpoint.require(state["rng"], checkpoint.RNG_KEYS, path, "rng")
+    checkpoint.load_weights(model, state["model"], path)
+    checkpoint.load_optimizer(optimizer, state["optimizer"], path)
+    return state["position"]
 
 
 def check_resume_position(position: dict, epochs: int, session: Session) -> None:

@@ -159,17 +159,19 @@ def _locked(path: Path):
 def load_classifier(run_dir: str | Path, dataset: str, image_shape: tuple[int, ...],
                     device: torch.device) -> Classifier:
     """Load a classifier run for images of ``image_shape`` (C, H, W): best.pt, else last.pt."""
-    from dlx.checkpoint import load_saved
+    from dlx.checkpoint import load_saved, load_weights, require
     from dlx.configs.cnn import CNNConfig
     from dlx.models.cnn import build_cnn
 
     run_dir = check_classifier_run(run_dir, dataset)
     saved = load_saved(run_dir, "cnn", CNNConfig, "best")
     state = saved.state
+    require(state, ("model", "normalize", "classes"), saved.path)
+    require(state["normalize"], ("mean", "std"), saved.path, "normalize")
     classes = list(state["classes"])
     channels, image_size = image_shape[0], image_shape[-1]
     model = build_cnn(saved.config.model, channels, image_size, len(classes))
-    model.load_state_dict(state["model"])
+    load_weights(model, state["model"], saved.path, "evaluation classifier")
     model.to(device).eval()
     return Classifier(model, float(state["normalize"]["mean"]), float(state["normalize"]["std"]),
                       dataset, classes, run_dir)

@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 
 from dlx import metrics, viz
-from dlx.checkpoint import SavedRun
+from dlx.checkpoint import SavedRun, load_weights, require
 from dlx.configs.gan import GANConfig
-from dlx.errors import DlxError
+from dlx.errors import CheckpointError, DlxError
 from dlx.models.gan import GANModels, build_gan, interpolate, sample_noise
 from dlx.train.gan.classifier import Classifier, check_classifier_run, load_classifier, resolve_classifier
 from dlx.train.gan.data import GANData, ImageSet, load_gan_data, to_signed
@@ -244,10 +244,17 @@ def describe_result(result: dict) -> str:
 def saved_models(saved: SavedRun, device: torch.device) -> GANModels:
     """A saved run's networks with the checkpoint's weights, in eval mode on ``device``."""
     config, state = saved.config, saved.state
-    num_classes = len(state.get("classes") or []) if config.model.kind == "conditional" else 0
-    models = build_gan(config, tuple(state["sample_shape"]), num_classes)
+    conditional = config.model.kind == "conditional"
+    require(state, ("models", "sample_shape", "step") + (("classes",) if conditional else ()), saved.path)
+    shape = state["sample_shape"]
+    if (not isinstance(shape, (list, tuple)) or len(shape) not in (1, 3)
+            or not all(isinstance(size, int) and 0 < size <= 4096 for size in shape)):
+        raise CheckpointError(f"checkpoint {saved.path} has an impossible sample_shape {shape!r}")
+    num_classes = len(state["classes"] or []) if conditional else 0
+    models = build_gan(config, tuple(shape), num_classes)
+    require(state["models"], list(models.all()), saved.path, "models")
     for role, net in models.all().items():
-        net.load_state_dict(state["models"][role])
+        load_weights(net, state["models"][role], saved.path, f"{role} network")
         net.to(device).eval()
     return models
 

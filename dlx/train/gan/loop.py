@@ -34,6 +34,9 @@ from dlx.train.gan.losses import get_loss
 from dlx.train.gan.steps import STEPS, Loop, stream_seed
 
 FAMILY = "gan"
+# What a checkpoint must hold to resume from (see steps.Loop.save).
+RESUME_KEYS = ("models", "g_optimizer", "d_optimizer", "step", "position", "fixed", "rng")
+POSITION_KEYS = ("step", "epoch", "batch", "best_score", "history")
 TOY_STEPS_PER_EPOCH = 1000  # 2-D data has no finite epoch; this many G steps make one
 
 
@@ -99,10 +102,7 @@ def build_loop(config: GANConfig, session: Session) -> tuple[Loop, evaluate.Eval
     position = {"step": 0, "epoch": 0, "batch": 0, "best_score": None, "history": []}
     state = session.resume_state()
     if state is not None:
-        for role, net in models.all().items():
-            net.load_state_dict(state["models"][role])
-        g_optimizer.load_state_dict(state["g_optimizer"])
-        d_optimizer.load_state_dict(state["d_optimizer"])
+        restore(state, session.resume_dir / "checkpoints" / "last.pt", models, g_optimizer, d_optimizer)
         position, fixed = state["position"], state["fixed"]
     evaluator, extra_state = None, {}
     if session.is_main:  # only rank 0 evaluates; a bad --eval-classifier fails before the run dir exists
@@ -111,6 +111,22 @@ def build_loop(config: GANConfig, session: Session) -> tuple[Loop, evaluate.Eval
                 steps_per_epoch, steps_per_epoch * config.optim.epochs, batches, noise_stream, data_stream,
                 fixed, position, extra_state=extra_state)
     return loop, evaluator, state
+
+
+def restore(state: dict, path: Path, models, g_optimizer: torch.optim.Optimizer,
+            d_optimizer: torch.optim.Optimizer) -> None:
+    """Load a resume checkpoint into the networks and both optimizers; one line if it does not fit."""
+    from dlx import checkpoint
+
+    checkpoint.require(state, RESUME_KEYS, path)
+    checkpoint.require(state["position"], POSITION_KEYS, path, "position")
+    checkpoint.require(state["rng"], checkpoint.RNG_KEYS, path, "rng")
+    checkpoint.require(state["fixed"], ("noise",), path, "fixed")
+    checkpoint.require(state["models"], list(models.all()), path, "models")
+    for role, net in models.all().items():
+        checkpoint.load_weights(net, state["models"][role], path, f"{role} network")
+    checkpoint.load_optimizer(g_optimizer, state["g_optimizer"], path, "generator optimizer")
+    checkpoint.load_optimizer(d_optimizer, state["d_optimizer"], path, "discriminator optimizer")
 
 
 def restore_streams(loop: Loop, state: dict) -> None:
@@ -125,7 +141,7 @@ def restore_streams(loop: Loop, state: dict) -> None:
 def train(config: GANConfig, argv: list[str] | None = None, resume_dir: str | Path | None = None) -> Path:
     """Run one training; returns the run directory."""
     if not config.run.name:
-        config.run.name = default_name(config)
+        config.run.name = config.default_name()
     with Session(FAMILY, config, argv, resume_dir) as session:
         loop, evaluator, state = build_loop(config, session)
         position = loop.position
@@ -253,8 +269,3 @@ def describe_data(data: GANData) -> str:
     if data.images is not None:
         return data.images.label
     return f"{data.domains[0].label}<->{data.domains[1].label}"
-
-
-def default_name(config: GANConfig) -> str:
-    """``gan-mlp-ring8``, ``cycle-dcgan-fashion-mnist``, …"""
-    return f"{config.model.kind}-{config.model.name}-{config.data.dataset}"

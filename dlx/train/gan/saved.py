@@ -37,6 +37,8 @@ def sample_run(run_dir: str | Path, count: int | None, label: str | None, out: s
         raise DlxError(f"--out must name a .png file, got {out}")
     if not out.parent.is_dir():
         raise DlxError(f"--out: directory {out.parent} does not exist")
+    if out.is_dir():
+        raise DlxError(f"--out {out} is a directory; name a .png file")
     saved = load_saved(run_dir, "gan", GANConfig, which)
     config, state, device = saved.config, saved.state, default_device()
     models = saved_models(saved, device)

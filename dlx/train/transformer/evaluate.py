@@ -236,18 +236,20 @@ def load_model(run_dir: str | Path, which: str = "best", data_dir: str | None = 
     ``data_dir`` re-points the run's data files (``data.path``, ``data.test_path``)
     at files of the same names in ``data_dir``.
     """
-    from dlx.checkpoint import load_saved
+    from dlx.checkpoint import load_saved, load_weights, require
     from dlx.models.transformer import build_model
 
     # data_dir is applied here, not by load_saved: a sequence task names files, not a folder.
     saved = load_saved(run_dir, FAMILY, TransformerConfig, which=which, data_dir=None)
+    require(saved.state, ("model", "task", "step"), saved.path)
+    require(saved.state["task"], ("kind", "tokens", "labels", "max_len", "joiner"), saved.path, "task")
     config, info = saved.config, saved.state["task"]
     if data_dir:
         for key in ("path", "test_path"):
             if getattr(config.data, key):
                 setattr(config.data, key, str(Path(data_dir) / Path(getattr(config.data, key)).name))
     model = build_model(config.model, info["kind"], len(info["tokens"]), len(info["labels"]), info["max_len"])
-    model.load_state_dict(saved.state["model"])
+    load_weights(model, saved.state["model"], saved.path)
     model.eval()
     return saved, model
 
