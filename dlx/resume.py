@@ -11,7 +11,7 @@ from pathlib import Path
 from dlx import families
 from dlx.errors import CheckpointError, ConfigError
 from dlx.rundir import read_meta, read_run_config
-from dlx.runs import MISSING, config_diff, confine, load_run
+from dlx.runs import MISSING, config_diff, confine, find_runs, load_run
 
 
 def saved_config(run_dir: str | Path, family: str) -> dict:
@@ -55,3 +55,20 @@ def check_resume_changes(family: str, saved: dict, resolved: dict) -> list[str]:
         if key not in resumable:
             problems.append(f"{key}: cannot change when resuming (was {before!r}, now {after!r})")
     return problems
+
+
+def find_resumable(runs_dir: str | Path, family: str, name: str) -> Path | None:
+    """``--resume auto``: the newest run of ``family`` called ``name`` that can continue, else None.
+
+    A run can continue when it was interrupted (SIGTERM, Ctrl-C) or crashed
+    (killed, process gone) after writing a checkpoint: what a requeued cluster
+    job finds after a preemption.
+    """
+    folder = Path(runs_dir) / family
+    if not folder.is_dir():
+        return None
+    for run in find_runs(folder):  # newest first
+        resumable = run.status in ("interrupted", "crashed") and (run.path / "checkpoints" / "last.pt").is_file()
+        if run.family == family and run.name == name and resumable:
+            return run.path
+    return None

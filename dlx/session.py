@@ -370,6 +370,8 @@ class Session:
         self._finished = True
         if not self.is_main:
             return
+        if self.device.type == "cuda":  # what benchmarks/gpu_check.sh reports
+            summary = dict(summary, peak_gpu_memory_mb=round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1))
         self.rundir.write_summary(summary)
         self._write_hparams(hparam_metrics, int(summary.get("global_step", 0)))
         self.writer.flush()

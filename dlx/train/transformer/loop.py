@@ -32,6 +32,11 @@ def epoch_permutation(seed: int, epoch: int, count: int) -> torch.Tensor:
     return torch.randperm(count, generator=generator)
 
 
+# What a checkpoint must hold to resume from (see Loop.save).
+RESUME_KEYS = ("model", "optimizer", "step", "position", "rng")
+POSITION_KEYS = ("step", "epoch", "batch", "best", "epoch_sums", "history")
+
+
 @dataclass
 class Loop:
     """What the training loop reads and updates."""
@@ -60,7 +65,7 @@ def train(config: TransformerConfig, argv: list[str] | None = None,
           resume_dir: str | Path | None = None) -> Path:
     """Run one training; returns the run directory."""
     if not config.run.name:
-        config.run.name = f"{config.data.task}-{config.model.pos}-{config.model.score}"
+        config.run.name = config.default_name()
     with Session(FAMILY, config, argv, resume_dir) as session:
         task = load_task(config.data)
         task.train, task.test = task.train.to(session.device), task.test.to(session.device)
@@ -73,9 +78,7 @@ def train(config: TransformerConfig, argv: list[str] | None = None,
                     "history": []}
         state = session.resume_state()
         if state is not None:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            position = state["position"]
+            position = restore(state, session.resume_dir / "checkpoints" / "last.pt", model, optimizer)
         loop = Loop(config, session, task, model, train_model, optimizer, steps_per_epoch,
                     steps_per_epoch * config.optim.epochs, shard_size, position)
         run_dir = session.open_run()
@@ -112,6 +115,18 @@ def train(config: TransformerConfig, argv: list[str] | None = None,
         summary = report.summary(config, task, model, result, position, session.started_at)
         session.finish(summary, report.hparam_metrics(result))
         return run_dir
+
+
+def restore(state: dict, path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    """Load a resume checkpoint into the model and optimizer; its position. One line if it does not fit."""
+    from dlx import checkpoint
+
+    checkpoint.require(state, RESUME_KEYS, path)
+    checkpoint.require(state["position"], POSITION_KEYS, path, "position")
+    checkpoint.require(state["rng"], checkpoint.RNG_KEYS, path, "rng")
+    checkpoint.load_weights(model, state["model"], path)
+    checkpoint.load_optimizer(optimizer, state["optimizer"], path)
+    return state["position"]
 
 
 def evaluate_now(loop: Loop, bar) -> None:
