@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # torch is pinned to the CPU wheel this workplace keeps on disk (see README).
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup data demo lint test test-fast bench sweeps clean help
+.PHONY: setup data demo lint test test-fast bench sweeps screenshots clean help
 
 help:
 	@echo "make demo   set up, then train a real model on Fashion-MNIST (about a minute)"
@@ -13,6 +13,7 @@ help:
 	@echo "make lint   ruff check (rules in pyproject.toml)"
 	@echo "make bench  run the benchmarks (JSON on stdout)"
 	@echo "make sweeps run every sweep in experiments/ (long); tables -> runs/sweep-tables.md"
+	@echo "make screenshots  small runs + headless Chromium shots of TensorBoard -> runs/screenshots/, docs/"
 	@echo "make clean  remove the virtualenv and caches (runs/ is kept)"
 
 $(STAMP): pyproject.toml
@@ -45,8 +46,11 @@ test: setup data lint
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# Speed and scaling benchmarks (JSON each). kill_campaign.py (minutes, a
+# robustness check) and gpu_check.sh (needs CUDA) are run by hand.
+BENCHES ?= $(filter-out benchmarks/kill_campaign.py benchmarks/gpu_check.py,$(wildcard benchmarks/*.py))
 bench: setup data
-	@for script in benchmarks/*.py; do $(BIN)/python $$script; done
+	@for script in $(BENCHES); do $(BIN)/python $$script; done
 
 SWEEP_FILES ?= $(shell grep -l '^sweep:' experiments/*/*.yaml)
 SWEEP_PARALLEL ?= 2
@@ -56,6 +60,10 @@ sweeps: setup data
 		$(BIN)/dlx sweep $$f --parallel $(SWEEP_PARALLEL) --markdown >> runs/sweep-tables.md; \
 		echo >> runs/sweep-tables.md; done
 	@echo "tables: runs/sweep-tables.md"
+
+# Needs Chromium (Debian: apt-get install chromium); the script says so when it is missing.
+screenshots: setup data
+	$(BIN)/python docs/screenshots.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

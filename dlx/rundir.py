@@ -45,15 +45,23 @@ RESERVE_FILE = ".reserve"
 RESERVE_BYTES = 64 * 1024
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Replace ``path`` with ``data`` as JSON, atomically; no temporary file is left on failure."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically (``.name.tmp``, then rename); no temporary file is left on failure.
+
+    A process killed mid-write leaves the old file whole (and a stale temp file a resume removes).
+    """
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.write_text(text)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Replace ``path`` with ``data`` as JSON, atomically; no temporary file is left on failure."""
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 class RunLock:
@@ -209,12 +217,14 @@ class RunDir:
         run.reserve()
         run.meta.update(meta_updates, status="running", error=None, ended_at=None)
         run.meta.setdefault("resumed_at", []).append(now())
-        run.write_config(config)
+        # meta.json (status running) first: a kill between the two writes leaves a crashed run whose
+        # config.yaml still matches its checkpoint, never a "completed" run claiming the new epochs.
         run.write_meta()
+        run.write_config(config)
         return run
 
     def write_config(self, config: dict) -> None:
-        (self.path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        write_text_atomic(self.path / "config.yaml", yaml.safe_dump(config, sort_keys=False))
 
     def write_meta(self) -> None:
         write_json(self.path / "meta.json", self.meta)

@@ -149,3 +149,31 @@ def test_a_live_run_is_running_while_it_holds_its_lock(tmp_path, capsys):
     assert cli(["runs", "list", "--runs-dir", runs, "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["status"] == "crashed"
+
+
+
+def test_a_resume_killed_while_rewriting_config_keeps_the_old_one(tmp_path, monkeypatch):
+    """A process dying halfway through rewriting config.yaml (as under SIGKILL) leaves it whole."""
+    import yaml
+
+    from dlx.rundir import RunDir, RunLock
+
+    run_dir = train("gan", tmp_path / "runs")
+    before = (run_dir / "config.yaml").read_text()
+    real_write_text = Path.write_text
+
+    def dies_halfway(self, text, *args, **kwargs):
+        if "config.yaml" in self.name:
+            real_write_text(self, text[: len(text) // 2])
+            raise KeyboardInterrupt  # stands for the kill
+        return real_write_text(self, text, *args, **kwargs)
+
+    lock = RunLock(run_dir)
+    try:
+        monkeypatch.setattr(Path, "write_text", dies_halfway)
+        with pytest.raises(KeyboardInterrupt):
+            RunDir.reopen(run_dir, dict(yaml.safe_load(before), note="changed"), {}, lock=lock)
+        monkeypatch.undo()
+    finally:
+        lock.release()
+    assert (run_dir / "config.yaml").read_text() == before
