@@ -38,7 +38,7 @@ demo: setup data
 	$(BIN)/dlx train-cnn --dataset fashion-mnist --name demo
 
 lint: setup
-	$(BIN)/ruff check dlx tests benchmarks
+	$(BIN)/ruff check dlx tests benchmarks docs
 
 test: setup data lint
 	$(BIN)/python -m pytest -q

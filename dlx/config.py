@@ -324,7 +324,7 @@ def build(
     overrides: list[str] | None = None,
     base: dict | None = None,
 ) -> Any:
-    """Resolve a config: defaults < base < file < flags < --set; validate; raise once.
+    """Resolve a config: defaults < task recipe < base < file < flags < --set; validate; raise once.
 
     ``flags`` maps dotted keys to values given on the command line (``None``
     means the flag was not given). ``base`` is a saved config (for resume).
@@ -337,6 +337,11 @@ def build(
             set_path(data, dotted_key, value)
     for dotted_key, value in parse_set(overrides or []):
         set_path(data, dotted_key, value)
+    # A family may give a task its own recipe, layered under everything the user
+    # set (e.g. --task g2p alone gets g2p's model and optimizer).
+    task_defaults = getattr(cls, "task_defaults", None)
+    if task_defaults is not None:
+        data = merge(task_defaults(data), data)
     problems: list[str] = []
     config = from_dict(cls, data, problems)
     problems.extend(validate(config))

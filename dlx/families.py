@@ -45,7 +45,9 @@ class Family:
     name: str  # the directory under runs/ and the checkpoints' family tag
     command: str  # the dlx subcommand that trains it
     summary: str  # one line for --help
-    # Lazy references (import on call): the config dataclass, the trainer
+    # Lazy references (import on call): the config dataclass (its
+    # ``unused_keys()`` names the keys a run never reads, left out of the
+    # run's HParams record; dlx/hparams.py), the trainer
     # ``train(config, argv, resume_dir) -> run_dir`` and the evaluator
     # ``evaluate_run(run_dir, which, data_dir) -> dict`` used by ``dlx eval``.
     config_class: Callable[[], type]
@@ -160,7 +162,9 @@ FAMILIES: dict[str, Family] = {
         name="gan", command="train-gan",
         summary="Train a GAN (typical, conditional or cycle) on 2-D mixtures or images.",
         config_class=_gan_config, train=_gan_train, evaluate_run=_gan_evaluate,
-        headline_metrics=("modes_captured", "fid", "conditional_accuracy", "cycle_error"),
+        # Image runs with a validation split report test_*; 2-D mixtures and older runs, unprefixed names.
+        headline_metrics=("modes_captured", "test_fid", "fid", "test_conditional_accuracy", "conditional_accuracy",
+                          "test_cycle_error", "cycle_error"),
         key_hparams=("data.dataset", "model.kind", "model.name", "model.noise", "loss.name", "optim.epochs"),
     ),
 }

@@ -81,6 +81,71 @@ def bleu(hypotheses: list[str], references: list[str], tokenize: str = "13a") ->
 
 
 # --------------------------------------------------------------------------
+# Grapheme-to-phoneme: word and phoneme error rates against several references
+
+
+def edit_distance(hypothesis, reference) -> int:
+    """Levenshtein distance between two token sequences (unit-cost substitution, insertion, deletion)."""
+    hypothesis, reference = list(hypothesis), list(reference)
+    previous = list(range(len(reference) + 1))
+    for i, token in enumerate(hypothesis, 1):
+        current = [i]
+        for j, wanted in enumerate(reference, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (token != wanted)))
+        previous = current
+    return previous[-1]
+
+
+def closest_reference(hypothesis, references) -> tuple[int, int]:
+    """(edit distance, length) of the reference closest to ``hypothesis``.
+
+    Ties go to the earliest reference (the dictionary lists its main
+    pronunciation first).
+    """
+    hypothesis = list(hypothesis)
+    best = None
+    for reference in references:
+        distance = edit_distance(hypothesis, reference)
+        if best is None or distance < best[0]:
+            best = (distance, len(reference))
+    if best is None:
+        raise ValueError("a word needs at least one reference pronunciation")
+    return best
+
+
+def g2p_error_counts(hypotheses, references) -> tuple[int, int, int, int]:
+    """(wrong words, words, phoneme edits, reference phonemes) of a list of outputs.
+
+    ``hypotheses[i]`` is one output (a phoneme sequence); ``references[i]``
+    every correct pronunciation of that word. A word is wrong unless its
+    output equals one of them. Its phoneme edits are the edit distance to
+    the closest reference, counted against that reference's length.
+    """
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} outputs but {len(references)} reference lists")
+    wrong = edits = phonemes = 0
+    for hypothesis, word_references in zip(hypotheses, references):
+        distance, length = closest_reference(hypothesis, word_references)
+        wrong += distance > 0
+        edits += distance
+        phonemes += length
+    return wrong, len(hypotheses), edits, phonemes
+
+
+def g2p_error_rates(hypotheses, references) -> dict[str, float]:
+    """Word error rate and phoneme error rate (both in [0, 1]) over a list of words.
+
+    WER = wrong words / words. PER = Σ edit distances to each word's
+    closest reference / Σ those references' lengths: one corpus-level ratio
+    (a long word weighs more than a short one), not a mean of per-word
+    ratios. An output equal to any reference has distance 0, so PER counts
+    no error where WER counts none.
+    """
+    wrong, words, edits, phonemes = g2p_error_counts(hypotheses, references)
+    return {"wer": wrong / max(words, 1), "per": edits / max(phonemes, 1)}
+
+
+# --------------------------------------------------------------------------
 # GANs (issue 5): Fréchet distance, mode coverage, class histograms
 
 

@@ -46,10 +46,8 @@ from dlx import checkpoint
 from dlx.config import to_dict
 from dlx.errors import DlxError, NonFiniteLossError, TrainingInterrupted, disk_full_error
 from dlx.progress import NullProgress, TrainProgress
-from dlx.rundir import RunDir, RunLock, flat_hparams
+from dlx.rundir import RunDir, RunLock
 
-# Config keys left out of the HParams record: where and how the run was shown.
-HPARAMS_SKIPPED = frozenset({"run.runs_dir", "run.progress", "run.log_every", "data.data_dir"})
 
 @dataclass(frozen=True)
 class Shard:
@@ -365,28 +363,37 @@ class Session:
 
             Console(stderr=True, soft_wrap=True).print(*args, **kwargs)
 
-    def finish(self, summary: dict[str, Any], hparam_metrics: dict[str, float]) -> None:
-        """Write summary.json and the HParams record; mark the run completed."""
+    def finish(self, summary: dict[str, Any], hparam_metrics: dict[str, float] | None = None) -> None:
+        """Write summary.json and the HParams session; mark the run completed.
+
+        The HParams metrics are summary.json's numbers (``hparam/<key>``, see
+        ``dlx/hparams.py``); ``hparam_metrics`` may add others, logged as
+        scalars too (``dlx tensorboard`` shows only the ``summary.json`` ones).
+        """
         self._finished = True
         if not self.is_main:
             return
         if self.device.type == "cuda":  # what benchmarks/gpu_check.sh reports
             summary = dict(summary, peak_gpu_memory_mb=round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1))
         self.rundir.write_summary(summary)
-        self._write_hparams(hparam_metrics, int(summary.get("global_step", 0)))
+        self._write_hparams(summary, hparam_metrics or {}, int(summary.get("global_step", 0)))
         self.writer.flush()
         self._set_status("completed")
 
-    def _write_hparams(self, metrics: dict[str, float], step: int) -> None:
-        # Written into this run's own event file (SummaryWriter.add_hparams
-        # would start a separate sub-run), so TensorBoard's HParams tab shows
-        # one row per run with its real final metrics.
-        from torch.utils.tensorboard.summary import hparams
+    def _write_hparams(self, summary: dict[str, Any], extra_metrics: dict[str, float], step: int) -> None:
+        # Only this run's session (start and end records) goes into its own
+        # event file, never an experiment record: TensorBoard takes the first
+        # experiment record it finds for the whole folder, so one run's would
+        # hide every other run's metrics (dlx/hparams.py).
+        from dlx import hparams
 
-        hparam_values = flat_hparams(to_dict(self.config), HPARAMS_SKIPPED)
-        experiment, start, end = hparams(hparam_values, metrics)
-        for record in (experiment, start, end):
+        point = hparams.sweep_point(self.run_dir, self.rundir.meta.get("name", ""), self.config.run.seed)
+        values = hparams.run_hparams(self.family, self.config, point)
+        group = hparams.group_name(self.rundir.meta, point)
+        for record in hparams.session_records(values, group, self.started_at):
             self.writer.file_writer.add_summary(record)
+        metrics = hparams.run_metrics(summary)
+        metrics.update({tag: value for tag, value in extra_metrics.items() if tag not in metrics})
         for tag, value in metrics.items():
             self.writer.add_scalar(tag, value, step)
 

@@ -150,7 +150,7 @@ def oracle_bleu(monkeypatch, tmp_path: Path, test_sentences: list[str]) -> tuple
     torch.manual_seed(0)
     model = build_model(config.model, task.kind, len(task.vocab), 0, task.max_len)
     monkeypatch.setattr(evaluate, "decode", oracle_decode)
-    result = evaluate.evaluate(model, task, config)
+    result = evaluate.evaluate(model, task, config, split_name="test")  # the held-out file, not validation
     outputs = [task.vocab.to_text(oracle_decode(None, task.test.source[i:i + 1], 0, 1)[0].tolist())
                for i in range(len(task.test))]
     return result, outputs, task

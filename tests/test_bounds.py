@@ -22,19 +22,39 @@ MEMORY_LIMIT_MB = 300
 ADDRESS_SPACE_CAP = 2 << 30  # a safety net: a regression fails here instead of eating the machine
 
 
+# Runs dlx in the child and records its own peak memory at exit. VmHWM belongs to
+# the address space exec made, so unlike ru_maxrss it does not count the copy of
+# this (large) pytest process that fork made before exec.
+CHILD = """
+import atexit, os, runpy, sys
+def report():
+    with open("/proc/self/status") as status:
+        peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    with open(os.environ["DLX_TEST_PEAK_FILE"], "w") as out:
+        out.write(peak)
+atexit.register(report)
+sys.argv = ["dlx", *sys.argv[1:]]
+runpy.run_module("dlx", run_name="__main__")
+"""
+
+
 def run_bounded(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, float, float]:
-    """(result, CPU seconds, peak MB) of ``python -m dlx ARGS`` in a capped child (its own rusage)."""
+    """(result, CPU seconds, peak MB) of ``dlx ARGS`` in a capped child process."""
     def cap():
         resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_CAP, ADDRESS_SPACE_CAP))
 
-    child = subprocess.Popen([sys.executable, "-m", "dlx", *map(str, args)], cwd=cwd, stdout=subprocess.PIPE,
+    peak_file = cwd / ".peak-kb"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, *map(str, args)], cwd=cwd, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, preexec_fn=cap,
-                             env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1"))
+                             env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1",
+                                      DLX_TEST_PEAK_FILE=str(peak_file)))
     out, err = child.stdout.read(), child.stderr.read()  # a refusal prints a line or two
-    _, status, usage = os.wait4(child.pid, 0)  # this child's own CPU time and peak memory
+    _, status, usage = os.wait4(child.pid, 0)  # this child's own CPU time
     child.returncode = os.waitstatus_to_exitcode(status)
+    peak_mb = int(peak_file.read_text()) / 1024
+    peak_file.unlink()
     result = subprocess.CompletedProcess(child.args, child.returncode, out, err)
-    return result, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # ru_maxrss is in KB on Linux
+    return result, usage.ru_utime + usage.ru_stime, peak_mb
 
 
 def assert_refused_quickly(result, cpu: float, peak_mb: float, words: str) -> None:

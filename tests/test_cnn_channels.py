@@ -18,6 +18,7 @@ TINY_3CH = [
     "--dataset", "fashion-mnist", "--epochs", "1", "--batch-size", "64", "--no-progress",
     "--set", "model.conv_layers=[{channels: 8, kernel: 3, padding: 1, pool: max}]",
     "--set", "model.hidden=[32]", "--set", "model.vit.layers=1", "--set", "embedding_samples=20",
+    "--set", "data.val_size=64",  # of the 320 training images below
 ]
 
 
@@ -48,7 +49,7 @@ def test_train_cnn_and_eval_on_three_channels(colour_dataset, runs_dir, capsys, 
     first_conv = next(tensor for tensor in weights(run).values() if tensor.dim() == 4)
     assert first_conv.shape[1] == 3
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["train_images"] == 320
+    assert (summary["train_images"], summary["val_images"]) == (256, 64)
 
     capsys.readouterr()
     assert cli(["eval", run, "--checkpoint", "last", "--json"]) == 0

@@ -118,4 +118,4 @@ def test_evaluation_classifier_is_trained_once_and_cached(runs_dir, tmp_path, mo
     (classifier,) = [p for p in cache.iterdir() if p.is_dir()]  # trained once, reused by the second run
     for run_dir in run_dirs(runs_dir, "gan"):
         summary = json.loads((run_dir / "summary.json").read_text())
-        assert summary["eval_classifier"] == str(classifier) and "fid" in summary
+        assert summary["eval_classifier"] == str(classifier) and "val_fid" in summary and "test_fid" in summary

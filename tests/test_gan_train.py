@@ -229,14 +229,17 @@ def test_image_gan_reports_fid_and_class_histogram(runs_dir, tiny_classifier, tm
     assert dlx("train-gan", *IMAGES, "--eval-classifier", tiny_classifier, "--runs-dir", runs_dir) == 0
     run_dir = only_run(runs_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["fid"] > 0 and summary["first_fid"] > 0
-    assert sum(summary["class_histogram"].values()) == pytest.approx(1.0)
-    assert 0 <= summary["class_entropy"] <= 1
+    # Validation images chose best.pt; the test images measured it once.
+    assert summary["val_fid"] > 0 and summary["first_val_fid"] > 0 and summary["test_fid"] > 0
+    assert summary["best_step"] in (3, 6) and "fid" not in summary
+    assert sum(summary["test_class_histogram"].values()) == pytest.approx(1.0)
+    assert 0 <= summary["test_class_entropy"] <= 1
     assert summary["eval_classifier"] == str(tiny_classifier)
     tags = events(run_dir).Tags()
     for tag in ("samples/fixed_noise", "samples/interpolation", "eval/class_histogram"):
         assert tag in tags["images"], tag
-    assert "eval/fid" in tags["scalars"]
+    assert {"val/fid", "test/fid"} <= set(tags["scalars"]) and "eval/fid" not in tags["scalars"]
+    assert [event.step for event in events(run_dir).Scalars("val/fid")] == [3, 6]
 
     out = tmp_path / "grid.png"
     assert dlx("sample", run_dir, "--n", 16, "--out", out) == 0
@@ -246,7 +249,7 @@ def test_image_gan_reports_fid_and_class_histogram(runs_dir, tiny_classifier, tm
     capsys.readouterr()
     assert dlx("eval", run_dir, "--json") == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["fid"] == pytest.approx(summary["fid"], rel=1e-6)  # same networks, same eval noise
+    assert result["test_fid"] == pytest.approx(summary["test_fid"], rel=1e-6)  # best.pt, same eval noise
 
 
 def test_conditional_gan_samples_a_requested_class(runs_dir, tiny_classifier, tmp_path, capsys):
@@ -254,7 +257,7 @@ def test_conditional_gan_samples_a_requested_class(runs_dir, tiny_classifier, tm
                "--eval-classifier", tiny_classifier, "--runs-dir", runs_dir) == 0
     run_dir = only_run(runs_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert 0 <= summary["conditional_accuracy"] <= 1
+    assert 0 <= summary["test_conditional_accuracy"] <= 1 and 0 <= summary["val_conditional_accuracy"] <= 1
     assert dlx("sample", run_dir, "--label", "ankle-boot", "--n", 8, "--out", tmp_path / "boots.png") == 0
     assert (tmp_path / "boots.png").stat().st_size > 0
     capsys.readouterr()
@@ -269,8 +272,8 @@ def test_cycle_gan_reports_reconstruction_error(runs_dir, tiny_classifier, tmp_p
     run_dir = only_run(runs_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["dataset"] == "fashion-mnist[Sneaker]<->fashion-mnist[Ankle boot]"
-    assert 0 < summary["cycle_error"] < 1 and "first_cycle_error" in summary
-    assert 0 <= summary["translation_accuracy_ab"] <= 1
+    assert 0 < summary["test_cycle_error"] < 1 and "first_val_cycle_error" in summary
+    assert 0 <= summary["test_translation_accuracy_ab"] <= 1
     tags = events(run_dir).Tags()
     assert {"samples/A_to_B_to_A", "samples/B_to_A_to_B"} <= set(tags["images"])
     assert "loss/cycle" in tags["scalars"]
@@ -318,7 +321,8 @@ def synthetic_rgb(monkeypatch, count: int = 256) -> None:
 
 RGB = ["--dataset", "fashion-mnist", "--batch-size", 32, "--epochs", 1, "--steps-per-epoch", 2, "--no-progress",
        "--set", "model.channels=8", "--set", "model.g_hidden=[32]", "--set", "model.d_hidden=[32]",
-       "--set", "eval.samples=64", "--set", "eval.grid=8"]
+       "--set", "eval.samples=64", "--set", "eval.grid=8",
+       "--set", "data.val_size=64"]  # of synthetic_rgb's 256 training images
 
 
 @pytest.mark.parametrize("model", ["dcgan", "mlp"])
@@ -351,12 +355,13 @@ def test_gan_image_metrics_on_three_channel_images(runs_dir, tmp_path, monkeypat
     classifier_root = tmp_path / "classifier"
     assert cli(["train-cnn", "--dataset", "fashion-mnist", "--epochs", 1, "--batch-size", 64, "--no-progress",
                 "--set", "model.conv_layers=[{channels: 4, kernel: 3, padding: 1, pool: max}]",
-                "--set", "model.hidden=[16]", "--set", "embedding_samples=0", "--runs-dir", classifier_root]) == 0
+                "--set", "model.hidden=[16]", "--set", "embedding_samples=0", "--set", "data.val_size=64",
+                "--runs-dir", classifier_root]) == 0
     (classifier,) = run_dirs(classifier_root, "cnn")
     assert cli(["train-gan", *RGB, "--eval-classifier", classifier, "--runs-dir", runs_dir]) == 0
     run_dir = only_run(runs_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["fid"] > 0 and summary["eval_classifier"] == str(classifier)
+    assert summary["test_fid"] > 0 and summary["eval_classifier"] == str(classifier)
     capsys.readouterr()
     assert cli(["eval", run_dir, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["fid"] == pytest.approx(summary["fid"], rel=1e-6)
+    assert json.loads(capsys.readouterr().out)["test_fid"] == pytest.approx(summary["test_fid"], rel=1e-6)

@@ -14,6 +14,7 @@ from dlx.errors import ConfigError, DatasetError
 def data_config(**values) -> SequenceDataConfig:
     values.setdefault("train_size", 300)
     values.setdefault("test_size", 100)
+    values.setdefault("val_size", 0)  # the validation set has its own tests (tests/test_validation_split.py)
     return config_mod.from_dict(SequenceDataConfig, values)
 
 

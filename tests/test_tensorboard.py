@@ -105,12 +105,14 @@ def test_tensorboard_serves_a_sweeps_runs_scalars_and_hparams(tmp_path, capsys):
             "experimentName": "", "startIndex": 0, "sliceSize": 100,
             "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
         })["sessionGroups"]
-        assert {g["name"] for g in groups} == names
+        # One group per sweep point, named by the sweep and the point (readable, unlike the run's path).
+        group_of = {session["name"]: group for group in groups for session in group["sessions"]}
+        assert set(group_of) == names
+        assert sorted(g["name"].split(": ", 1)[1] for g in groups) == ["lr=0.001", "lr=0.01"]
         assert sorted(g["hparams"]["optim.lr"] for g in groups) == [0.001, 0.01]
-        for group in groups:
+        for name, group in group_of.items():
             metrics = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
-            assert metrics["hparam/test_accuracy"] == pytest.approx(summaries[group["name"]]["test_accuracy"],
-                                                                    abs=1e-6)
+            assert metrics["hparam/test_accuracy"] == pytest.approx(summaries[name]["test_accuracy"], abs=1e-6)
 
         # A second server on the same port fails with one clear line.
         clash = start_tensorboard(root, port)

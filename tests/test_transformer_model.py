@@ -17,7 +17,7 @@ from dlx.models.transformer import (
     SinusoidalEncoding,
     build_model,
 )
-from dlx.train.transformer.decoding import beam_decode, greedy_decode
+from dlx.train.transformer.decoding import beam_decode, beam_search, greedy_decode, stepper
 
 VOCAB = 12
 
@@ -152,6 +152,44 @@ def test_greedy_takes_the_local_best_and_beam_finds_the_better_sequence():
     # Beam: 6 then EOS = 0.40 beats 5 EOS = 0.30.
     best = beam_decode(model, source, 5, beam=2)
     assert best[0].tolist()[:2] == [6, EOS] and best[1].tolist()[:2] == [6, EOS]
+
+
+def test_beam_search_lists_the_n_best_with_their_log_probabilities():
+    model, source = _Scripted(), torch.tensor([[4]])
+    outputs, scores = beam_search(model, source, 5, beam=3)
+    # Every complete output and its probability: 6 EOS (0.4), 5 EOS (0.3), 5 7 EOS (0.3).
+    listed = [(row[:row.index(EOS) + 1], round(float(score), 4))
+              for row, score in zip(outputs[0].tolist(), scores[0].exp())]
+    assert listed[0] == ([6, EOS], 0.4)
+    assert sorted(listed[1:]) == [([5, EOS], 0.3), ([5, 7, EOS], 0.3)]
+    assert scores[0].tolist() == sorted(scores[0].tolist(), reverse=True)
+    assert torch.equal(beam_decode(model, source, 5, beam=3)[0], outputs[0, 0])
+
+
+@pytest.mark.parametrize("norm, pos", [("pre", "sinusoidal"), ("post", "learned"), ("pre", "none")])
+def test_cached_decoding_gives_the_scores_of_the_whole_prefix(norm, pos):
+    model = tiny(norm=norm, pos=pos)
+    with torch.no_grad():
+        for parameter in model.parameters():  # larger weights than at init: differences would show
+            parameter.add_(torch.randn_like(parameter) * 0.3)
+        # Two hypotheses for one source, as in a beam: rows may swap hypotheses, and the caches follow.
+        memory, memory_mask, _ = model.encode(sources()[[1, 1]])
+        cached, full = stepper(model, memory, memory_mask), stepper(model, memory, memory_mask, cached=False)
+        assert type(cached).__name__ == "_Cached" and type(full).__name__ == "_Recompute"
+        outputs = torch.tensor([[BOS], [BOS]])
+        for step, (first, second) in enumerate([(5, 6), (9, 4), (7, 8), (3, 10), (6, 6)]):
+            assert torch.allclose(cached.scores(outputs), full.scores(outputs), atol=1e-5)
+            rows = torch.tensor([1, 0] if step % 2 else [0, 0])
+            outputs = torch.cat([outputs[rows], torch.tensor([[first], [second]])], dim=1)
+            cached.reorder(rows)
+        assert torch.allclose(cached.scores(outputs), full.scores(outputs), atol=1e-5)
+        memory, memory_mask, _ = model.encode(sources())
+    for beam in (1, 3):
+        assert torch.equal(beam_decode(model, sources(), 8, beam) if beam > 1 else greedy_decode(model, sources(), 8),
+                           beam_search(model, sources(), 8, beam, cached=False)[0][:, 0] if beam > 1
+                           else greedy_decode(model, sources(), 8, cached=False))
+    assert type(stepper(model.train(), memory, memory_mask)).__name__ == "_Recompute"  # dropout: no cache
+    assert type(stepper(tiny(window=2), memory, memory_mask)).__name__ == "_Recompute"
 
 
 def test_decoding_a_real_model_stops_and_pads_after_eos():

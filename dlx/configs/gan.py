@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dlx.config import at_least, option, section
-from dlx.configs.common import RunConfig, UpdateConfig
+from dlx.configs.common import RunConfig, UpdateConfig, unused_update_keys
 
 GANDataset = Literal["ring8", "grid25", "mnist", "fashion-mnist"]
 ImageDataset = Literal["mnist", "fashion-mnist"]
 TOY_DATASETS = ("ring8", "grid25")
 IMAGE_DATASETS = ("mnist", "fashion-mnist")
+VAL_SIZE = 5000  # MNIST-family validation split (of 60 000 training images), as train-cnn's
 
 
 @dataclass
@@ -42,13 +43,18 @@ class GANDataConfig:
     domain_b: DomainConfig = section(lambda: DomainConfig(classes=["Ankle boot"]))
     data_dir: str | None = option(None, "directory searched first for the IDX files")
     limit_train: int = option(0, "images: use only the first N (kept) training images (0: all)")
+    val_size: int = option(VAL_SIZE, "images: training images held out (the seeded split train-cnn uses, taken "
+                                     "before data.classes are kept) as the reference of the evaluations during "
+                                     "training and best.pt; the test split is measured once, at the end. 0: none "
+                                     "(evaluations use the test split, as runs before validation splits did). "
+                                     "2-D mixtures need none: every evaluation draws fresh samples")
     download: bool = option(True, "download from the official mirrors when not found locally")
 
     def check(self):
         problems = []
         if self.toy_std is not None and not self.toy_std > 0:
             problems.append(("toy_std", f"must be > 0, got {self.toy_std}"))
-        problems += at_least(self, 0, "limit_train")
+        problems += at_least(self, 0, "limit_train", "val_size")
         return problems
 
 
@@ -145,7 +151,7 @@ def _gan_run() -> RunConfig:
     # One thread: GAN steps are many small matmuls, where extra OpenMP threads
     # cost more than they give, and on a shared 2-core machine they can slow a
     # step down tenfold. Raise run.threads for big DCGANs on an idle machine.
-    return RunConfig(log_every=100, threads=1)
+    return RunConfig(threads=1)
 
 
 @dataclass
@@ -182,6 +188,32 @@ class GANConfig:
     def default_name(self) -> str:
         """The run's name when none is given: ``gan-mlp-ring8``, ``cycle-dcgan-fashion-mnist``, …"""
         return f"{self.model.kind}-{self.model.name}-{self.data.dataset}"
+
+    def unused_keys(self) -> set[str]:
+        """Config keys (dotted; a section stands for its keys) this run never reads, left out of its
+        HParams record: ``loss.gp_weight`` only for wgan-gp, cycle and domain keys only for cycle GANs,
+        ``g_hidden``/``d_hidden`` only for mlp networks, image settings only for images …"""
+        kind, name = self.model.kind, self.model.name
+        unused = set()
+        if self.is_toy:  # samples come from the mixture itself: no image set to limit or hold out from
+            unused |= {"data.classes", "data.limit_train", "data.val_size", "eval.classifier", "eval.image_metrics"}
+        else:
+            unused.add("data.toy_std")
+        if kind == "cycle":
+            unused |= {"data.classes", "model.noise", "model.noise_dim"}  # translators take images, not noise
+        else:
+            unused |= {"data.domain_a", "data.domain_b", "loss.cycle_weight", "loss.identity_weight"}
+        if name != "mlp":
+            unused |= {"model.g_hidden", "model.d_hidden"}
+        if name != "dcgan":
+            unused.add("model.channels")
+        if kind != "gan":
+            unused.add("model.pack")
+        if not (kind == "cycle" and name == "dcgan"):
+            unused.add("model.cycle_blocks")
+        if self.loss.name != "wgan-gp":
+            unused.add("loss.gp_weight")
+        return unused | unused_update_keys(self.g_optim, "g_optim") | unused_update_keys(self.d_optim, "d_optim")
 
     # -- defaults that depend on the data (resolved here so every module agrees)
 

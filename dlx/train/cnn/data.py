@@ -17,15 +17,37 @@ FAMILY = "cnn"  # the checkpoints' family tag and the folder under runs/
 
 @dataclass
 class ImageData:
-    """The whole dataset as tensors on the training device."""
+    """The whole dataset as tensors on the training device.
+
+    ``val_*`` is the validation split held out of the training images
+    (``data.val_size``; empty when 0): per-epoch metrics and ``best.pt``
+    use it, and the test split is evaluated once, at the end.
+    """
 
     train_images: torch.Tensor  # uint8, N×C×H×W
     train_labels: torch.Tensor  # int64, N
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
     test_images: torch.Tensor
     test_labels: torch.Tensor
     classes: list[str]
     mean: float  # of training pixels in [0, 1], for normalisation
     std: float
+
+    @property
+    def has_validation(self) -> bool:
+        return self.val_images.shape[0] > 0
+
+    @property
+    def selection_split(self) -> str:
+        """The split per-epoch metrics and best.pt use: ``val``, or ``test`` for a run without one."""
+        return "val" if self.has_validation else "test"
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, labels) of split ``val``, ``test`` or ``train``."""
+        if name not in ("train", "val", "test"):
+            raise ValueError(f"unknown split {name!r}")
+        return getattr(self, f"{name}_images"), getattr(self, f"{name}_labels")
 
 
 def with_channels(images: torch.Tensor) -> torch.Tensor:
@@ -33,14 +55,26 @@ def with_channels(images: torch.Tensor) -> torch.Tensor:
     return images.unsqueeze(1) if images.dim() == 3 else images
 
 
-def load_images(config: CNNConfig, device: torch.device, progress: bool = True) -> ImageData:
-    """Find (or download) the dataset, apply the limits, move it to ``device``."""
+def load_images(config: CNNConfig, device: torch.device, progress: bool = True,
+                validation: bool = True) -> ImageData:
+    """Find (or download) the dataset, hold out the validation split, apply the limits, move it to ``device``.
+
+    The validation split is taken from all the training images first, so
+    ``data.limit_train`` limits what is left for training. ``validation``
+    False holds nothing out (``dlx eval`` needs the test split only).
+    """
     from dlx.data import vision
+    from dlx.data.splits import holdout
 
     data = vision.load(config.data.dataset, data_dir=config.data.data_dir,
                        download=config.data.download, progress=progress)
     train_images, train_labels = with_channels(data.train_images), data.train_labels
     test_images, test_labels = with_channels(data.test_images), data.test_labels
+    val_images, val_labels = train_images[:0], train_labels[:0]
+    if validation and config.data.val_size:
+        kept, held_out = holdout(train_images.shape[0], config.data.val_size)
+        val_images, val_labels = train_images[held_out], train_labels[held_out]
+        train_images, train_labels = train_images[kept], train_labels[kept]
     if config.data.limit_train:
         train_images, train_labels = train_images[: config.data.limit_train], train_labels[: config.data.limit_train]
     if config.data.limit_test:
@@ -48,8 +82,9 @@ def load_images(config: CNNConfig, device: torch.device, progress: bool = True) 
     # One mean and std over all channels: the checkpoint's "normalize" keeps two numbers.
     pixels = train_images.float().div_(255)
     return ImageData(
-        train_images.to(device), train_labels.to(device), test_images.to(device), test_labels.to(device),
-        list(data.classes), float(pixels.mean()), float(pixels.std()),
+        train_images.to(device), train_labels.to(device), val_images.to(device), val_labels.to(device),
+        test_images.to(device), test_labels.to(device), list(data.classes), float(pixels.mean()),
+        float(pixels.std()),
     )
 
 

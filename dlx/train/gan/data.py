@@ -19,7 +19,13 @@ from dlx.errors import ConfigError
 
 @dataclass
 class ImageSet:
-    """Images of some classes of one dataset (train and test splits), on a device."""
+    """Images of some classes of one dataset (train, validation and test splits), on a device.
+
+    The validation split (``data.val_size``; empty when 0) is held out of
+    the dataset's training images before the classes are kept: the
+    evaluations during training measure against it, the test split is
+    measured once, at the end.
+    """
 
     dataset: str
     train_images: torch.Tensor  # uint8, N×C×H×W
@@ -28,6 +34,22 @@ class ImageSet:
     test_labels: torch.Tensor
     class_ids: list[int]  # dataset label of each kept class
     class_names: list[str]  # every class name of the dataset (indexed by dataset label)
+    val_images: torch.Tensor | None = None  # None: no validation split (as test_images[:0])
+    val_labels: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.val_images is None:
+            self.val_images, self.val_labels = self.test_images[:0], self.test_labels[:0]
+
+    @property
+    def has_validation(self) -> bool:
+        return self.val_images.shape[0] > 0
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, labels) of split ``val`` or ``test``."""
+        if name not in ("val", "test"):
+            raise ValueError(f"unknown split {name!r}")
+        return (self.val_images, self.val_labels) if name == "val" else (self.test_images, self.test_labels)
 
     @property
     def kept_names(self) -> list[str]:
@@ -50,6 +72,19 @@ class GANData:
     images: ImageSet | None = None
     domains: tuple[ImageSet, ImageSet] | None = None
     num_classes: int = 0  # classes a conditional GAN can be asked for
+
+    @property
+    def image_sets(self) -> list[ImageSet]:
+        """Every image set (none for a 2-D mixture)."""
+        return [self.images] if self.images is not None else list(self.domains or ())
+
+    @property
+    def selection_split(self) -> str | None:
+        """What the evaluations during training measure against: ``val``, ``test`` (no validation
+        split), or None for a 2-D mixture, whose evaluations draw fresh samples and need no split."""
+        if not self.image_sets:
+            return None
+        return "val" if all(image_set.has_validation for image_set in self.image_sets) else "test"
 
 
 def to_signed(images: torch.Tensor) -> torch.Tensor:
@@ -93,36 +128,52 @@ def resolve_classes(wanted: list[str], class_names: list[str], key: str, dataset
 
 
 def load_image_set(dataset: str, classes: list[str], key: str, config: GANConfig,
-                   device: torch.device, progress: bool = True) -> ImageSet:
-    """Load ``dataset``, keep ``classes``, apply ``data.limit_train``, move to ``device`` (N×C×H×W)."""
+                   device: torch.device, progress: bool = True, validation: bool = True) -> ImageSet:
+    """Load ``dataset``, hold out the validation split, keep ``classes``, apply ``data.limit_train``.
+
+    The split is train-cnn's (the same seeded images of the whole training
+    set), taken before the classes are kept: a class keeps its share of it.
+    ``validation`` False holds nothing out (``dlx eval`` measures the test
+    split). Tensors go to ``device`` (N×C×H×W).
+    """
     from dlx.data import vision
+    from dlx.data.splits import holdout
 
     spec_classes = list(vision.get_spec(dataset).classes)
     class_ids = resolve_classes(classes, spec_classes, key, dataset)  # before any file is read
     data = vision.load(dataset, data_dir=config.data.data_dir, download=config.data.download,
                        progress=progress)
+    train = (data.train_images, data.train_labels)
+    val = (data.train_images[:0], data.train_labels[:0])
+    if validation and config.data.val_size:
+        kept, held_out = holdout(data.train_images.shape[0], config.data.val_size)
+        train, val = (train[0][kept], train[1][kept]), (train[0][held_out], train[1][held_out])
     splits = []
-    for images, labels in ((data.train_images, data.train_labels), (data.test_images, data.test_labels)):
+    for images, labels in (train, val, (data.test_images, data.test_labels)):
         remap = torch.full((len(spec_classes),), -1, dtype=torch.long)
         remap[torch.tensor(class_ids)] = torch.arange(len(class_ids))
         new_labels = remap[labels]
         keep = new_labels >= 0
-        splits.append((with_channels(images)[keep], new_labels[keep]))
-    (train_images, train_labels), (test_images, test_labels) = splits
+        splits.append((with_channels(images)[keep].to(device), new_labels[keep].to(device)))
+    (train_images, train_labels), (val_images, val_labels), (test_images, test_labels) = splits
     if config.data.limit_train:
         train_images, train_labels = train_images[:config.data.limit_train], train_labels[:config.data.limit_train]
-    return ImageSet(dataset, train_images.to(device), train_labels.to(device), test_images.to(device),
-                    test_labels.to(device), class_ids, spec_classes)
+    return ImageSet(dataset, train_images, train_labels, test_images, test_labels, class_ids, spec_classes,
+                    val_images, val_labels)
 
 
-def load_gan_data(config: GANConfig, device: torch.device, progress: bool = True) -> GANData:
-    """The mixture, images or domains ``config`` asks for (user mistakes: ``DlxError``)."""
+def load_gan_data(config: GANConfig, device: torch.device, progress: bool = True,
+                  validation: bool = True) -> GANData:
+    """The mixture, images or domains ``config`` asks for (user mistakes: ``DlxError``).
+
+    ``validation`` False holds no validation images out (``dlx eval``).
+    """
     if config.model.kind == "cycle":
         sides = []
         for side in ("domain_a", "domain_b"):
             domain = getattr(config.data, side)
             sides.append(load_image_set(domain.dataset or config.data.dataset, domain.classes,
-                                        f"data.{side}.classes", config, device, progress))
+                                        f"data.{side}.classes", config, device, progress, validation))
         if sides[0].train_images.shape[1:] != sides[1].train_images.shape[1:]:
             raise ConfigError([f"data.domain_b: images are {tuple(sides[1].train_images.shape[1:])}, "
                                f"domain A's are {tuple(sides[0].train_images.shape[1:])}"])
@@ -131,6 +182,7 @@ def load_gan_data(config: GANConfig, device: torch.device, progress: bool = True
         from dlx.data import toy2d
 
         return GANData(sample_shape=(2,), mixture=toy2d.mixture(config.data.dataset, config.toy_std()))
-    images = load_image_set(config.data.dataset, config.data.classes, "data.classes", config, device, progress)
+    images = load_image_set(config.data.dataset, config.data.classes, "data.classes", config, device, progress,
+                            validation)
     return GANData(sample_shape=tuple(images.train_images.shape[1:]), images=images,
                    num_classes=len(images.class_ids))

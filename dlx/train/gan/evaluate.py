@@ -1,14 +1,19 @@
 """Measuring and picturing a GAN: the numbers and images of each evaluation.
 
 - 2-D mixtures: modes captured and the fraction of high-quality samples
-  (``dlx.metrics.mode_coverage``) over ``eval.samples`` points.
+  (``dlx.metrics.mode_coverage``) over ``eval.samples`` points. Every
+  evaluation draws fresh samples, so a mixture needs no held-out split.
 - Images: Fréchet distance between the evaluation classifier's penultimate
-  features of generated and real test images, the class histogram of
+  features of generated and real images, the class histogram of
   generated images (a mode-collapse alarm) and, for conditional GANs, how
   often the classifier agrees with the class that was asked for.
 - Cycle: the cycle-reconstruction error |x - F(G(x))| (pixels in [0, 1]) on
-  test images of both domains and, when the classifier knows both domains,
+  real images of both domains and, when the classifier knows both domains,
   how often a translated image is classified into the target domain.
+
+The real images are the validation split (held out of the training
+images) during training, where the numbers choose ``best.pt``, and the test
+split once, at the end, on ``best.pt``'s networks.
 
 Every evaluation feeds the generator the same noise (a generator seeded
 from the run seed, separate from the training streams), so the numbers
@@ -37,6 +42,7 @@ CHUNK = 500  # samples per generator call during evaluation
 SCATTER_POINTS = 1000
 INTERPOLATION_STEPS = 10
 INTERPOLATION_ROWS = 10  # fixed["ends"] holds 2 × this many noise vectors
+CYCLE_ROWS = 4  # real images shown translated and back, per direction
 
 
 @torch.no_grad()
@@ -68,33 +74,37 @@ class Evaluator:
     data: GANData
     device: torch.device
     classifier: Classifier | None = None
-    reference: dict = field(default_factory=dict)  # name → (mean, cov) of real test features
+    # (split, "real" | "A" | "B") → (mean, cov) of the classifier's features of real images, made when first needed.
+    reference: dict = field(default_factory=dict)
     last: dict = field(default_factory=dict)  # samples of the latest evaluation, for pictures
 
-    def __post_init__(self) -> None:
-        count = self.config.eval_samples()
-        if self.classifier is None:
-            return
-        if self.data.images is not None:
-            named_sets = [("real", self.data.images)]
-        else:
-            named_sets = list(zip(("A", "B"), self.data.domains or (), strict=False))
-        for name, image_set in named_sets:
-            if image_set.dataset == self.classifier.dataset:
-                features, _ = self.classifier.embed(to_signed(image_set.test_images[:count]))
-                self.reference[name] = metrics.feature_statistics(features)
+    def _reference(self, split: str, name: str, image_set: ImageSet) -> tuple | None:
+        """Feature statistics of up to ``eval.samples`` real images of ``split`` (None: no classifier for them)."""
+        if self.classifier is None or image_set.dataset != self.classifier.dataset:
+            return None
+        if (split, name) not in self.reference:
+            images, _ = image_set.split(split)
+            features, _ = self.classifier.embed(to_signed(images[:self.config.eval_samples()]))
+            self.reference[split, name] = metrics.feature_statistics(features)
+        return self.reference[split, name]
 
     def _eval_noise(self, count: int) -> torch.Tensor:
         generator = torch.Generator().manual_seed(EVAL_SEED - self.config.run.seed)
         return sample_noise(self.config.model.noise, count, self.config.noise_dim(), generator, self.device)
 
-    def evaluate(self, models: GANModels) -> dict:
-        """Metrics of the current networks (rank 0 only: plain Python numbers and lists)."""
+    def evaluate(self, models: GANModels, split: str | None = None) -> dict:
+        """Metrics of the current networks (rank 0 only: plain Python numbers and lists).
+
+        Images are measured against ``split``: ``val`` during training, ``test``
+        once at the end (None: what training uses, ``GANData.selection_split``).
+        A 2-D mixture needs no split: every evaluation draws fresh samples.
+        """
+        split = split or self.data.selection_split
         if self.data.mixture is not None:
             return self._evaluate_mixture(models.generators["G"])
         if self.data.images is not None:
-            return self._evaluate_images(models.generators["G"])
-        return self._evaluate_cycle(models.generators["G_AB"], models.generators["G_BA"])
+            return self._evaluate_images(models.generators["G"], split)
+        return self._evaluate_cycle(models.generators["G_AB"], models.generators["G_BA"], split)
 
     def _evaluate_mixture(self, generator: torch.nn.Module) -> dict:
         mixture = self.data.mixture
@@ -102,7 +112,7 @@ class Evaluator:
         self.last["samples"] = samples[:SCATTER_POINTS].cpu()
         return metrics.mode_coverage(samples, mixture.means, mixture.std)
 
-    def _evaluate_images(self, generator: torch.nn.Module) -> dict:
+    def _evaluate_images(self, generator: torch.nn.Module, split: str) -> dict:
         if self.classifier is None:
             return {}
         images: ImageSet = self.data.images
@@ -114,81 +124,179 @@ class Evaluator:
         histogram = metrics.class_histogram(predictions, len(self.classifier.classes))
         result = {"class_histogram": dict(zip(self.classifier.classes, histogram, strict=True)),
                   "class_entropy": metrics.normalized_entropy(histogram)}
-        if "real" in self.reference:
-            result["fid"] = metrics.frechet_distance(*metrics.feature_statistics(features), *self.reference["real"])
+        reference = self._reference(split, "real", images)
+        if reference is not None:
+            result["fid"] = metrics.frechet_distance(*metrics.feature_statistics(features), *reference)
         if conditional:
             wanted = torch.tensor(images.class_ids)[labels.cpu()]
             result["conditional_accuracy"] = float((predictions == wanted).float().mean())
         return result
 
-    def _evaluate_cycle(self, a_to_b: torch.nn.Module, b_to_a: torch.nn.Module) -> dict:
+    def _evaluate_cycle(self, a_to_b: torch.nn.Module, b_to_a: torch.nn.Module, split: str) -> dict:
         domain_a, domain_b = self.data.domains
         count = self.config.eval_samples()
-        real_a = to_signed(domain_a.test_images[:count])
-        real_b = to_signed(domain_b.test_images[:count])
+        real_a = to_signed(domain_a.split(split)[0][:count])
+        real_b = to_signed(domain_b.split(split)[0][:count])
         fake_b, fake_a = translate(a_to_b, real_a), translate(b_to_a, real_b)
         # |x - F(G(x))| with pixels in [0, 1]: the [-1, 1] difference halved.
         error_a = float((translate(b_to_a, fake_b) - real_a).abs().mean()) / 2
         error_b = float((translate(a_to_b, fake_a) - real_b).abs().mean()) / 2
         result = {"cycle_error": (error_a + error_b) / 2, "cycle_error_a": error_a, "cycle_error_b": error_b}
-        if self.classifier is not None and "A" in self.reference and "B" in self.reference:
+        references = {"A": self._reference(split, "A", domain_a), "B": self._reference(split, "B", domain_b)}
+        if self.classifier is not None and None not in references.values():
             for name, fakes, target in (("ab", fake_b, domain_b), ("ba", fake_a, domain_a)):
                 features, predictions = self.classifier.embed(fakes)
                 in_target = torch.isin(predictions, torch.tensor(target.class_ids))
                 result[f"translation_accuracy_{name}"] = float(in_target.float().mean())
                 result[f"fid_{name}"] = metrics.frechet_distance(
-                    *metrics.feature_statistics(features), *self.reference[name[-1].upper()])
+                    *metrics.feature_statistics(features), *references[name[-1].upper()])
         return result
 
     # -- pictures ------------------------------------------------------------------
 
     @torch.no_grad()
+    def log_noise(self, writer) -> None:
+        """The noise distribution G draws from, once (step 0): it never changes during a run."""
+        if self.data.domains is not None:  # translators take images, not noise
+            return
+        writer.add_histogram("noise/z", self._eval_noise(self.config.eval_samples()).float().cpu(), 0)
+
+    @torch.no_grad()
     def log_pictures(self, writer, models: GANModels, fixed: dict, result: dict, step: int) -> None:
-        """Sample grids from the fixed noise, interpolations, scatter plots, class histograms."""
+        """Sample grids from the fixed noise, interpolations, scatter plots, class pictures, D's scores."""
         if self.data.domains is not None:
             self._log_cycle(writer, models, step)
             return
-        generator = models.generators["G"]
-        noise, labels = fixed["noise"].to(self.device), fixed.get("labels")
-        labels = labels.to(self.device) if labels is not None else None
-        spherical = self.config.model.noise == "gaussian"
         if self.data.mixture is not None:
-            mixture = self.data.mixture
-            real = mixture.sample(SCATTER_POINTS, torch.Generator().manual_seed(EVAL_SEED))
-            ends = fixed["ends"].to(self.device)
-            path = generate(generator, interpolate(ends[0], ends[1], 32, spherical))
-            title = (f"step {step}: {result.get('modes_captured', '?')}/{mixture.num_modes} modes, "
-                     f"{100 * result.get('high_quality', 0):.1f}% high quality")
-            figure = viz.scatter_figure(real, self.last.get("samples", generate(generator, noise)),
-                                        mixture.means, mixture.std, path, title)
-            writer.add_image("samples/scatter", figure, step, dataformats="HWC")
+            self._log_mixture(writer, models, fixed, result, step)
             return
-        columns = self.data.num_classes if labels is not None else 8
-        writer.add_image("samples/fixed_noise", viz.image_grid((generate(generator, noise, labels) + 1) / 2,
-                                                               columns=columns), step)
-        rows = min(self.data.num_classes, INTERPOLATION_ROWS) if labels is not None else 4
+        self._log_image_grids(writer, models.generators["G"], fixed, step)
+        self._log_image_statistics(writer, models, result, step)
+
+    def _log_mixture(self, writer, models: GANModels, fixed: dict, result: dict, step: int) -> None:
+        generator, mixture = models.generators["G"], self.data.mixture
+        real = mixture.sample(SCATTER_POINTS, torch.Generator().manual_seed(EVAL_SEED))
+        fake = self.last.get("samples")
+        if fake is None:
+            fake = generate(generator, fixed["noise"].to(self.device))
+        ends = fixed["ends"].to(self.device)
+        path = generate(generator, interpolate(ends[0], ends[1], 32, self.config.model.noise == "gaussian"))
+        title = (f"step {step}: {result.get('modes_captured', '?')}/{mixture.num_modes} modes, "
+                 f"{100 * result.get('high_quality', 0):.1f}% high quality")
+        viz.add_figure(writer, "samples/scatter", viz.plot_scatter(real, fake, mixture.means, mixture.std, path,
+                                                                   title), step)
+        critic = models.discriminators["D"]
+        panels = [("D", {"real": _scores(critic, real.to(self.device)), "generated": _scores(critic, fake)})]
+        self._log_scores(writer, panels, "discriminator on real vs generated points", step)
+
+    def _log_scores(self, writer, panels: list, what: str, step: int) -> None:
+        xlabel = {"bce": "D's score (logit): > 0 says real"}.get(self.config.loss.name,
+                                                                "critic value: higher says real")
+        viz.add_figure(writer, "eval/discriminator_scores",
+                       viz.plot_histograms(panels, xlabel, f"{what}, step {step}"), step)
+
+    def _log_image_grids(self, writer, generator: torch.nn.Module, fixed: dict, step: int) -> None:
+        noise = fixed["noise"].to(self.device)
+        spherical = self.config.model.noise == "gaussian"
+        conditional = fixed.get("labels") is not None
+        names = self.data.images.kept_names
+        if conditional:  # a row per class, a column per noise vector: style stays, the class changes
+            classes = self.data.num_classes
+            per_class = max(1, min(noise.shape[0] // classes, 8))
+            labels = torch.arange(classes, device=self.device).repeat_interleave(per_class)
+            images = generate(generator, noise[:per_class].repeat(classes, 1), labels)
+            figure = viz.plot_grid((images + 1) / 2, per_class, row_names=names,
+                                   title=f"G(z, class) at step {step}:\na row per class asked for",
+                                   xlabel="a column per fixed noise vector z")
+        else:
+            figure = viz.plot_grid((generate(generator, noise) + 1) / 2, 8,
+                                   title=f"G(z) for {noise.shape[0]} fixed noise vectors z\nstep {step}")
+        viz.add_figure(writer, "samples/fixed_noise", figure, step)
+        rows = min(self.data.num_classes, INTERPOLATION_ROWS) if conditional else 4
         ends = fixed["ends"].to(self.device)
         path = torch.cat([interpolate(ends[2 * row], ends[2 * row + 1], INTERPOLATION_STEPS, spherical)
                           for row in range(rows)])
         path_labels = (torch.arange(rows, device=self.device).repeat_interleave(INTERPOLATION_STEPS)
-                       if labels is not None else None)
-        writer.add_image("samples/interpolation", viz.image_grid(
-            (generate(generator, path, path_labels) + 1) / 2, columns=INTERPOLATION_STEPS), step)
+                       if conditional else None)
+        figure = viz.plot_grid(
+            (generate(generator, path, path_labels) + 1) / 2, INTERPOLATION_STEPS,
+            row_names=names[:rows] if conditional else [f"pair {row + 1}" for row in range(rows)],
+            column_names=["z_a"] + [""] * (INTERPOLATION_STEPS - 2) + ["z_b"],
+            title=f"G along a path from z_a to z_b, step {step}",
+            xlabel=f"{'spherical' if spherical else 'straight'} interpolation, {INTERPOLATION_STEPS} steps")
+        viz.add_figure(writer, "samples/interpolation", figure, step)
+
+    def _log_image_statistics(self, writer, models: GANModels, result: dict, step: int) -> None:
+        """Class histogram, requested-vs-recognised classes, D's scores and pixel values, real vs generated."""
+        images: ImageSet = self.data.images
         if "class_histogram" in result:
             histogram = result["class_histogram"]
-            figure = viz.histogram_figure(list(histogram.values()), list(histogram), f"generated, step {step}")
-            writer.add_image("eval/class_histogram", figure, step, dataformats="HWC")
+            figure = viz.plot_class_histogram(list(histogram.values()), list(histogram),
+                                              f"classes of generated images, step {step}")
+            viz.add_figure(writer, "eval/class_histogram", figure, step)
+        count = self.config.eval_samples()
+        conditional = self.config.model.kind == "conditional"
+        labels = (torch.arange(count) % self.data.num_classes).to(self.device) if conditional else None
+        fakes = generate(models.generators["G"], self._eval_noise(count), labels)
+        if conditional and self.classifier is not None:  # the same samples the metric classified
+            _, recognised = self.classifier.embed(fakes)
+            matrix = torch.zeros(self.data.num_classes, len(self.classifier.classes), dtype=torch.long)
+            matrix.index_put_((labels.cpu(), recognised.cpu()), torch.ones(count, dtype=torch.long), accumulate=True)
+            accuracy = result.get("conditional_accuracy")
+            asked = f"{100 * accuracy:.0f}% as asked, " if accuracy is not None else ""
+            figure = viz.plot_confusion(matrix, images.kept_names, self.classifier.classes,
+                                        title=f"class asked for vs class seen\n{asked}step {step}",
+                                        row_label="class asked of G", column_label="class the classifier sees")
+            viz.add_figure(writer, "eval/requested_vs_recognised", figure, step)
+        split = self.data.selection_split  # the real images the evaluations measure against
+        split_images, split_labels = images.split(split)
+        real = to_signed(split_images[:count])  # as many real images as there are, up to count
+        real_labels = split_labels[:real.shape[0]] if conditional else None
+        critic = models.discriminators["D"]
+        panels = [("D", {"real": _scores(critic, real, real_labels), "generated": _scores(critic, fakes, labels)})]
+        self._log_scores(writer, panels, f"discriminator on real ({split}) vs generated images", step)
+        pixels = [("pixels", {f"real ({split})": (real.float().cpu() + 1) / 2, "generated": (fakes.cpu() + 1) / 2})]
+        viz.add_figure(writer, "eval/pixel_values", viz.plot_histograms(
+            pixels, "pixel value (0 black, 1 white)", f"pixel values, real vs generated, step {step}"), step)
 
     def _log_cycle(self, writer, models: GANModels, step: int) -> None:
         domain_a, domain_b = self.data.domains
-        for tag, images, forward, backward in (
-                ("samples/A_to_B_to_A", domain_a.test_images[:8], "G_AB", "G_BA"),
-                ("samples/B_to_A_to_B", domain_b.test_images[:8], "G_BA", "G_AB")):
+        split = self.data.selection_split  # the real images the evaluations measure against
+        (images_a, _), (images_b, _) = domain_a.split(split), domain_b.split(split)
+        named = {"A": "/".join(domain_a.kept_names), "B": "/".join(domain_b.kept_names)}
+        for tag, images, forward, backward, source, target in (
+                ("samples/A_to_B_to_A", images_a[:CYCLE_ROWS], "G_AB", "G_BA", "A", "B"),
+                ("samples/B_to_A_to_B", images_b[:CYCLE_ROWS], "G_BA", "G_AB", "B", "A")):
             real = to_signed(images)
             there = translate(models.generators[forward], real)
             back = translate(models.generators[backward], there)
             triples = torch.stack([real, there, back], dim=1).flatten(0, 1)  # a, G(a), F(G(a)), …
-            writer.add_image(tag, viz.image_grid((triples + 1) / 2, columns=6), step)
+            figure = viz.plot_grid((triples + 1) / 2, 3, column_names=[f"real {source}", f"{forward}(·)",
+                                                                       f"{backward}({forward}(·))"],
+                                   title=f"{source}: {named[source]} → {target}: {named[target]} → back\n"
+                                         f"{split} images, step {step}")
+            viz.add_figure(writer, tag, figure, step)
+        count = self.config.eval_samples()
+        real_a, real_b = to_signed(images_a[:count]), to_signed(images_b[:count])
+        fake_b, fake_a = translate(models.generators["G_AB"], real_a), translate(models.generators["G_BA"], real_b)
+        panels = [("D_A", {"real A": _scores(models.discriminators["D_A"], real_a),
+                           "G_BA(B)": _scores(models.discriminators["D_A"], fake_a)}),
+                  ("D_B", {"real B": _scores(models.discriminators["D_B"], real_b),
+                           "G_AB(A)": _scores(models.discriminators["D_B"], fake_b)})]
+        self._log_scores(writer, panels, "discriminators on real vs translated", step)
+
+
+@torch.no_grad()
+def _scores(critic: torch.nn.Module, samples: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """D's raw scores (eval mode, in chunks) for ``samples``, cut to whole packs; on the CPU."""
+    pack = getattr(critic, "pack", 1)
+    count = samples.shape[0] // pack * pack
+    was_training = critic.training
+    critic.eval()
+    scores = [critic(samples[start:start + CHUNK].float(), None if labels is None else labels[start:start + CHUNK])
+              for start in range(0, count, CHUNK)]
+    critic.train(was_training)
+    return torch.cat(scores).float().cpu() if scores else torch.zeros(0)
 
 
 def score(result: dict) -> float | None:
@@ -202,9 +310,18 @@ def score(result: dict) -> float | None:
     return None
 
 
-def scalars(result: dict) -> dict[str, float]:
-    """The plain numbers of an evaluation, as ``eval/<name>`` TensorBoard scalars."""
-    return {f"eval/{key}": float(value) for key, value in result.items() if isinstance(value, (int, float))}
+def scalars(result: dict, prefix: str = "eval") -> dict[str, float]:
+    """The plain numbers of an evaluation, as ``<prefix>/<name>`` TensorBoard scalars.
+
+    ``prefix``: ``val`` or ``test`` for images (the split measured against),
+    ``eval`` for a 2-D mixture's fresh samples.
+    """
+    return {f"{prefix}/{key}": float(value) for key, value in result.items() if isinstance(value, (int, float))}
+
+
+def named(result: dict, prefix: str) -> dict:
+    """``result``'s keys with ``prefix`` (``val_``, ``test_``; "" for a 2-D mixture), for summary.json."""
+    return {f"{prefix}{key}": value for key, value in result.items()}
 
 
 def make_evaluator(config: GANConfig, data: GANData, device: torch.device, say) -> tuple[Evaluator, dict]:
@@ -265,7 +382,7 @@ def evaluate_run(run_dir: str | Path, which: str = "best", data_dir: str | None 
 
     saved = load_saved(run_dir, "gan", GANConfig, which, data_dir)
     config, state, device = saved.config, saved.state, default_device()
-    data = load_gan_data(config, device)
+    data = load_gan_data(config, device, validation=False)  # images: the test split, as summary.json's test_*
     models = saved_models(saved, device)
     saved_classifier = state.get("eval_classifier")
     image_set = data.images if data.images is not None else (data.domains or [None])[0]
@@ -275,5 +392,7 @@ def evaluate_run(run_dir: str | Path, which: str = "best", data_dir: str | None 
         except DlxError:
             pass  # gone: fall back to the cached one
     evaluator, extra = make_evaluator(config, data, device, print)
-    result = evaluator.evaluate(models)
-    return {"run_dir": str(run_dir), "checkpoint": which, "step": int(state["step"]), **result, **extra}
+    result = evaluator.evaluate(models, "test")
+    prefix = "" if data.mixture is not None else "test_"
+    return {"run_dir": str(run_dir), "checkpoint": which, "step": int(state["step"]), **named(result, prefix),
+            **extra}

@@ -17,6 +17,7 @@ lives); metrics and pictures are in ``evaluate.py``.
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 
@@ -28,13 +29,16 @@ from dlx.errors import ConfigError
 from dlx.models.gan import build_gan, sample_noise
 from dlx.optim import lr_at, make_optimizer, set_lr
 from dlx.session import Session
+from dlx.train import cadence
 from dlx.train.gan import evaluate
 from dlx.train.gan.data import GANData, load_gan_data
 from dlx.train.gan.losses import get_loss
 from dlx.train.gan.steps import STEPS, Loop, stream_seed
+from dlx.train.histograms import log_histograms
 
 FAMILY = "gan"
-# What a checkpoint must hold to resume from (see steps.Loop.save).
+# What a checkpoint must hold to resume from (see steps.Loop.save). Checkpoints written
+# before validation splits lack the position's "val_size" and "best_step" (see keep_old_split).
 RESUME_KEYS = ("models", "g_optimizer", "d_optimizer", "step", "position", "fixed", "rng")
 POSITION_KEYS = ("step", "epoch", "batch", "best_score", "history")
 TOY_STEPS_PER_EPOCH = 1000  # 2-D data has no finite epoch; this many G steps make one
@@ -87,6 +91,9 @@ def build_loop(config: GANConfig, session: Session) -> tuple[Loop, evaluate.Eval
     Returns the loop, the evaluator (None on ranks other than 0) and the resume state (or None).
     """
     device = session.device
+    state = session.resume_state()
+    if state is not None:
+        keep_old_split(config, state, session)  # before the images are split
     data = load_gan_data(config, device, progress=session.is_main)
     models = build_gan(config, data.sample_shape, data.num_classes)
     for net in models.all().values():
@@ -99,11 +106,12 @@ def build_loop(config: GANConfig, session: Session) -> tuple[Loop, evaluate.Eval
     noise_stream = torch.Generator().manual_seed(stream_seed(config.run.seed, session.rank, 0))
     data_stream = torch.Generator().manual_seed(stream_seed(config.run.seed, session.rank, 1))
     fixed = make_fixed(config, data, device)
-    position = {"step": 0, "epoch": 0, "batch": 0, "best_score": None, "history": []}
-    state = session.resume_state()
+    position = {"step": 0, "epoch": 0, "batch": 0, "best_score": None, "history": [], "best_step": None,
+                "val_size": config.data.val_size}
     if state is not None:
         restore(state, session.resume_dir / "checkpoints" / "last.pt", models, g_optimizer, d_optimizer)
         position, fixed = state["position"], state["fixed"]
+        position.setdefault("val_size", 0)
     evaluator, extra_state = None, {}
     if session.is_main:  # only rank 0 evaluates; a bad --eval-classifier fails before the run dir exists
         evaluator, extra_state = evaluate.make_evaluator(config, data, device, session.print)
@@ -111,6 +119,22 @@ def build_loop(config: GANConfig, session: Session) -> tuple[Loop, evaluate.Eval
                 steps_per_epoch, steps_per_epoch * config.optim.epochs, batches, noise_stream, data_stream,
                 fixed, position, extra_state=extra_state)
     return loop, evaluator, state
+
+
+def keep_old_split(config: GANConfig, state: dict, session: Session) -> None:
+    """A run started before validation splits existed continues without one.
+
+    Its saved config lacks ``data.val_size`` (so it took the default), but
+    its checkpoint's position has no ``val_size`` either: splitting now would
+    change the images it trains on. It goes on as it began, measuring
+    against the test split.
+    """
+    position = state.get("position")
+    if isinstance(position, dict) and "val_size" not in position and config.data.val_size:
+        config.data.val_size = 0
+        if not config.is_toy:  # a 2-D mixture never had a split to keep
+            session.print("this run was started before validation splits: it continues without one "
+                          "(evaluations measure against the test split, as they did)")
 
 
 def restore(state: dict, path: Path, models, g_optimizer: torch.optim.Optimizer,
@@ -147,6 +171,8 @@ def train(config: GANConfig, argv: list[str] | None = None, resume_dir: str | Pa
         position = loop.position
         run_dir = session.open_run()
         session.print(f"run directory: {run_dir}")
+        if evaluator is not None and position["step"] == 0:
+            evaluator.log_noise(session.writer)  # what G draws from: shown once, it never changes
         loop.started = time.time()  # after data, models and the evaluation classifier are ready
         if state is not None:
             restore_streams(loop, state)
@@ -168,47 +194,57 @@ def train(config: GANConfig, argv: list[str] | None = None, resume_dir: str | Pa
                 # The last steps were not measured yet (eval.every does not divide the run, or a
                 # resumed run had already finished its epochs). Decided alike on every rank.
                 loop.save(best=evaluate_and_log(loop, evaluator, bar))
-        summary, hparams = make_summary(loop)
+        test = final_test(loop, evaluator)
+        summary, hparams = make_summary(loop, test)
         session.finish(summary, hparams)
         return run_dir
 
 
 def run_epoch(loop: Loop, evaluator: evaluate.Evaluator | None, bar) -> None:
-    """Generator steps from the saved position to the end of the epoch."""
+    """Generator steps from the saved position to the end of the epoch.
+
+    A step's numbers are logged under the number of generator steps made
+    before it (``dlx/train/cadence.py``), so the charts start at step 0.
+    """
     config, session, position = loop.config, loop.session, loop.position
     step_fn = STEPS[config.model.kind]
+    log_every = cadence.log_interval(config.run.log_every, loop.total_steps)
+    histogram_every = cadence.histogram_interval(loop.steps_per_epoch)
     sums: dict[str, torch.Tensor] = {}
     steps_since, since = 0, time.time()
     for _ in range(position["batch"], loop.steps_per_epoch):
-        g_lr = lr_at(position["step"], loop.total_steps, loop.steps_per_epoch, config.g_optim)
-        d_lr = lr_at(position["step"], loop.total_steps, loop.steps_per_epoch, config.d_optim)
+        step = position["step"]  # generator steps made before this one
+        g_lr = lr_at(step, loop.total_steps, loop.steps_per_epoch, config.g_optim)
+        d_lr = lr_at(step, loop.total_steps, loop.steps_per_epoch, config.d_optim)
         set_lr(loop.g_optimizer, g_lr)
         set_lr(loop.d_optimizer, d_lr)
+        histograms_now = session.is_main and cadence.due(step, histogram_every)
+        if histograms_now:
+            log_networks(loop, step, weights=True)
         stats = step_fn(loop)
-        noise = stats.pop("noise", None)
+        if histograms_now:  # each network's gradients of its last update in this step
+            log_networks(loop, step, weights=False)
         for key, value in stats.items():  # running sums on the device: no sync per step
             sums[key] = sums.get(key, 0) + value.detach().float()
         steps_since += 1
         position["step"] += 1
         position["batch"] += 1
-        step = position["step"]
-        checkpoint_now = bool(config.run.checkpoint_every) and step % config.run.checkpoint_every == 0
-        eval_now = bool(config.eval.every) and step % config.eval.every == 0
+        done = position["step"]
+        checkpoint_now = bool(config.run.checkpoint_every) and done % config.run.checkpoint_every == 0
+        eval_now = bool(config.eval.every) and done % config.eval.every == 0
         stop_now = session.should_stop()
-        if step % config.run.log_every == 0 or checkpoint_now or eval_now or stop_now:
+        if cadence.due(step, log_every) or checkpoint_now or eval_now or stop_now:
             means = {key: float(value) / steps_since for key, value in sums.items()}
             for key in ("loss/D", "loss/G"):
-                session.check_finite(means[key], step)  # also guards every checkpoint
+                session.check_finite(means[key], done)  # also guards every checkpoint
             steps_per_s = steps_since / max(time.time() - since, 1e-9)
             session.log_scalars(step, {**means, "opt/lr_G": g_lr, "opt/lr_D": d_lr, "perf/steps_per_s": steps_per_s,
                                        "perf/samples_per_s": steps_per_s * config.optim.batch_size
                                        * config.d_steps() * session.world_size})
-            if noise is not None:
-                session.writer.add_histogram("noise/z", noise.float().cpu(), step)
-            bar.update(step, D=means["loss/D"], G=means["loss/G"], it_s=round(steps_per_s))
+            bar.update(done, D=means["loss/D"], G=means["loss/G"], it_s=round(steps_per_s))
             sums, steps_since, since = {}, 0, time.time()
         else:
-            bar.update(step)
+            bar.update(done)
         best = evaluate_and_log(loop, evaluator, bar) if eval_now else False
         if checkpoint_now or stop_now or eval_now:
             loop.save(best=best)
@@ -216,13 +252,25 @@ def run_epoch(loop: Loop, evaluator: evaluate.Evaluator | None, bar) -> None:
             session.interrupt()
 
 
+def log_networks(loop: Loop, step: int, weights: bool) -> None:
+    """Weight (or gradient) histograms of every network: ``weights/G/fc1/weight``, ``gradients/D/…``."""
+    for role, net in loop.models.all().items():
+        log_histograms(loop.session.writer, net, step, weights=weights, gradients=not weights, prefix=f"{role}/")
+
+
+def scalar_prefix(data: GANData) -> str:
+    """Where evaluations go in TensorBoard: ``val/…`` or ``test/…`` (the images measured against);
+    ``eval/…`` for a 2-D mixture, whose fresh samples belong to no split."""
+    return data.selection_split or "eval"
+
+
 def evaluate_and_log(loop: Loop, evaluator: evaluate.Evaluator | None, bar) -> bool:
-    """Evaluate on rank 0, log numbers and pictures; True when this is the best so far."""
+    """Evaluate on rank 0 (against the validation images), log numbers and pictures; True when best so far."""
     if evaluator is None:  # ranks other than 0
         return False
     position, step = loop.position, loop.position["step"]
     result = evaluator.evaluate(loop.models)
-    loop.session.log_scalars(step, evaluate.scalars(result))
+    loop.session.log_scalars(step, evaluate.scalars(result, scalar_prefix(loop.data)))
     evaluator.log_pictures(loop.session.writer, loop.models, loop.fixed, result, step)
     position["history"].append({"step": step, **{k: v for k, v in result.items()
                                                  if isinstance(v, (int, float))}})
@@ -230,23 +278,58 @@ def evaluate_and_log(loop: Loop, evaluator: evaluate.Evaluator | None, bar) -> b
     improved = score is None or position["best_score"] is None or score > position["best_score"]
     if score is not None and improved:
         position["best_score"] = score
+    if improved:
+        position["best_step"] = step
     position["last_result"] = result
     bar.log(f"step {step}/{loop.total_steps}  " + evaluate.describe_result(result))
     return improved
 
 
-def make_summary(loop: Loop) -> tuple[dict, dict]:
-    """summary.json and the HParams metrics: final, first and best evaluations."""
+def final_test(loop: Loop, evaluator: evaluate.Evaluator | None) -> dict | None:
+    """Images with a validation split: the test split, measured once, on best.pt's networks (rank 0).
+
+    None otherwise: a 2-D mixture's evaluations draw fresh samples, and a
+    run without a validation split measured against the test split all along.
+    """
+    if evaluator is None or loop.data.selection_split != "val":
+        return None
+    position, models = loop.position, loop.models
+    if position.get("best_step") not in (None, position["step"]):
+        from dlx import checkpoint
+
+        state = checkpoint.load(loop.session.run_dir / "checkpoints" / "best.pt", FAMILY)
+        models = copy.deepcopy(loop.models)
+        for role, net in models.all().items():
+            net.load_state_dict(state["models"][role])
+    result = evaluator.evaluate(models, "test")
+    loop.session.log_scalars(position["step"], evaluate.scalars(result, "test"))
+    loop.session.print(f"test (best.pt, step {position.get('best_step')}): " + evaluate.describe_result(result))
+    return result
+
+
+def make_summary(loop: Loop, test: dict | None = None) -> tuple[dict, dict]:
+    """summary.json and the HParams metrics: final, first and best evaluations.
+
+    With a validation split, ``val_*`` are the numbers of the evaluation
+    that chose best.pt and ``test_*`` best.pt's, measured once; otherwise
+    (2-D mixtures, runs without a split) the last evaluation's, unprefixed.
+    """
     config, position = loop.config, loop.position
     history = position["history"]
     result = dict(position.get("last_result") or {})
+    prefix = "val_" if test is not None else ""
+    if test is not None:  # the evaluation that chose best.pt
+        chosen = next((entry for entry in history if entry["step"] == position.get("best_step")), None)
+        result = {key: value for key, value in (chosen or {}).items() if key != "step"}
     summary = {"family": FAMILY, "kind": config.model.kind, "model": config.model.name,
                "dataset": describe_data(loop.data), "loss": config.loss.name, "noise": config.model.noise,
-               **result}
+               **evaluate.named(result, prefix), **evaluate.named(test or {}, "test_")}
+    if test is not None:
+        summary["best_step"] = position.get("best_step")
     if history:
         for key, value in history[0].items():
             if key != "step":
-                summary[f"first_{key}"] = value
+                summary[f"first_{prefix}{key}"] = value
         summary["first_eval_step"] = history[0]["step"]
     summary.update({
         "evaluations": history,
@@ -257,7 +340,8 @@ def make_summary(loop: Loop) -> tuple[dict, dict]:
         "train_seconds": round(time.time() - loop.started, 2),
         **{key: str(value) for key, value in loop.extra_state.items()},
     })
-    hparams = {f"hparam/{key}": float(value) for key, value in result.items()
+    reported = {**evaluate.named(result, prefix), **evaluate.named(test or {}, "test_")}
+    hparams = {f"hparam/{key}": float(value) for key, value in reported.items()
                if isinstance(value, (int, float))}
     return summary, hparams
 

@@ -207,7 +207,6 @@ def gan_step(loop: Loop) -> dict[str, torch.Tensor]:
     for parameter in d_parameters:
         parameter.requires_grad_(True)
     stats["loss/G"] = loss_g.detach()
-    stats["noise"] = noise  # the noise actually fed to G, for the TensorBoard histogram
     return stats
 
 

@@ -12,6 +12,53 @@ import torch.nn.functional as F
 from dlx.data.sequences import IGNORE, PAD, Split
 
 FAMILY = "transformer"  # the checkpoints' family tag and the folder under runs/
+# Bucketing sorts this many batches' worth of shuffled examples by length at a
+# time: enough that neighbours have nearly equal lengths, few enough that the
+# batches of one pool still differ from epoch to epoch.
+POOL_BATCHES = 50
+BUCKET_STREAM = 1 << 61  # offsets the seed of the batch shuffle from the example shuffle's
+
+
+def epoch_permutation(seed: int, epoch: int, count: int) -> torch.Tensor:
+    """The shuffle for ``epoch`` (CPU): a pure function of (seed, epoch), same on every rank."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(count, generator=generator)
+
+
+def epoch_order(split: Split, seed: int, epoch: int, rank: int, world_size: int, shard_size: int,
+                batch_size: int, bucket: bool) -> torch.Tensor:
+    """This rank's examples for ``epoch`` in training order (CPU): each ``batch_size`` slice is one batch.
+
+    A pure function of its arguments, so a resumed run finds the same batches.
+    The rank's shard is its slice of the epoch's shuffle; with ``bucket`` it
+    is reordered so that each batch holds examples of similar length.
+    """
+    shard = epoch_permutation(seed, epoch, len(split))[rank::world_size][:shard_size]
+    if not bucket:
+        return shard
+    return bucket_order(shard, split.source_lengths, split.target_lengths, batch_size,
+                        seed * 1_000_003 + epoch + BUCKET_STREAM)
+
+
+def bucket_order(indices: torch.Tensor, source_lengths: torch.Tensor, target_lengths: torch.Tensor,
+                 batch_size: int, seed: int) -> torch.Tensor:
+    """``indices`` (already shuffled) reordered into batches of similar length, the batches shuffled.
+
+    Pools of ``POOL_BATCHES`` batches are sorted by (source length, target
+    length) — stably, so equal lengths keep their shuffled order — and cut
+    into batches; the full batches are then shuffled with ``seed``, and a
+    final short batch (when the shard does not divide) stays last, where
+    the loop expects it.
+    """
+    key = source_lengths[indices] * (int(target_lengths.max()) + 1) + target_lengths[indices]
+    pool = batch_size * POOL_BATCHES
+    batches: list[torch.Tensor] = []
+    for start in range(0, len(indices), pool):
+        part = indices[start:start + pool]
+        batches += list(part[torch.argsort(key[start:start + pool], stable=True)].split(batch_size))
+    short = [batches.pop()] if batches and len(batches[-1]) < batch_size else []
+    order = torch.randperm(len(batches), generator=torch.Generator().manual_seed(seed)).tolist()
+    return torch.cat([batches[i] for i in order] + short) if batches or short else indices
 
 
 @dataclass

@@ -22,15 +22,10 @@ from dlx.data.sequences import SequenceTask, load_task
 from dlx.models.transformer import build_model
 from dlx.optim import grad_norm, lr_at, make_optimizer, set_lr
 from dlx.session import Session
+from dlx.train import cadence
+from dlx.train.histograms import log_histograms
 from dlx.train.transformer import evaluate as report
-from dlx.train.transformer.data import FAMILY, batch_loss, make_batch
-
-
-def epoch_permutation(seed: int, epoch: int, count: int) -> torch.Tensor:
-    """The shuffle for ``epoch`` (CPU): a pure function of (seed, epoch), same on every rank."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(count, generator=generator)
-
+from dlx.train.transformer.data import FAMILY, batch_loss, epoch_order, make_batch
 
 # What a checkpoint must hold to resume from (see Loop.save).
 RESUME_KEYS = ("model", "optimizer", "step", "position", "rng")
@@ -67,6 +62,8 @@ def train(config: TransformerConfig, argv: list[str] | None = None,
     if not config.run.name:
         config.run.name = config.default_name()
     with Session(FAMILY, config, argv, resume_dir) as session:
+        if session.resume_state() is not None:
+            keep_old_split(config, session.resume_state(), session)  # before the task is made
         task = load_task(config.data)
         task.train, task.test = task.train.to(session.device), task.test.to(session.device)
         model = build_model(config.model, task.kind, len(task.vocab), len(task.labels), task.max_len)
@@ -75,16 +72,19 @@ def train(config: TransformerConfig, argv: list[str] | None = None,
         shard_size = len(task.train) // session.world_size
         steps_per_epoch = max(1, -(-shard_size // config.optim.batch_size))
         position = {"step": 0, "epoch": 0, "batch": 0, "best": -1.0, "epoch_sums": [0.0, 0, 0, 0],
-                    "history": []}
+                    "history": [], "val_size": config.data.val_size}
         state = session.resume_state()
         if state is not None:
             position = restore(state, session.resume_dir / "checkpoints" / "last.pt", model, optimizer)
+            position.setdefault("val_size", 0)
         loop = Loop(config, session, task, model, train_model, optimizer, steps_per_epoch,
                     steps_per_epoch * config.optim.epochs, shard_size, position)
         run_dir = session.open_run()
         session.print(f"run directory: {run_dir}")
-        session.print(f"task {task.name} ({task.kind}): {len(task.train)} training, {len(task.test)} held-out "
-                      f"examples; model {sum(p.numel() for p in model.parameters()):,} parameters")
+        validation = f"{len(task.validation)} validation, " if task.validation is not None else ""
+        session.print(f"task {task.name} ({task.kind}): {len(task.train)} training, {validation}"
+                      f"{len(task.test)} test examples; model {sum(p.numel() for p in model.parameters()):,} "
+                      "parameters")
         if session.is_main and state is None:
             report.log_positional_encoding(session.writer, model, task, 0)
         if state is not None:
@@ -109,10 +109,15 @@ def train(config: TransformerConfig, argv: list[str] | None = None,
                 if session.should_stop():
                     session.interrupt()
 
-        if loop.result is None or loop.result["step"] != position["step"]:
-            loop.result = report.evaluate(model, task, config, position["step"], session.shard, session.autocast)
-        result = loop.result
+        result = report.final_result(loop.result, model, task, config, position["step"], session.shard,
+                                     session.autocast)
+        if result["prefix"] == "test":  # the test split, apart from the validation curves
+            session.log_scalars(position["step"], report.scalars(result))
+            session.print("test: " + report.describe(result))
         summary = report.summary(config, task, model, result, position, session.started_at)
+        if task.validation is not None:  # what chose best.pt, apart from the test numbers measured once
+            summary.setdefault("val_exact_match", position["best"])
+            summary.setdefault("validation_examples", len(task.validation))
         session.finish(summary, report.hparam_metrics(result))
         return run_dir
 
@@ -154,8 +159,8 @@ def run_epoch(loop: Loop, epoch: int, bar) -> tuple[float, float]:
     """
     config, session, task, position = loop.config, loop.session, loop.task, loop.position
     batch_size = config.optim.batch_size
-    permutation = epoch_permutation(config.run.seed, epoch, len(task.train))
-    shard = permutation[session.rank::session.world_size][:loop.shard_size]
+    shard = epoch_order(task.train, config.run.seed, epoch, session.rank, session.world_size, loop.shard_size,
+                        batch_size, config.data.bucket)
     device_shard = shard.to(session.device)
     # Running sums stay tensors: reading them every step would sync a GPU.
     saved_loss, saved_correct, saved_counted, saved_examples = position["epoch_sums"]
@@ -164,8 +169,11 @@ def run_epoch(loop: Loop, epoch: int, bar) -> tuple[float, float]:
     counted = torch.tensor(int(saved_counted), device=session.device)
     examples = int(saved_examples)
     tokens_since, since = 0, time.time()
+    log_every = cadence.log_interval(config.run.log_every, loop.total_steps)
+    histogram_every = cadence.histogram_interval(loop.steps_per_epoch)
     loop.train_model.train()
     for batch_index in range(position["batch"], loop.steps_per_epoch):
+        before = position["step"]  # updates made before this batch: its numbers are logged under it
         window = slice(batch_index * batch_size, (batch_index + 1) * batch_size)
         batch = make_batch(task.train, task.kind, shard[window], device_shard[window])
         lr = lr_at(position["step"], loop.total_steps, loop.steps_per_epoch, config.optim)
@@ -174,6 +182,8 @@ def run_epoch(loop: Loop, epoch: int, bar) -> tuple[float, float]:
                                                         config.label_smoothing, session.autocast)
         loop.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if session.is_main and cadence.due(before, histogram_every):  # weights and their gradients
+            log_histograms(session.writer, loop.model, before)
         norm = grad_norm(loop.model.parameters())
         if config.optim.grad_clip:
             torch.nn.utils.clip_grad_norm_(loop.model.parameters(), config.optim.grad_clip)
@@ -193,10 +203,10 @@ def run_epoch(loop: Loop, epoch: int, bar) -> tuple[float, float]:
         evaluate_here = bool(config.eval.every) and (step % config.eval.every == 0 or
                                                       (last_batch and epoch + 1 == config.optim.epochs))
         stop_now = session.should_stop()
-        if step % config.run.log_every == 0 or last_batch or checkpoint_now or stop_now or evaluate_here:
+        if cadence.due(before, log_every) or last_batch or checkpoint_now or stop_now or evaluate_here:
             session.check_finite(loss_sum, step)  # also guards every checkpoint
             tokens_per_s = tokens_since * session.world_size / max(time.time() - since, 1e-9)
-            session.log_scalars(step, {"train/loss": float(loss.detach()), "opt/lr": lr,
+            session.log_scalars(before, {"train/loss": float(loss.detach()), "opt/lr": lr,
                                        "opt/grad_norm": float(norm), "perf/tokens_per_s": tokens_per_s})
             bar.update(step, loss=float(loss_sum) / examples, acc=int(correct) / max(int(counted), 1),
                        tok_s=round(tokens_per_s))
@@ -213,3 +223,16 @@ def run_epoch(loop: Loop, epoch: int, bar) -> tuple[float, float]:
         if stop_now:
             session.interrupt()
     return float(loss_sum) / max(examples, 1), int(correct) / max(int(counted), 1)
+
+
+def keep_old_split(config: TransformerConfig, state: dict, session: Session) -> None:
+    """A run started before validation sets existed continues without one (evaluating on test, as it did).
+
+    Its saved config lacks ``data.val_size`` (so it took the default), but
+    its checkpoint's position has no ``val_size``: a file task would lose
+    training examples to a new split, a generated one would change what
+    chooses best.pt.
+    """
+    position = state.get("position")
+    if isinstance(position, dict) and "val_size" not in position and config.data.val_size:
+        config.data.val_size = 0

@@ -1,0 +1,33 @@
+"""When a training loop writes to TensorBoard: intervals derived from the run's length.
+
+A fixed interval fails short runs (a 1-epoch run logged every 50 steps is a
+single dot per chart) and floods long ones. Here the scalar interval comes
+from the run's total steps unless ``run.log_every`` fixes it, and weight
+and gradient histograms come at initialisation and a few times per epoch.
+
+The loops log a step's numbers under the step's own index *before* the
+update (``train/loss`` at step s is the loss of the weights after s
+updates), so every chart starts at step 0.
+"""
+
+from __future__ import annotations
+
+SCALAR_POINTS = 30  # at least this many points per training scalar (every step when the run is shorter)
+HISTOGRAMS_PER_EPOCH = 4  # weight and gradient histograms per epoch, after the one at step 0
+
+
+def log_interval(log_every: int, total_steps: int) -> int:
+    """Steps between logged training scalars: ``log_every``, or (0: auto) the run's length / 30."""
+    if log_every > 0:
+        return log_every
+    return max(1, total_steps // SCALAR_POINTS)
+
+
+def histogram_interval(steps_per_epoch: int) -> int:
+    """Steps between weight/gradient histograms: a few per epoch, the first at step 0."""
+    return max(1, steps_per_epoch // HISTOGRAMS_PER_EPOCH)
+
+
+def due(step: int, interval: int) -> bool:
+    """True at steps 0, interval, 2·interval, … (``step`` counts updates already made)."""
+    return step % interval == 0
