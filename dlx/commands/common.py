@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
@@ -74,8 +75,19 @@ def print_summary(run_dir: Path) -> None:
     Console(stderr=True).print(table)
 
 
+def _quiet_disk_full_in_threads(args) -> None:
+    """A full disk seen by a background writer (TensorBoard's event thread) is not printed as a
+    traceback: the training thread meets the same full disk and reports it in one line."""
+    import errno
+
+    if isinstance(args.exc_value, OSError) and args.exc_value.errno in (errno.ENOSPC, errno.EDQUOT):
+        return
+    threading.__excepthook__(args)
+
+
 def run_guarded(app: typer.Typer, argv: list[str] | None = None) -> int:
     """Run the Typer app; turn known failures into one line and an exit code."""
+    previous_hook, threading.excepthook = threading.excepthook, _quiet_disk_full_in_threads
     try:
         app(args=argv, standalone_mode=False)
     except SystemExit as exit_:
@@ -85,6 +97,8 @@ def run_guarded(app: typer.Typer, argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        threading.excepthook = previous_hook
     return 0
 
 
