@@ -35,6 +35,8 @@ CASES = {
     "transformer d_model=256": (["train-transformer", "--set", "data.train_size=6400", "--set",
                                  "data.test_size=200", "--epochs", "1", "--d-model", "256", "--ff", "1024"],
                                 "perf/tokens_per_s"),
+    "transformer g2p": (["train-transformer", "--task", "g2p", "--set", "data.limit_train=12800", "--set",
+                         "data.limit_test=200", "--set", "eval.beam=1", "--epochs", "1"], "perf/tokens_per_s"),
     "gan ring8 default": (["train-gan", "--steps-per-epoch", "600", "--epochs", "1"], "perf/samples_per_s"),
     "gan dcgan fashion-mnist": (["train-gan", "--dataset", "fashion-mnist", "--model", "dcgan", "--limit-train",
                                  "6400", "--epochs", "1", "--set", "eval.image_metrics=false"],

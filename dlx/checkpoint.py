@@ -10,12 +10,13 @@ of either.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -279,6 +280,15 @@ class SavedRun:
     state: dict[str, Any]  # the checkpoint's contents
     path: Path  # the checkpoint file that was read
     which: str  # "best" or "last", as asked for
+
+    def autocast(self, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
+        """The forward passes' context as the run measured itself: bf16 autocast when it trained in bf16
+        (``run.precision`` bf16, or auto on a device that computes bf16 natively), so ``dlx eval``
+        reproduces the summary's numbers."""
+        from dlx.hardware import resolve_precision
+
+        enabled = resolve_precision(self.config.run.precision, device) == "bf16"
+        return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:

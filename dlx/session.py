@@ -45,6 +45,7 @@ import torch
 from dlx import checkpoint
 from dlx.config import to_dict
 from dlx.errors import DlxError, NonFiniteLossError, TrainingInterrupted, disk_full_error
+from dlx.hardware import auto_threads, resolve_precision
 from dlx.progress import NullProgress, TrainProgress
 from dlx.rundir import RunDir, RunLock
 
@@ -103,14 +104,14 @@ class Session:
         self.started_at = self._start_time
 
         run = config.run
-        if run.threads:
-            torch.set_num_threads(run.threads)
+        torch.set_num_threads(run.threads or auto_threads())
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         self.distributed = self.world_size > 1
         self.is_main = self.rank == 0
         self.device = self._pick_device(run.device)
+        self.precision = resolve_precision(run.precision, self.device)  # "auto" → bf16 or fp32
         if self.distributed:
             self._init_distributed()
         torch.manual_seed(run.seed)
@@ -137,8 +138,8 @@ class Session:
             dist.init_process_group(backend=backend)
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """bf16 autocast when ``run.precision`` is bf16, else a no-op."""
-        enabled = self.config.run.precision == "bf16"
+        """bf16 autocast when the run's precision (``run.precision``, auto resolved) is bf16, else a no-op."""
+        enabled = self.precision == "bf16"
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
     def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
@@ -275,7 +276,7 @@ class Session:
         run = self.config.run
         meta = {
             "command": self.argv, "cwd": os.getcwd(), "seed": run.seed, "device": self._device_name(),
-            "world_size": self.world_size, "precision": run.precision,
+            "world_size": self.world_size, "precision": self.precision,
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "dlx": _dlx_version()},
             "git_commit": _git_commit(), "host": socket.gethostname(), "pid": os.getpid(),
         }
@@ -285,7 +286,7 @@ class Session:
 
     def _reopen_run(self) -> Path:
         updates = {"pid": os.getpid(), "host": socket.gethostname(), "device": self._device_name(),
-                   "world_size": self.world_size}
+                   "world_size": self.world_size, "precision": self.precision}
         self.rundir = RunDir.reopen(self.resume_dir, to_dict(self.config), updates, lock=self._lock)
         self.rundir.started = self._start_time
         return self.rundir.path

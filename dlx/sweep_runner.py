@@ -27,6 +27,7 @@ from typing import Any
 
 from dlx import families
 from dlx.errors import DlxError, disk_full_error
+from dlx.hardware import usable_cores
 from dlx.runs import find_runs
 from dlx.sweep import Point, Sweep, point_argv, slug
 
@@ -94,7 +95,7 @@ def run_sweep(sweep: Sweep, sweep_dir: Path, record: dict, parallel: int = 1,
     """
     env = dict(os.environ)
     if parallel > 1 and "OMP_NUM_THREADS" not in env:  # share the cores, do not oversubscribe
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // parallel))
+        env["OMP_NUM_THREADS"] = str(max(1, usable_cores() // parallel))
     pending = list(enumerate(sweep.points))
     running: dict[subprocess.Popen, tuple[int, float]] = {}
     finished = 0

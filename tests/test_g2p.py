@@ -173,6 +173,13 @@ def test_g2p_gets_its_recipe_unless_the_user_sets_a_key(tmp_path):
     assert from_file.model.d_model == 64 and from_file.model.ff == recipe["model"]["ff"]
 
 
+def test_the_experiments_file_spells_out_the_plain_recipe():
+    root = Path(__file__).resolve().parents[1]
+    from_file = config_mod.build(TransformerConfig, root / "experiments" / "transformer" / "g2p.yaml")
+    plain = config_mod.build(TransformerConfig, flags={"data.task": "g2p"})
+    assert config_mod.to_dict(from_file) == config_mod.to_dict(plain)
+
+
 # --------------------------------------------------------------------------
 # End to end on the real dictionary, with a tiny model
 

@@ -27,13 +27,16 @@ class RunConfig:
     name: str = option("", "run name used in the directory name (default: derived from model and data)")
     seed: int = option(0, "seed for weights, shuffling and dropout")
     device: Literal["auto", "cpu", "cuda"] = option("auto", "auto picks cuda when available")
-    precision: Literal["fp32", "bf16"] = option("fp32", "bf16 autocasts matmuls and convs")
+    precision: Literal["fp32", "bf16", "auto"] = option(
+        "fp32", "bf16 autocasts matmuls and convs; auto: bf16 where the device computes it natively "
+                "(CUDA with bf16, CPUs with AVX-512 BF16 or AMX), else fp32")
     compile: bool = option(False, "wrap the model in torch.compile")
     runs_dir: str = option("runs", "root directory; runs land in <runs_dir>/<family>/")
     log_every: int = option(0, "optimizer steps between logged training scalars "
                                "(0: auto, the run's total steps / 30, so every run has ~30 points from step 0)")
     checkpoint_every: int = option(0, "optimizer steps between checkpoints (0: once per epoch)")
-    threads: int = option(0, "CPU threads for torch (0: torch's default)")
+    threads: int = option(0, "CPU threads for torch (0: auto, the physical cores shared by this machine's "
+                                 "processes of the run or sweep; OMP_NUM_THREADS wins when set)")
     progress: bool = option(True, "show a live progress bar")
 
     def check(self):

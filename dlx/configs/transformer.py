@@ -137,13 +137,6 @@ class TransformerEvalConfig:
         return problems
 
 
-def _transformer_run() -> RunConfig:
-    # These models are small: on a CPU one thread per process is faster than
-    # several (measured on 2 cores: 43 vs 240 ms per step while other work ran,
-    # as intra-op threads contend for the cores). Raise run.threads for big models.
-    return RunConfig(threads=1)
-
-
 def _transformer_optim() -> OptimConfig:
     # Adam with warmup then cosine decay: reaches >= 99% exact match on
     # `reverse` in about 1250 steps, about a minute on one CPU core.
@@ -156,10 +149,15 @@ def _transformer_optim() -> OptimConfig:
 # --set; see ``TransformerConfig.task_defaults``), and shown by --print-config.
 TASK_RECIPES: dict[str, dict[str, Any]] = {
     "g2p": {
-        # Measured on this project's 2-core CPU (README: G2P on CMUdict).
-        "model": {"d_model": 128, "heads": 4, "layers": 3, "ff": 512, "dropout": 0.1},
+        # Measured on this project's 2-core CPU (README: G2P on CMUdict): test WER
+        # 30.9% greedy / 30.3% beam 5 in 13 minutes (2 threads, bf16). Batch 128
+        # without dropout learns faster per CPU-second than batch 256 with dropout
+        # 0.1 (one-epoch runs: validation WER 47% vs 59%); batch 64 learns faster
+        # still per epoch but runs at 74% of batch 128's tokens/s.
+        "run": {"precision": "auto"},
+        "model": {"d_model": 128, "heads": 4, "layers": 3, "ff": 512, "dropout": 0.0},
         "optim": {"optimizer": "adam", "lr": 2e-3, "schedule": "warmup-cosine", "warmup_steps": 400,
-                  "epochs": 3, "batch_size": 256, "grad_clip": 1.0},
+                  "epochs": 7, "batch_size": 128, "grad_clip": 1.0},
         "data": {"bucket": True},
         "eval": {"beam": 5, "examples": 16},
         "label_smoothing": 0.1,
@@ -171,7 +169,7 @@ TASK_RECIPES: dict[str, dict[str, Any]] = {
 class TransformerConfig:
     """Everything one ``train-transformer`` run needs."""
 
-    run: RunConfig = section(_transformer_run)
+    run: RunConfig = section(RunConfig)
     data: SequenceDataConfig = section(SequenceDataConfig)
     model: TransformerModelConfig = section(TransformerModelConfig)
     optim: OptimConfig = section(_transformer_optim)

@@ -175,7 +175,7 @@ def evaluate_run(run_dir: str | Path, which: str = "best", data_dir: str | None 
     model = build_cnn(config.model, images.shape[1], images.shape[-1], len(data.classes))
     load_weights(model, state["model"], saved.path)
     model.to(device)
-    result = evaluate(model, data)
+    result = evaluate(model, data, autocast=saved.autocast(device))
     return {
         "run_dir": str(saved.run_dir), "checkpoint": which, "step": int(state["step"]),
         "test_accuracy": result["accuracy"], "test_loss": result["loss"],

@@ -402,7 +402,7 @@ def evaluate_run(run_dir: str | Path, which: str = "best", data_dir: str | None 
     model.to(device)
     task.train, task.test = task.train.to(device), task.test.to(device)
     # g2p: the test split, greedy and with the beam, as the run's summary measured it.
-    result = evaluate(model, task, config, split_name="test", final=True)
+    result = evaluate(model, task, config, split_name="test", final=True, autocast=saved.autocast(device))
     return {
         "run_dir": str(saved.run_dir), "checkpoint": which, "step": int(state["step"]), "task": task.name,
         "beam": config.eval.beam, "exact_match": result["exact_match"],
@@ -444,7 +444,8 @@ def translate(run_dir: str | Path, text: str, beam: int | None = None, which: st
         if len(ids) > info["max_len"]:
             raise DlxError(f"the input has {len(ids)} tokens; this run's model takes at most {info['max_len']}")
         source = torch.tensor([ids], dtype=torch.long, device=device)
-        output = _translate_one(model, source, info, width, nbest)
+        with saved.autocast(device)():  # as the run computed its own outputs
+            output = _translate_one(model, source, info, width, nbest)
         lines.append(f"{item}\t{output}" if len(inputs) > 1 and nbest == 1 else
                      f"{item}\n{output}" if len(inputs) > 1 else output)
     return "\n".join(lines)
