@@ -117,11 +117,18 @@ def _cnn_optim() -> OptimConfig:
     return OptimConfig(optimizer="adam", lr=3e-3, schedule="onecycle", epochs=3, batch_size=128)
 
 
+def _cnn_run() -> RunConfig:
+    # bf16 autocast where the CPU or GPU computes it natively: the default
+    # convnet's step runs ~1.3x faster in bf16 on an AVX-512 BF16 CPU, at the
+    # same test accuracy (README: CPU speed of the default recipe).
+    return RunConfig(precision="auto")
+
+
 @dataclass
 class CNNConfig:
     """Everything one ``train-cnn`` run needs."""
 
-    run: RunConfig = section(RunConfig)
+    run: RunConfig = section(_cnn_run)
     data: CNNDataConfig = section(CNNDataConfig)
     model: CNNModelConfig = section(CNNModelConfig)
     optim: OptimConfig = section(_cnn_optim)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -83,26 +84,38 @@ def parameter_names(model: nn.Module) -> dict[str, str]:
 
 @torch.no_grad()
 def log_histograms(writer, model: nn.Module, step: int, weights: bool = True, gradients: bool = True,
-                   prefix: str = "", names: dict[str, str] | None = None) -> None:
+                   prefix: str = "", names: dict[str, str] | None = None, draw_later=None) -> None:
     """``weights/<prefix><layer>/<param>`` and ``gradients/…`` histograms of ``model`` at ``step``.
 
     Call after the backward pass and before the optimizer step, so that the
     gradients are those of the weights shown. Parameters without a gradient
     (unused, frozen) get only their weight histogram. Non-finite values are
     left out (the loss guard reports a diverged run; a histogram cannot show
-    NaN), and a tensor with no finite value is skipped.
+    NaN), and a tensor with no finite value is skipped. With ``draw_later``
+    (a ``BackgroundDrawer``) the values are copied now and binned off the
+    training thread.
     """
     names = names or parameter_names(model)
+    snapshots = []
     for name, parameter in model.named_parameters():
         tag = prefix + names.get(name, name.replace(".", "/"))
         if weights:
-            _add(writer, f"weights/{tag}", parameter, step)
+            snapshots.append((f"weights/{tag}", _copy(parameter)))
         if gradients and parameter.grad is not None:
-            _add(writer, f"gradients/{tag}", parameter.grad, step)
+            snapshots.append((f"gradients/{tag}", _copy(parameter.grad)))
+
+    def write() -> None:  # numpy only: torch ops here would start a second OpenMP team on busy cores
+        for tag, values in snapshots:
+            finite = values[np.isfinite(values)]
+            if finite.size:
+                writer.add_histogram(tag, finite, step)
+
+    if draw_later is None:
+        write()
+    else:
+        draw_later(write)
 
 
-def _add(writer, tag: str, values: torch.Tensor, step: int) -> None:
-    values = values.detach().float().flatten().cpu()
-    finite = values[torch.isfinite(values)]
-    if finite.numel():
-        writer.add_histogram(tag, finite, step)
+def _copy(values: torch.Tensor) -> np.ndarray:
+    """A float array that later updates of ``values`` (in place, by the optimizer) do not change."""
+    return values.detach().float().flatten().cpu().numpy().copy()

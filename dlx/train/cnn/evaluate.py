@@ -77,39 +77,52 @@ STAGE_NAMES = {"MaxPool2d": "max-pool", "AvgPool2d": "avg-pool", "Dropout": "dro
 
 
 @torch.no_grad()
-def log_pictures(writer, model, data: ImageData, result: dict, step: int) -> None:
-    """Confusion matrix, misclassified images, first-layer filters and feature maps of ``result``'s split."""
+def log_pictures(writer, model, data: ImageData, result: dict, step: int,
+                 draw_later: Callable[[Callable[[], None]], None] | None = None) -> None:
+    """Confusion matrix, misclassified images, first-layer filters and feature maps of ``result``'s split.
+
+    What the pictures show is taken from the model now; drawing them
+    (matplotlib: most of the cost) is handed to ``draw_later`` when given —
+    the trainer's background drawer, so training goes on meanwhile.
+    """
     split = result.get("split", "test")
     images, labels = data.split(split)
-    title = f"{split} split, step {step}: accuracy {100 * result['accuracy']:.1f}%"
-    viz.add_figure(writer, "eval/confusion_matrix", viz.plot_confusion(result["confusion"], data.classes, title=title),
-                   step)
     was_training = model.training
     model.eval()
+    jobs: list[Callable[[], None]] = []
+    title = f"{split} split, step {step}: accuracy {100 * result['accuracy']:.1f}%"
+    confusion, classes = result["confusion"].clone(), list(data.classes)
+    jobs.append(lambda: viz.add_figure(writer, "eval/confusion_matrix",
+                                       viz.plot_confusion(confusion, classes, title=title), step))
     wrong = result["wrong"][:MISCLASSIFIED_SHOWN].to(images.device)
     if len(wrong):
-        shown = images[wrong]
-        probabilities = model(as_input(shown, data.mean, data.std)).float().softmax(1).cpu()
+        shown = images[wrong].float().div(255).cpu()
+        probabilities = model(as_input(images[wrong], data.mean, data.std)).float().softmax(1).cpu()
         confidence, predicted = probabilities.max(1)
-        figure = viz.plot_misclassified(
-            shown.float().div(255), [data.classes[int(i)] for i in labels[wrong].cpu()],
-            [data.classes[int(i)] for i in predicted], confidence.tolist(),
-            title=f"misclassified {split} images, step {step}\ntrue → predicted (the model's probability)")
-        viz.add_figure(writer, "eval/misclassified", figure, step)
+        truth_names = [classes[int(i)] for i in labels[wrong].cpu()]
+        predicted_names = [classes[int(i)] for i in predicted]
+        misclassified_title = f"misclassified {split} images, step {step}\ntrue → predicted (the model's probability)"
+        jobs.append(lambda: viz.add_figure(writer, "eval/misclassified", viz.plot_misclassified(
+            shown, truth_names, predicted_names, confidence.tolist(), title=misclassified_title), step))
     if model.first_conv is not None and len(images):
-        weights = model.first_conv.weight.detach().cpu()  # out × in × k × k
+        weights = model.first_conv.weight.detach().float().cpu().contiguous()  # out × in × k × k
         count, size = weights.shape[0], weights.shape[-1]
         channel_note = "" if weights.shape[1] == 1 else f" (input channel 0 of {weights.shape[1]})"
-        viz.add_figure(writer, "filters/first_conv", viz.plot_filters(
-            weights, title=f"first conv: {count} filters {size}×{size}{channel_note}\nstep {step}, one shared scale"),
-            step)
+        filters_title = f"first conv: {count} filters {size}×{size}{channel_note}\nstep {step}, one shared scale"
+        jobs.append(lambda: viz.add_figure(writer, "filters/first_conv",
+                                           viz.plot_filters(weights, title=filters_title), step))
         maps, stages = first_activation(model, as_input(images[:1], data.mean, data.std))
-        figure = viz.plot_feature_maps(
-            images[0].float().div(255).cpu(), maps[0].float().cpu(),
-            title=f"{' → '.join(stages)}\nof {split} image 0, step {step}",
-            input_title=f"input:\n{data.classes[int(labels[0])]}", label="output")
-        viz.add_figure(writer, "feature_maps/first_conv", figure, step)
+        first_image, first_maps = images[0].float().div(255).cpu(), maps[0].float().cpu().contiguous()
+        maps_title = f"{' → '.join(stages)}\nof {split} image 0, step {step}"
+        input_title = f"input:\n{classes[int(labels[0])]}"
+        jobs.append(lambda: viz.add_figure(writer, "feature_maps/first_conv", viz.plot_feature_maps(
+            first_image, first_maps, title=maps_title, input_title=input_title, label="output"), step))
     model.train(was_training)
+    for job in jobs:
+        if draw_later is None:
+            job()
+        else:
+            draw_later(job)
 
 
 def first_activation(model, image: torch.Tensor) -> tuple[torch.Tensor, list[str]]:

@@ -28,6 +28,7 @@ from dlx.session import Session
 from dlx.train import cadence
 from dlx.train.cnn.data import FAMILY, ImageData, as_input, epoch_permutation, load_images
 from dlx.train.cnn.evaluate import evaluate, log_embedding, log_pictures
+from dlx.train.drawer import BackgroundDrawer
 from dlx.train.histograms import log_histograms, parameter_names
 
 # What a checkpoint must hold to resume from (see Loop.save). Checkpoints
@@ -57,6 +58,7 @@ class Loop:
     names: dict = field(default_factory=dict)  # parameter → readable histogram tag (conv1/weight)
     result: dict | None = None  # the latest per-epoch evaluation
     best_weights: dict | None = None  # the weights best.pt holds, once this session saved one
+    draw_later: BackgroundDrawer | None = None  # draws the per-epoch pictures off the training thread
 
     def save(self, best: bool = False) -> None:
         self.session.save_checkpoint(
@@ -103,15 +105,16 @@ def train(config: CNNConfig, argv: list[str] | None = None, resume_dir: str | Pa
 
             set_rng_state(state["rng"])  # last, so nothing above consumes randomness
 
-        with session.progress(loop.total_steps, f"{config.model.name} on {config.data.dataset}") as bar:
-            bar.update(position["step"])
-            for epoch in range(position["epoch"], config.optim.epochs):
-                train_loss, train_accuracy = run_epoch(loop, epoch, bar)
-                end_epoch(loop, epoch, train_loss, train_accuracy, bar)
+        with BackgroundDrawer() as loop.draw_later:  # pictures are drawn while training goes on
+            with session.progress(loop.total_steps, f"{config.model.name} on {config.data.dataset}") as bar:
+                bar.update(position["step"])
+                for epoch in range(position["epoch"], config.optim.epochs):
+                    train_loss, train_accuracy = run_epoch(loop, epoch, bar)
+                    end_epoch(loop, epoch, train_loss, train_accuracy, bar)
 
-        test = final_test(loop)
-        if session.is_main:
-            log_embedding(session.writer, model, data, config.embedding_samples, position["step"])
+            test = final_test(loop)
+            if session.is_main:
+                log_embedding(session.writer, model, data, config.embedding_samples, position["step"])
         session.finish(*make_summary(loop, test))
         return run_dir if session.is_main else None
 
@@ -149,7 +152,7 @@ def end_epoch(loop: Loop, epoch: int, train_loss: float, train_accuracy: float, 
         f"{split}/loss": result["loss"], f"{split}/accuracy": result["accuracy"],
     })
     if session.is_main:
-        log_pictures(session.writer, loop.model, data, result, position["step"])
+        log_pictures(session.writer, loop.model, data, result, position["step"], draw_later=loop.draw_later)
     bar.log(f"epoch {epoch + 1}/{loop.config.optim.epochs}  train loss {train_loss:.4f}  "
             f"acc {train_accuracy:.4f}  {split} loss {result['loss']:.4f}  acc {result['accuracy']:.4f}")
     loop.save(best=improved)
@@ -242,7 +245,7 @@ def run_epoch(loop: Loop, epoch: int, bar) -> tuple[float, float]:
         loss.backward()
         if session.is_main and cadence.due(step, loop.histogram_every):
             # The weights this batch saw and their gradients, before clipping and the update.
-            log_histograms(session.writer, loop.model, step, names=loop.names)
+            log_histograms(session.writer, loop.model, step, names=loop.names, draw_later=loop.draw_later)
         norm = None  # computed only when logged (or free from clipping)
         if config.optim.grad_clip:
             norm = torch.nn.utils.clip_grad_norm_(loop.model.parameters(), config.optim.grad_clip)
