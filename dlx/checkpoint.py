@@ -312,7 +312,7 @@ def load_saved(run_dir: str | Path, family: str, config_class: type, which: str 
     from dlx.rundir import read_run_config
 
     run_dir = Path(run_dir)
-    config = config_mod.build(config_class, base=read_run_config(run_dir, family))
+    config = config_mod.build(config_class, base=read_run_config(run_dir, family), recipes=False)
     if data_dir and hasattr(config.data, "data_dir"):
         config.data.data_dir = data_dir
     path = checkpoint_path(run_dir, which)

@@ -323,11 +323,15 @@ def build(
     flags: dict[str, Any] | None = None,
     overrides: list[str] | None = None,
     base: dict | None = None,
+    recipes: bool = True,
 ) -> Any:
     """Resolve a config: defaults < task recipe < base < file < flags < --set; validate; raise once.
 
     ``flags`` maps dotted keys to values given on the command line (``None``
     means the flag was not given). ``base`` is a saved config (for resume).
+    ``recipes=False`` leaves the family's task recipes out: a saved run's
+    config is rebuilt as it trained, where a key it predates takes the
+    dataclass default (the behaviour of its day), not today's recipe.
     """
     data: dict = _copy(base) if base else {}
     if config_file:
@@ -339,7 +343,7 @@ def build(
         set_path(data, dotted_key, value)
     # A family may give a task its own recipe, layered under everything the user
     # set (e.g. --task g2p alone gets g2p's model and optimizer).
-    task_defaults = getattr(cls, "task_defaults", None)
+    task_defaults = getattr(cls, "task_defaults", None) if recipes else None
     if task_defaults is not None:
         data = merge(task_defaults(data), data)
     problems: list[str] = []

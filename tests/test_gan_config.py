@@ -26,7 +26,7 @@ def test_defaults_are_the_ring8_recipe():
 
 
 def test_image_defaults_differ_from_2d_defaults():
-    config = build("data.dataset=fashion-mnist")
+    config = build("data.dataset=fashion-mnist", "model.kind=conditional")  # its recipe leaves pack to the default
     assert (config.noise_dim(), config.pack(), config.eval_samples(), config.d_steps()) == (64, 1, 2000, 1)
     assert build("data.dataset=grid25").toy_std() == 0.05
 

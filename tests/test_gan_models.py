@@ -36,7 +36,7 @@ def test_image_generators_and_discriminators(name, kind):
     images = models.generators["G"](torch.randn(6, 64), labels)
     assert images.shape == (6, 1, 28, 28)
     assert images.abs().max() <= 1.0  # tanh range, like the real images in [-1, 1]
-    assert models.discriminators["D"](images, labels).shape == (6,)
+    assert models.discriminators["D"](images, labels).shape == (6 // config.pack(),)  # one score per pack
 
 
 def test_conditional_networks_need_labels():
@@ -134,3 +134,26 @@ def test_loss_registry_covers_the_config_and_only_wgan_gp_has_a_penalty():
     assert torch.isclose(LOSSES["hinge"].summary(scores), torch.tensor(1.0))
     with pytest.raises(ValueError, match="unknown loss"):
         losses.get_loss("minimax")
+
+
+def test_dcgan_follows_the_practice_its_docstrings_cite():
+    from torch.nn.utils import parametrize
+
+    config = make_config(**{"data.dataset": "fashion-mnist", "model.kind": "conditional", "model.channels": 8})
+    models = build_gan(config, (1, 28, 28), num_classes=10)
+    generator, critic = models.generators["G"], models.discriminators["D"]
+    g_layers = list(generator.body)
+    # G: resize + 3×3 conv instead of transposed convs; batch norm everywhere but the tanh output.
+    assert not any(isinstance(layer, torch.nn.ConvTranspose2d) for layer in g_layers)
+    assert sum(isinstance(layer, torch.nn.Upsample) for layer in g_layers) == 2
+    assert isinstance(g_layers[-1], torch.nn.Tanh) and isinstance(g_layers[-2], torch.nn.Conv2d)
+    # D: no batch norm; every weight (convs, head, class projection) spectrally normalised.
+    assert not any(isinstance(layer, torch.nn.BatchNorm2d) for layer in critic.modules())
+    weighted = [layer for layer in critic.modules() if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear,
+                                                                          torch.nn.Embedding))]
+    assert len(weighted) == 4 and all(parametrize.is_parametrized(layer, "weight") for layer in weighted)
+    images = torch.rand(4, 1, 28, 28) * 2 - 1
+    for _ in range(30):  # the power iteration converges during training passes
+        critic(images, torch.arange(4))
+    head = critic.head.weight.detach()
+    assert torch.linalg.matrix_norm(head, ord=2) == pytest.approx(1.0, abs=1e-3)

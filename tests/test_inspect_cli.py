@@ -22,7 +22,7 @@ TARGET_FLAGS = {
     "cnn": {"--model", "--config", "--set", "--input", "--compare-fc", "--json"},
     "attention": {"--seq-len", "--d-model", "--heads", "--score", "--window", "--batch", "--json"},
     "transformer": {"--config", "--set", "--task", "--json"},
-    "gan": {"--config", "--set", "--json"},
+    "gan": {"--model", "--kind", "--dataset", "--config", "--set", "--json"},
 }
 
 

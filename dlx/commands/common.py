@@ -30,7 +30,8 @@ def resolve_config(config_cls: type, family: str, config_file: Optional[Path], f
     from dlx.resume import check_resume_changes, check_resume_target, saved_config
 
     base = saved_config(resume, family) if resume else None
-    resolved = config_mod.build(config_cls, config_file, flags, overrides, base=base)
+    # A resumed run keeps its own recipe: the saved config is complete for its day.
+    resolved = config_mod.build(config_cls, config_file, flags, overrides, base=base, recipes=base is None)
     if resume:
         problems = check_resume_changes(family, base, config_mod.to_dict(resolved))
         if problems:

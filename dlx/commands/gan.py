@@ -17,6 +17,7 @@ Examples:
   dlx train-gan --dataset grid25 --noise uniform
   dlx train-gan --dataset fashion-mnist --model dcgan --epochs 5
   dlx train-gan --kind conditional --dataset fashion-mnist --model dcgan
+  dlx train-gan --dataset fashion-mnist --model sagan   # + self-attention; hinge loss
   dlx train-gan --kind cycle --dataset fashion-mnist   # Sneaker <-> Ankle boot
   dlx train-gan --loss wgan-gp --d-steps 5 --set g_optim.beta1=0 --set d_optim.beta1=0
   dlx train-gan --config experiments/gan/ring8-wgan-gp.yaml --print-config

@@ -32,6 +32,7 @@ Examples:
   dlx inspect-shapes attention --seq-len 4 --d-model 8 --heads 2 --window 1
   dlx inspect-shapes transformer --set model.layers=1
   dlx inspect-shapes gan                                    # G, then D on G's output
+  dlx inspect-shapes gan --model sagan                      # with self-attention, attention shapes included
 """
 
 inspect_app = typer.Typer(help=HELP, no_args_is_help=True, rich_markup_mode=None)
@@ -216,6 +217,10 @@ def transformer(
 
 @inspect_app.command("gan")
 def gan(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="mlp, dcgan or sagan (as train-gan)."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="gan or conditional (as train-gan)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="As train-gan; an image model "
+                                          "(dcgan, sagan) given without one is traced on fashion-mnist."),
     config: Optional[Path] = common.ConfigOpt,
     set_: Optional[list[str]] = common.SetOpt,
     json_: bool = JsonOpt,
@@ -224,15 +229,18 @@ def gan(
 
     For a gan or conditional config (a cycle GAN translates images and is not
     traced); the config is resolved as train-gan resolves it (defaults <
-    --config < --set). With PacGAN packing (model.pack, 2 for the 2-D
-    datasets) the traced batch is one pack: rows and totals are per pack.
+    --config < --model/--kind/--dataset < --set). With PacGAN packing
+    (model.pack, 2 for the 2-D datasets) the traced batch is one pack: rows
+    and totals are per pack. A sagan's rows include its attention blocks:
+    the N×N attention map (N = H·W positions) and the gate γ.
 
     Examples:
 
     \b
       dlx inspect-shapes gan                       # the 2-D ring's MLPs
-      dlx inspect-shapes gan --set data.dataset=fashion-mnist --set model.name=dcgan
+      dlx inspect-shapes gan --model sagan         # DCGAN + self-attention on 28×28 images
+      dlx inspect-shapes gan --kind conditional --dataset fashion-mnist --model dcgan
     """
     from dlx.inspect.models import inspect_gan
 
-    _show(inspect_gan(config, set_), json_)
+    _show(inspect_gan(config, set_, model=model, kind=kind, dataset=dataset), json_)

@@ -104,9 +104,13 @@ def _gan_data_shape(config) -> tuple[tuple[int, ...], int]:
     return (IMAGE_CHANNELS, *spec.image_shape), num_classes
 
 
-def inspect_gan(config_file: Path | None = None, overrides: list[str] | None = None) -> Report:
+def inspect_gan(config_file: Path | None = None, overrides: list[str] | None = None, model: str | None = None,
+                kind: str | None = None, dataset: str | None = None) -> Report:
     """The ``train-gan`` generator and discriminator (gan or conditional), G then D on G's output.
 
+    ``model``, ``kind``, ``dataset``: train-gan's flags. An image model
+    (dcgan, sagan) with no dataset anywhere is traced on fashion-mnist: the
+    lowest layer of the config, so a config file or ``--set`` still chooses.
     With PacGAN packing (``pack`` > 1: D judges ``pack`` samples as one), the
     traced batch is one pack; every row and the totals are then per pack, and
     the legend says so.
@@ -115,7 +119,9 @@ def inspect_gan(config_file: Path | None = None, overrides: list[str] | None = N
     from dlx.configs.gan import GANConfig
     from dlx.models.gan import build_gan, sample_noise
 
-    config = config_mod.build(GANConfig, config_file, {}, overrides)
+    flags = {"model.name": model, "model.kind": kind, "data.dataset": dataset}
+    base = {"data": {"dataset": "fashion-mnist"}} if model in ("dcgan", "sagan") else None
+    config = config_mod.build(GANConfig, config_file, flags, overrides, base=base)
     if config.model.kind == "cycle":
         raise DlxError("inspect-shapes gan: cycle translates images A→B; trace a gan or conditional config")
     sample_shape, num_classes = _gan_data_shape(config)

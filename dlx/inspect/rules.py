@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
+from torch.nn.utils import parametrize
 
 from dlx.models.shapes import conv_output_size, conv_transpose_output_size, uncovered_positions
 
@@ -232,21 +233,67 @@ try:  # the Transformer family's attention layer (dlx/models/attention.py), trac
 except ImportError:  # pragma: no cover - only while that family is not part of the install
     ATTENTION_LAYERS = (nn.MultiheadAttention,)
 
+
+def _attention_map(module: nn.Module, in_shape: Shape) -> Rule:
+    height, width = in_shape[-2], in_shape[-1]
+    positions = height * width
+    return Rule((positions, positions), f"N = {height}·{width} = {positions} queries × {positions} keys; "
+                                        "each row: softmax over the keys, sums to 1")
+
+
+def _attention_mix(module: nn.Module, in_shape: Shape) -> Rule:
+    positions = in_shape[-2] * in_shape[-1]
+    return Rule(tuple(in_shape), f"position i: Σ over all {positions} j of map(i, j)·value(j)")
+
+
+def _attention_gate(module: nn.Module, in_shape: Shape) -> Rule:
+    return Rule(tuple(in_shape), f"x + γ·out, the learned gate γ = {float(module.gamma):.3g} (starts at 0)")
+
+
+# Layers after which every output position sees every input position (receptive field "full").
+GLOBAL_LAYERS: tuple[type, ...] = ()
+try:  # the Self-Attention GAN's block (dlx/models/sagan.py): the map and the mix get rows of their own
+    from dlx.models.sagan import AttentionMix, AttentionWeights, SelfAttention2d
+
+    RULES[AttentionWeights] = _attention_map
+    RULES[AttentionMix] = _attention_mix
+    RULES[SelfAttention2d] = _attention_gate  # its "(ops in forward)" row: the gated residual
+    GLOBAL_LAYERS = (AttentionWeights, AttentionMix, SelfAttention2d)
+except ImportError:  # pragma: no cover - only while the GAN family is not part of the install
+    pass
+
 # Layers whose output position sees a window of the input (receptive field).
 WINDOW_LAYERS = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
 
 
+def rule_for(module: nn.Module) -> Callable[[nn.Module, Shape], Rule] | None:
+    """The registered rule of ``module``'s class, or of the class it extends (a spectrally
+    normalised ``Conv2d`` is a ``ParametrizedConv2d``, a subclass made on the fly); None if none."""
+    for kind in type(module).__mro__:
+        if kind in RULES:
+            return RULES[kind]
+    return None
+
+
 def layer_rule(module: nn.Module, in_shape: Shape | None) -> Rule:
     """The rule for ``module`` on a per-example input shape (expected None: no rule known)."""
-    rule = RULES.get(type(module))
+    rule = rule_for(module)
     if rule is None or in_shape is None:
         return Rule(None, "")
     return rule(module, in_shape)
 
 
 def describe(module: nn.Module) -> str:
-    """A short type column: ``Conv2d 1→6 5×5 p2``."""
-    kind = type(module).__name__
+    """A short type column: ``Conv2d 1→6 5×5 p2``; ``Conv2d 1→32 4×4 s2 p1 SN`` when spectrally normalised."""
+    if not parametrize.is_parametrized(module):
+        return _describe(module, type(module).__name__)
+    # A parametrized layer's class is made on the fly (ParametrizedConv2d extends Conv2d): name the plain one.
+    kinds = {type(step).__name__ for steps in module.parametrizations.values() for step in steps}
+    mark = "SN" if kinds == {"_SpectralNorm"} else "parametrized"
+    return f"{_describe(module, type(module).__mro__[1].__name__)} {mark}"
+
+
+def _describe(module: nn.Module, kind: str) -> str:
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
         text = f"{kind} {module.in_channels}→{module.out_channels} {_size(module.kernel_size)}"
         for short, value, default in (("s", module.stride, 1), ("p", module.padding, 0), ("d", module.dilation, 1)):

@@ -4,9 +4,11 @@ The tracer runs one real forward pass (batch of 1, eval mode, no grad) under
 ``torch.utils.flop_counter.FlopCounterMode``. Every module gets a pre- and a
 post-hook; the FLOPs of one call are the counter's growth between the two.
 Leaf modules (and "atomic" ones such as ``nn.MultiheadAttention``, whose
-children are not called through ``forward``) become rows. A composite module
-whose own ``forward`` does work outside its children (a matmul, an added
-positional parameter) gets a row "(ops in forward)" so nothing is lost:
+children are not called through ``forward``, and parametrized layers such as
+a spectrally normalised ``Conv2d``, which follow their plain layer's rule)
+become rows. A composite module whose own ``forward`` does work outside its
+children (a matmul, an added positional parameter, SAGAN's gated residual)
+gets a row "(ops in forward)" so nothing is lost:
 row parameters sum to ``sum(p.numel())`` and row FLOPs to the counter's total.
 The counter is ``dlx.inspect.flops.flop_counter()``: torch's, plus the fused
 attention kernels torch has no formula for, so attention costs the same on
@@ -28,12 +30,22 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from dlx.errors import ShapeError
 from dlx.inspect.compare import fc_comparison
 from dlx.inspect.flops import flop_counter
 from dlx.inspect.report import Report, Row, Shape, fmt_shape
-from dlx.inspect.rules import ATTENTION_LAYERS, RULES, WINDOW_LAYERS, _same, as_pair, describe, layer_rule
+from dlx.inspect.rules import (
+    ATTENTION_LAYERS,
+    GLOBAL_LAYERS,
+    WINDOW_LAYERS,
+    _same,
+    as_pair,
+    describe,
+    layer_rule,
+    rule_for,
+)
 from dlx.models.shapes import receptive_field_step
 
 # Traced as one row: their sub-layers are not all called through forward().
@@ -75,7 +87,9 @@ class _Field:
     def step(self, module: nn.Module, in_shape: Shape | None, out_shape: Shape | None):
         if self.state == "unknown":
             return None
-        if isinstance(module, WINDOW_LAYERS) and self.state == "window":
+        if isinstance(module, GLOBAL_LAYERS) or (self.state == "full" and isinstance(module, WINDOW_LAYERS)):
+            self.state = "full"  # attention: every position sees every position; nothing narrows that again
+        elif isinstance(module, WINDOW_LAYERS) and self.state == "window":
             kernel = module.kernel_size
             stride = module.stride if module.stride is not None else kernel
             (kh, kw), (sh, sw), (dh, dw) = as_pair(kernel), as_pair(stride), as_pair(getattr(module, "dilation", 1))
@@ -86,7 +100,7 @@ class _Field:
         elif isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) and out_shape is not None \
                 and tuple(out_shape[-2:]) == (1, 1):
             self.state = "full"
-        elif not (RULES.get(type(module)) is _same or isinstance(module, nn.Flatten)):
+        elif not (rule_for(module) is _same or isinstance(module, nn.Flatten)):
             self.state = "unknown"
             return None
         return "full" if self.state == "full" else (self.height, self.width)
@@ -118,7 +132,8 @@ class Tracer:
         if id(module) in self.names or inside_atomic:
             return
         self.names[id(module)] = name or self.root_name
-        atomic = isinstance(module, self.atomic)
+        # A parametrized layer (spectral norm) is one row: its weight's parametrization is no layer of its own.
+        atomic = isinstance(module, self.atomic) or parametrize.is_parametrized(module)
         children = list(module.named_children())
         if atomic or not children:
             self.row_modules.add(id(module))
@@ -161,8 +176,10 @@ class Tracer:
         own_flops = delta - frame.child_flops
         own_params = self._new_params(module.parameters(recurse=False))
         if own_flops or own_params:
+            # Usually no rule; a block whose own forward does a known step (SAGAN's gate) has one.
+            rule = layer_rule(module, frame.in_shape)
             self._add(module, f"{frame.name} (ops in forward)", type(module).__name__, out_shape, own_flops,
-                      own_params, None, "", "", frame.in_shape)
+                      own_params, rule.expected, rule.text, rule.note, frame.in_shape)
 
     def _add(self, module, name, kind, shape, flops, params, expected, rule, note, in_shape):
         count = self.calls[name] = self.calls.get(name, 0) + 1

@@ -1,9 +1,12 @@
 """Generators, discriminators and translators for ``dlx train-gan``.
 
 - ``mlp``: fully connected; the only choice for 2-D mixtures, a baseline for images.
-- ``dcgan``: transposed convolutions up from 7×7 (generator) and strided
-  convolutions down (discriminator), in the spirit of Radford et al. (2015),
-  sized for 28×28 MNIST-family images.
+- ``dcgan``: up from 7×7 by resize + 3×3 convolution (generator) and down by
+  strided convolutions (spectrally normalised discriminator): the practice of
+  Radford et al. (2016) with two later fixes (Odena et al., 2016: no
+  checkerboard; Miyato et al., 2018: spectral norm), sized for 28×28 images.
+- ``sagan``: the dcgan networks with a self-attention block each and a
+  spectrally normalised discriminator (``dlx/models/sagan.py``).
 
 Conditioning (``kind: conditional``): the generator sees the one-hot class
 next to the noise; the discriminator adds a *projection* term
@@ -26,6 +29,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import spectral_norm
 
 from dlx.configs.gan import GANConfig
 from dlx.errors import ShapeError
@@ -121,26 +126,45 @@ def _check_image(sample_shape: tuple[int, ...], what: str) -> tuple[int, int]:
     return channels, height
 
 
+def _upsample(how: str, in_channels: int, out_channels: int, bias: bool) -> list[nn.Module]:
+    """×2: DCGAN's stride-2 transposed convolution, or a resize and a 3×3 convolution (Odena et al., 2016).
+
+    A stride-2 transposed convolution paints each output pixel with a
+    different subset of its kernel, so its outputs alternate in a checkerboard
+    unless the weights learn to hide it; after a resize every output pixel
+    sees the same taps, and the checkerboard has nowhere to come from.
+    """
+    if how == "transposed":
+        return [nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1, bias=bias)]
+    return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=bias)]
+
+
 def dcgan_generator(config: GANConfig, sample_shape: tuple[int, ...], num_classes: int) -> Generator:
-    """z → linear → (2c)×s/4×s/4 → up ×2 → c×s/2×s/2 → up ×2 → image (tanh)."""
+    """z → linear → (2c)×s/4×s/4 → up ×2 → c×s/2×s/2 → up ×2 → image (tanh).
+
+    DCGAN practice (Radford et al., 2016): no pooling, batch norm after every
+    layer but the output, ReLU, tanh output; each "up" is a resize and a
+    3×3 conv rather than DCGAN's transposed conv where ``model.upsample`` says so (``_upsample``).
+    """
     image_channels, size = _check_image(sample_shape, "dcgan generator")
     wide, base = config.model.channels * 2, size // 4
     body = nn.Sequential(
         nn.Linear(config.noise_dim() + num_classes, wide * base * base, bias=False),
         nn.Unflatten(1, (wide, base, base)),
         nn.BatchNorm2d(wide), nn.ReLU(),
-        nn.ConvTranspose2d(wide, wide // 2, 4, stride=2, padding=1, bias=False),
+        *_upsample(config.model.upsample, wide, wide // 2, bias=False),
         nn.BatchNorm2d(wide // 2), nn.ReLU(),
-        nn.ConvTranspose2d(wide // 2, image_channels, 4, stride=2, padding=1),
+        *_upsample(config.model.upsample, wide // 2, image_channels, bias=True),
         nn.Tanh(),
     )
     return Generator(body, sample_shape, config.noise_dim(), num_classes)
 
 
 def dcgan_discriminator(config: GANConfig, sample_shape: tuple[int, ...], num_classes: int) -> Discriminator:
-    """image → stride-2 conv → stride-2 conv → features. No batch norm: the
-    gradient penalty of WGAN-GP is per sample, and batch statistics would mix
-    real and fake samples."""
+    """image → stride-2 conv → stride-2 conv → features, LeakyReLU 0.2 (DCGAN), every weight spectrally
+    normalised (Miyato et al., 2018): divided by its largest singular value, which bounds how fast D's
+    score can change with its input and keeps it from overpowering G. No batch norm: the gradient
+    penalty of WGAN-GP is per sample, and batch statistics would mix real and fake samples."""
     image_channels, size = _check_image(sample_shape, "dcgan discriminator")
     wide, pack = config.model.channels * 2, config.pack()
     features = nn.Sequential(
@@ -148,7 +172,14 @@ def dcgan_discriminator(config: GANConfig, sample_shape: tuple[int, ...], num_cl
         nn.Conv2d(wide // 2, wide, 4, stride=2, padding=1), nn.LeakyReLU(LEAK),
         nn.Flatten(),
     )
-    return Discriminator(features, wide * (size // 4) ** 2, pack, num_classes)
+    discriminator = Discriminator(features, wide * (size // 4) ** 2, pack, num_classes)
+    if not config.model.spectral_norm:
+        return discriminator
+    dcgan_init(discriminator)  # before normalising: afterwards .weight is computed from the stored original
+    for layer in list(discriminator.modules()):
+        if isinstance(layer, (nn.Conv2d, nn.Linear, nn.Embedding)) and not parametrize.is_parametrized(layer):
+            spectral_norm(layer)  # weight = original / σ(original); σ by one power iteration per training pass
+    return discriminator
 
 
 # -- cycle translators -----------------------------------------------------------
@@ -196,6 +227,8 @@ TRANSLATORS = {"mlp": mlp_translator, "dcgan": conv_translator}
 def dcgan_init(module: nn.Module) -> None:
     """DCGAN's initialisation: N(0, 0.02) weights for convs, N(1, 0.02) for norm scales."""
     for layer in module.modules():
+        if parametrize.is_parametrized(layer):  # spectrally normalised: initialised before, by its builder
+            continue
         if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(layer.weight, 0.0, 0.02)
             if layer.bias is not None:
@@ -224,6 +257,16 @@ def build_gan(config: GANConfig, sample_shape: tuple[int, ...], num_classes: int
     ``num_classes`` is used only by conditional GANs.
     """
     name = config.model.name
+    if name == "sagan":  # the dcgan networks, each given a self-attention block by dlx/models/sagan.py
+        from dlx.models.sagan import sagan_discriminator, sagan_generator
+
+        classes = num_classes if config.model.kind == "conditional" else 0
+        generator = dcgan_generator(config, sample_shape, classes)
+        discriminator = dcgan_discriminator(config, sample_shape, classes)
+        for module in (generator, discriminator):
+            dcgan_init(module)  # before spectral normalisation: afterwards .weight is computed, not stored
+        return GANModels({"G": sagan_generator(generator, sample_shape)},
+                         {"D": sagan_discriminator(discriminator, sample_shape)})
     if config.model.kind == "cycle":
         generators = {"G_AB": TRANSLATORS[name](config, sample_shape),
                       "G_BA": TRANSLATORS[name](config, sample_shape)}

@@ -34,6 +34,7 @@ from dlx.checkpoint import SavedRun, load_weights, require
 from dlx.configs.gan import GANConfig
 from dlx.errors import CheckpointError, DlxError
 from dlx.models.gan import GANModels, build_gan, interpolate, sample_noise
+from dlx.train.gan.attention_maps import log_attention_maps
 from dlx.train.gan.classifier import Classifier, check_classifier_run, load_classifier, resolve_classifier
 from dlx.train.gan.data import GANData, ImageSet, load_gan_data, to_signed
 
@@ -163,7 +164,8 @@ class Evaluator:
 
     @torch.no_grad()
     def log_pictures(self, writer, models: GANModels, fixed: dict, result: dict, step: int) -> None:
-        """Sample grids from the fixed noise, interpolations, scatter plots, class pictures, D's scores."""
+        """Sample grids from the fixed noise, interpolations, scatter plots, class pictures, D's scores;
+        for a sagan, where its generator's attention looks."""
         if self.data.domains is not None:
             self._log_cycle(writer, models, step)
             return
@@ -171,6 +173,9 @@ class Evaluator:
             self._log_mixture(writer, models, fixed, result, step)
             return
         self._log_image_grids(writer, models.generators["G"], fixed, step)
+        if self.config.model.name == "sagan":  # where G's self-attention looks (attention_maps.py)
+            log_attention_maps(writer, models.generators["G"], fixed, self.data.images.kept_names, step,
+                               self.device)
         self._log_image_statistics(writer, models, result, step)
 
     def _log_mixture(self, writer, models: GANModels, fixed: dict, result: dict, step: int) -> None:
