@@ -48,8 +48,10 @@ def dlx_images_per_s(images: int, threads: int, precision: str = "auto") -> floa
         command = [sys.executable, "-m", "dlx", "train-cnn", "--config", "experiments/cnn/convnet-examples.yaml",
                    "--set", "data.dataset=fashion-mnist", "--set", f"data.limit_train={images}", "--set",
                    "data.limit_test=1000", "--epochs", "1", "--set", "embedding_samples=0", "--set",
-                   "run.log_every=20", "--threads", str(threads), "--precision", precision, "--no-progress", "--runs-dir", runs]
-        subprocess.run(command, check=True, capture_output=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                   "run.log_every=20", "--threads", str(threads), "--precision", precision, "--no-progress",
+                   "--runs-dir", runs]
+        environment = dict(os.environ, PYTHONPATH=str(ROOT))
+        subprocess.run(command, check=True, capture_output=True, cwd=ROOT, env=environment)
         (run_dir,) = [p for family in Path(runs).iterdir() for p in family.iterdir()]
         accumulator = event_accumulator.EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
         accumulator.Reload()
