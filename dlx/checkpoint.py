@@ -285,10 +285,10 @@ class SavedRun:
         """The forward passes' context as the run measured itself: bf16 autocast when it trained in bf16
         (``run.precision`` bf16, or auto on a device that computes bf16 natively), so ``dlx eval``
         reproduces the summary's numbers."""
-        from dlx.hardware import resolve_precision
+        from dlx.hardware import autocast, resolve_precision
 
-        enabled = resolve_precision(self.config.run.precision, device) == "bf16"
-        return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+        precision = resolve_precision(self.config.run.precision, device)
+        return lambda: autocast(precision, device)
 
 
 def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:

@@ -49,6 +49,13 @@ def resolve_precision(wanted: str, device: torch.device) -> str:
     return "bf16" if native_bf16(device) else "fp32"
 
 
+def autocast(precision: str, device: torch.device):
+    """The forward pass's context for a resolved precision: bf16 autocast on ``device``, or a no-op for fp32."""
+    import torch
+
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def smt_width(sysfs: Path = Path("/sys/devices/system/cpu/cpu0/topology/thread_siblings_list")) -> int:
     """Hardware threads per physical core (2 with SMT/hyper-threading); 1 where unknown."""
     try:

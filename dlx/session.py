@@ -45,7 +45,7 @@ import torch
 from dlx import checkpoint
 from dlx.config import to_dict
 from dlx.errors import DlxError, NonFiniteLossError, TrainingInterrupted, disk_full_error
-from dlx.hardware import auto_threads, resolve_precision
+from dlx.hardware import auto_threads, autocast, resolve_precision
 from dlx.progress import NullProgress, TrainProgress
 from dlx.rundir import RunDir, RunLock
 
@@ -139,8 +139,7 @@ class Session:
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast when the run's precision (``run.precision``, auto resolved) is bf16, else a no-op."""
-        enabled = self.precision == "bf16"
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=enabled)
+        return autocast(self.precision, self.device)
 
     def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
         """Move to the device; wrap in DDP and/or torch.compile as configured.
