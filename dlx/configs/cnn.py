@@ -58,10 +58,14 @@ class ViTConfig:
     layers: int = option(2, "encoder layers")
     ff: int = option(128, "hidden width of each feed-forward block")
     dropout: float = option(0.0, "dropout probability in the encoder")
+    window: int = option(0, "local attention: each patch attends only to patches within this many patch "
+                            "steps on the grid (Chebyshev distance; 1: its 3x3-patch neighbourhood) and to "
+                            "the [class] token, which attends to all patches; 0: global attention")
 
     def check(self):
         problems = []
         problems += at_least(self, 1, "patch", "d_model", "heads", "layers", "ff")
+        problems += at_least(self, 0, "window")
         if self.heads >= 1 and self.d_model % self.heads:
             problems.append(("heads", f"{self.heads} does not divide d_model {self.d_model}"))
         problems += probability(self, "dropout")

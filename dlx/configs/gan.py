@@ -30,6 +30,8 @@ GANDataset = Literal["ring8", "grid25", "mnist", "fashion-mnist"]
 ImageDataset = Literal["mnist", "fashion-mnist"]
 TOY_DATASETS = ("ring8", "grid25")
 IMAGE_DATASETS = ("mnist", "fashion-mnist")
+MAX_NOISE_SCALE = 100.0  # model.noise_scale: z far beyond this only saturates G's first layer
+VARIANCE_MATCHED_UNIFORM = 3 ** 0.5  # U(-√3, √3) has variance 1, as N(0, 1)
 VAL_SIZE = 5000  # MNIST-family validation split (of 60 000 training images), as train-cnn's
 
 
@@ -75,7 +77,11 @@ class GANModelConfig:
         "gan", "gan: noise → sample; conditional: noise + class; cycle: unpaired translation A ↔ B")
     name: Literal["mlp", "dcgan", "sagan"] = option(
         "mlp", "architecture: fully connected, (de)convolutional, or dcgan + self-attention (images)")
-    noise: Literal["gaussian", "uniform"] = option("gaussian", "distribution of z: N(0, 1) or U(-1, 1) per dim")
+    noise: Literal["gaussian", "uniform"] = option(
+        "gaussian", "distribution of z per dim: N(0, S²) or U(-S, S), S = model.noise_scale")
+    noise_scale: float = option(
+        1.0, f"S of model.noise: the std of gaussian z, the half-width of uniform z (1: N(0, 1), U(-1, 1)); "
+             f"uniform with S = √3 ≈ {VARIANCE_MATCHED_UNIFORM:.4f} has N(0, 1)'s variance")
     noise_dim: int = option(0, "size of z (0: 2 for 2-D data, 64 for images)")
     g_hidden: list[int] = option([], "mlp generator hidden widths (empty: [128]*3 for 2-D, [256,512,1024] for images)")
     d_hidden: list[int] = option([], "mlp discriminator hidden widths (empty: [128]*3 for 2-D, [512,256] for images)")
@@ -93,6 +99,9 @@ class GANModelConfig:
     def check(self):
         problems = []
         problems += at_least(self, 0, "noise_dim")
+        # NaN and inf fail too; the bound keeps z in the range networks are initialised for.
+        if not 0 < self.noise_scale <= MAX_NOISE_SCALE:
+            problems.append(("noise_scale", f"must be > 0 and at most {MAX_NOISE_SCALE:g}, got {self.noise_scale}"))
         for key in ("g_hidden", "d_hidden"):
             if any(width < 1 for width in getattr(self, key)):
                 problems.append((key, f"widths must be >= 1, got {getattr(self, key)}"))
@@ -285,7 +294,7 @@ class GANConfig:
         else:
             unused.add("data.toy_std")
         if kind == "cycle":
-            unused |= {"data.classes", "model.noise", "model.noise_dim"}  # translators take images, not noise
+            unused |= {"data.classes", "model.noise", "model.noise_dim", "model.noise_scale"}  # images, not noise
         else:
             unused |= {"data.domain_a", "data.domain_b", "loss.cycle_weight", "loss.identity_weight"}
         if name != "mlp":
@@ -311,6 +320,10 @@ class GANConfig:
     def noise_dim(self) -> int:
         return self.model.noise_dim or (2 if self.is_toy else 64)
 
+    def noise_label(self) -> str:
+        """The noise distribution in the notes' notation: ``N(0, 1)``, ``U(-3, 3)``, ``N(0, 2²)``."""
+        return describe_noise(self.model.noise, self.model.noise_scale)
+
     def d_steps(self) -> int:
         return self.optim.d_steps or (2 if self.is_toy else 1)
 
@@ -328,3 +341,11 @@ class GANConfig:
 
     def d_hidden(self) -> list[int]:
         return self.model.d_hidden or ([128] * 3 if self.is_toy else [512, 256])
+
+
+def describe_noise(distribution: str, scale: float) -> str:
+    """``N(0, 1)``, ``N(0, 2²)``, ``U(-1, 1)``, ``U(-1.732, 1.732)``: a noise distribution, short."""
+    text = f"{scale:.4g}"
+    if distribution == "gaussian":
+        return "N(0, 1)" if scale == 1 else f"N(0, {text}²)"
+    return f"U(-{text}, {text})"
