@@ -165,7 +165,8 @@ FAMILIES: dict[str, Family] = {
         # Image runs with a validation split report test_*; 2-D mixtures and older runs, unprefixed names.
         headline_metrics=("modes_captured", "test_fid", "fid", "test_conditional_accuracy", "conditional_accuracy",
                           "test_cycle_error", "cycle_error"),
-        key_hparams=("data.dataset", "model.kind", "model.name", "model.noise", "loss.name", "optim.epochs"),
+        key_hparams=("data.dataset", "model.kind", "model.name", "model.noise", "model.noise_scale", "loss.name",
+                     "optim.epochs"),
     ),
 }
 

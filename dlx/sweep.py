@@ -10,7 +10,12 @@ A sweep file (YAML; the first line is a comment saying which question it answers
       grid: {model.pool: [max, avg]}    # cartesian product of overrides (optional)
       variants: [{name: mlp, set: {model.name: mlp}}]   # explicit points (optional)
       seeds: 2                          # run.seed = 0..seeds-1 for every point
-      metric: test_accuracy             # summary.json key for the summary table
+      metric: test_accuracy             # summary.json key for the summary table (or a list of keys)
+
+``metric`` may be a list when the points report different numbers (a sweep
+over datasets: modes on a 2-D mixture, FID on images): the table then has a
+row per point and metric that point's runs report (``ring8 gaussian:
+modes_captured``), and a run's progress line shows the first one it has.
 
 Points are every variant × every grid combination (a single unnamed variant
 when there are none). Every point's config is resolved with ``dlx.config.build``
@@ -48,6 +53,7 @@ VARIANT_KEYS = ("name", "set")
 # Set by the sweep itself for every point; a sweep file must not set them.
 # More runs than this is almost surely a mistake (a grid typed too wide).
 MAX_POINTS = 2000
+MAX_METRICS = 10  # a list of metrics: rows per point in the summary table
 RESERVED_KEYS = {"run.seed": "use seeds:", "run.name": "points are named by the sweep",
                  "run.runs_dir": "use dlx sweep --runs-dir"}
 
@@ -80,7 +86,7 @@ class Sweep:
     family: str
     base: Path | None
     seeds: int
-    metric: str | None  # None: the family's headline metric
+    metric: str | list[str] | None  # None: the family's headline metric; a list: each one a point reports
     cli_set: list[str] = field(default_factory=list)  # `dlx sweep --set` overrides, as typed
     labels: list[str] = field(default_factory=list)  # points in order, without seeds
     points: list[Point] = field(default_factory=list)  # seed-major: all points of seed 0 first
@@ -90,7 +96,11 @@ class Sweep:
         return families.get(self.family).command
 
     def metric_for(self, summaries: list[dict]) -> str | None:
-        """The metric the summary table shows: the file's, else the family's first one present."""
+        """The metric the summary table shows: the file's (of a list, the first one present), else the
+        family's first one present."""
+        if isinstance(self.metric, list):
+            return next((key for key in self.metric if any(isinstance(s.get(key), (int, float)) for s in summaries)),
+                        self.metric[0])
         if self.metric:
             return self.metric
         for key in families.get(self.family).headline_metrics:
@@ -164,9 +174,7 @@ def load_sweep(path: str | Path, extra_set: list[str] | None = None, max_points:
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         problems.append(f"{where}: sweep.seeds: must be an integer >= 1, got {seeds!r}")
         seeds = 1
-    metric = body.get("metric")
-    if metric is not None and not isinstance(metric, str):
-        problems.append(f"{where}: sweep.metric: must be a summary.json key (a string), got {metric!r}")
+    metric = _metric(body.get("metric"), f"{where}: sweep.metric", problems)
     base = _base(body.get("base"), path, problems)
     for key in set(common) & (set(grid) | {k for _, s in variants for k in s}):
         problems.append(f"{where}: {key}: set for every point and also by the grid or a variant")
@@ -186,6 +194,18 @@ def load_sweep(path: str | Path, extra_set: list[str] | None = None, max_points:
                     for label, ((_, variant_set), grid_values) in zip(sweep.labels, combos)]
     _check_points(sweep)
     return sweep
+
+
+def _metric(metric: Any, where: str, problems: list[str]) -> str | list[str] | None:
+    """``sweep.metric``: a summary.json key, or a list of up to ``MAX_METRICS`` different keys."""
+    if metric is None or isinstance(metric, str):
+        return metric
+    if (isinstance(metric, list) and 0 < len(metric) <= MAX_METRICS and all(isinstance(m, str) for m in metric)
+            and len(set(metric)) == len(metric)):
+        return list(metric)
+    problems.append(f"{where}: must be a summary.json key or a list of 1 to {MAX_METRICS} different keys, "
+                    f"got {metric!r}")
+    return None
 
 
 def _given(mapping: dict, key: str, empty: Any) -> Any:

@@ -234,25 +234,41 @@ def summarize(sweep_dir: Path, record: dict) -> dict:
     summaries = {i: _read_summary(sweep_dir, p["run_dir"]) for i, p in enumerate(record["points"])
                  if p["status"] == "completed"}
     metric = record.get("metric")
+    if isinstance(metric, list):
+        return _summarize_metrics(record, summaries, metric)
     if not metric:
         family = families.FAMILIES.get(record.get("family"))
         candidates = family.headline_metrics if family else ()
         metric = next((k for k in candidates if any(isinstance(s.get(k), (int, float))
                                                      for s in summaries.values())), None)
+    rows = [_row(record, summaries, label, metric, label) for label in record.get("labels") or []]
+    return {"metric": metric, "rows": rows}
+
+
+def _summarize_metrics(record: dict, summaries: dict, metrics: list[str]) -> dict:
+    """``summarize`` for a list of metrics: a row per point and metric its runs report (``<label>: <metric>``);
+    a point that reports none keeps one row, for the first metric, so its failures still show."""
     rows = []
     for label in record.get("labels") or []:
-        points = [(i, p) for i, p in enumerate(record["points"]) if p["label"] == label]
-        values = [float(summaries[i][metric]) for i, _ in points
-                  if i in summaries and isinstance(summaries[i].get(metric), (int, float))]
-        seconds = [p["seconds"] for i, p in points if i in summaries and p["seconds"] is not None]
-        rows.append({
-            "point": label, "runs": len(points), "completed": len(values), "values": values,
-            "mean": statistics.fmean(values) if values else None,
-            "std": statistics.stdev(values) if len(values) > 1 else None,
-            "seconds_mean": statistics.fmean(seconds) if seconds else None,
-            "not_completed": [f"{p['run_name']} ({p['status']})" for _, p in points if p["status"] != "completed"],
-        })
-    return {"metric": metric, "rows": rows}
+        reported = [row for metric in metrics
+                    if (row := _row(record, summaries, label, metric, f"{label}: {metric}"))["values"]]
+        rows += reported or [_row(record, summaries, label, metrics[0], f"{label}: {metrics[0]}")]
+    return {"metric": None, "metrics": metrics, "rows": rows}
+
+
+def _row(record: dict, summaries: dict, label: str, metric: str | None, shown: str) -> dict:
+    """One table row: ``metric`` over the seeds of the point ``label`` (mean, sample std, time per run)."""
+    points = [(i, p) for i, p in enumerate(record["points"]) if p["label"] == label]
+    values = [float(summaries[i][metric]) for i, _ in points
+              if i in summaries and isinstance(summaries[i].get(metric), (int, float))]
+    seconds = [p["seconds"] for i, p in points if i in summaries and p["seconds"] is not None]
+    return {
+        "point": shown, "metric": metric, "runs": len(points), "completed": len(values), "values": values,
+        "mean": statistics.fmean(values) if values else None,
+        "std": statistics.stdev(values) if len(values) > 1 else None,
+        "seconds_mean": statistics.fmean(seconds) if seconds else None,
+        "not_completed": [f"{p['run_name']} ({p['status']})" for _, p in points if p["status"] != "completed"],
+    }
 
 
 def finish_record(sweep_dir: Path, record: dict, completed: bool) -> dict:

@@ -36,8 +36,12 @@ def as_arguments(command: str) -> list[str]:
             for word in shlex.split(text)[1:]]
 
 
+INLINE = re.compile(r"`(dlx [^`]+)`")
+
+
 def documented_commands() -> list[tuple[str, str]]:
-    """(where, command line) for each line of a fenced block that starts with ``dlx ``, comments cut off."""
+    """(where, command) for each ``dlx …`` line of a fenced block (comments cut off) and each inline
+    `` `dlx …` `` span in a table row (docs/concepts.md gives one command per concept that way)."""
     found = []
     for path in DOCS:
         if not path.is_file():
@@ -51,6 +55,8 @@ def documented_commands() -> list[tuple[str, str]]:
             if in_block and text.startswith("dlx "):
                 command = text.split("  #")[0].split(" #")[0].strip()
                 found.append((f"{path.name}:{number}", command))
+            elif not in_block and text.startswith("|"):
+                found += [(f"{path.name}:{number}", span.strip()) for span in INLINE.findall(text)]
     return found
 
 

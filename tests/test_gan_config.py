@@ -81,6 +81,6 @@ def test_every_experiment_file_validates(path):
         for point in points:
             merged = dict(sweep.get("set") or {}, **point)
             config_mod.build(GANConfig, base=base, overrides=[f"{k}={v}" for k, v in merged.items()])
-        assert isinstance(sweep["metric"], str) and sweep["seeds"] >= 1
+        assert isinstance(sweep["metric"], (str, list)) and sweep["seeds"] >= 1
     else:
         config_mod.build(GANConfig, path)

@@ -15,6 +15,7 @@ Examples:
 \b
   dlx train-gan                                   # 2-D ring of 8 gaussians, ~1 CPU minute
   dlx train-gan --dataset grid25 --noise uniform
+  dlx train-gan --noise uniform --noise-scale 3   # the notes' U(-3, 3); 1.732 (sqrt 3) matches N(0, 1)'s variance
   dlx train-gan --dataset fashion-mnist --model dcgan --epochs 5
   dlx train-gan --kind conditional --dataset fashion-mnist --model dcgan
   dlx train-gan --dataset fashion-mnist --model sagan   # + self-attention; hinge loss
@@ -33,6 +34,7 @@ FLAGS = (
     Flag("--model", "model.name", short="-m"),
     Flag("--noise", "model.noise"),
     Flag("--noise-dim", "model.noise_dim"),
+    Flag("--noise-scale", "model.noise_scale"),
     Flag("--loss", "loss.name"),
     Flag("--d-steps", "optim.d_steps"),
     Flag("--steps-per-epoch", "optim.steps_per_epoch"),

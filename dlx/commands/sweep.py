@@ -79,7 +79,8 @@ def print_plan(sweep) -> None:
                f"{len(sweep.points)} runs")
     if sweep.question:
         typer.echo(f"answers: {sweep.question}")
-    typer.echo(f"metric: {sweep.metric or ' or '.join(families.get(sweep.family).headline_metrics)}")
+    metric = sweep.metric or " or ".join(families.get(sweep.family).headline_metrics)
+    typer.echo(f"metric: {', '.join(metric) if isinstance(metric, list) else metric}")
     width = max(len(p.run_name) for p in sweep.points)
     for point in sweep.points:
         typer.echo(f"  {point.run_name:<{width}}  {sweep_mod.point_command_text(sweep, point)}")

@@ -117,7 +117,7 @@ def inspect_gan(config_file: Path | None = None, overrides: list[str] | None = N
     """
     from dlx import config as config_mod
     from dlx.configs.gan import GANConfig
-    from dlx.models.gan import build_gan, sample_noise
+    from dlx.models.gan import build_gan, noise_for
 
     flags = {"model.name": model, "model.kind": kind, "data.dataset": dataset}
     base = {"data": {"dataset": "fashion-mnist"}} if model in ("dcgan", "sagan") else None
@@ -132,7 +132,7 @@ def inspect_gan(config_file: Path | None = None, overrides: list[str] | None = N
     if num_classes:
         labels = torch.arange(pack) % num_classes
         generator, discriminator = _WithLabels(generator, labels), _WithLabels(discriminator, labels)
-    noise = sample_noise(config.model.noise, pack, config.noise_dim(), torch.Generator().manual_seed(0))
+    noise = noise_for(config, pack, torch.Generator().manual_seed(0))
     unit = f"one pack of {pack} samples (PacGAN)" if pack > 1 else "one sample"
     title = (f"train-gan {config.model.kind} {config.model.name} on {config.data.dataset}: "
              f"{config.model.noise} noise of {config.noise_dim()}, {unit}")

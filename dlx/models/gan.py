@@ -287,10 +287,12 @@ def build_gan(config: GANConfig, sample_shape: tuple[int, ...], num_classes: int
 
 
 def sample_noise(distribution: str, count: int, dim: int, generator: torch.Generator | None = None,
-                 device: torch.device | str = "cpu") -> torch.Tensor:
-    """``count`` noise vectors: N(0, 1) (``gaussian``) or U(-1, 1) (``uniform``) per dimension.
+                 device: torch.device | str = "cpu", scale: float = 1.0) -> torch.Tensor:
+    """``count`` noise vectors: N(0, scale²) (``gaussian``) or U(-scale, scale) (``uniform``) per dimension.
 
-    Drawn on the CPU from ``generator`` so the stream is the same on every device.
+    Drawn on the CPU from ``generator`` so the stream is the same on every
+    device. ``scale`` multiplies the unit draw, so every scale consumes the
+    same random numbers, and scale 1 is the draw of runs before it existed.
     """
     if distribution == "gaussian":
         noise = torch.randn(count, dim, generator=generator)
@@ -298,7 +300,20 @@ def sample_noise(distribution: str, count: int, dim: int, generator: torch.Gener
         noise = torch.rand(count, dim, generator=generator).mul_(2).sub_(1)
     else:
         raise ValueError(f"unknown noise distribution {distribution!r}")
+    if scale != 1:
+        noise.mul_(scale)
     return noise.to(device)
+
+
+def noise_for(config, count: int, generator: torch.Generator | None = None,
+              device: torch.device | str = "cpu") -> torch.Tensor:
+    """``count`` noise vectors of ``config``'s (a GANConfig) distribution, size and scale.
+
+    Training, evaluation, pictures and ``dlx sample`` all draw through
+    here, so they can never disagree about what G is fed.
+    """
+    return sample_noise(config.model.noise, count, config.noise_dim(), generator, device,
+                        scale=config.model.noise_scale)
 
 
 def interpolate(start: torch.Tensor, end: torch.Tensor, steps: int, spherical: bool) -> torch.Tensor:

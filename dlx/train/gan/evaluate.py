@@ -33,7 +33,8 @@ from dlx import metrics, viz
 from dlx.checkpoint import SavedRun, load_weights, require
 from dlx.configs.gan import GANConfig
 from dlx.errors import CheckpointError, DlxError
-from dlx.models.gan import GANModels, build_gan, interpolate, sample_noise
+from dlx.models.gan import GANModels, build_gan, interpolate, noise_for
+from dlx.train.gan import noise_picture
 from dlx.train.gan.attention_maps import log_attention_maps
 from dlx.train.gan.classifier import Classifier, check_classifier_run, load_classifier, resolve_classifier
 from dlx.train.gan.data import GANData, ImageSet, load_gan_data, to_signed
@@ -91,7 +92,7 @@ class Evaluator:
 
     def _eval_noise(self, count: int) -> torch.Tensor:
         generator = torch.Generator().manual_seed(EVAL_SEED - self.config.run.seed)
-        return sample_noise(self.config.model.noise, count, self.config.noise_dim(), generator, self.device)
+        return noise_for(self.config, count, generator, self.device)
 
     def evaluate(self, models: GANModels, split: str | None = None) -> dict:
         """Metrics of the current networks (rank 0 only: plain Python numbers and lists).
@@ -161,6 +162,10 @@ class Evaluator:
         if self.data.domains is not None:  # translators take images, not noise
             return
         writer.add_histogram("noise/z", self._eval_noise(self.config.eval_samples()).float().cpu(), 0)
+        # The notes' two histograms, as the first picture of the Images tab (noise_picture.py).
+        dim = self.config.noise_dim()
+        pooled = self._eval_noise(-(-noise_picture.SAMPLES // dim)).float().cpu()
+        noise_picture.log_noise_picture(writer, pooled, self.config.noise_label(), dim)
 
     @torch.no_grad()
     def log_pictures(self, writer, models: GANModels, fixed: dict, result: dict, step: int) -> None:

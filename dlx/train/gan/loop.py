@@ -26,7 +26,7 @@ import torch
 from dlx.checkpoint import set_rng_state
 from dlx.configs.gan import GANConfig
 from dlx.errors import ConfigError
-from dlx.models.gan import build_gan, sample_noise
+from dlx.models.gan import build_gan, noise_for
 from dlx.optim import lr_at, make_optimizer, set_lr
 from dlx.session import Session
 from dlx.train import cadence
@@ -79,9 +79,8 @@ def make_fixed(config: GANConfig, data: GANData, device: torch.device) -> dict:
     if config.model.kind == "conditional":
         count = -(-count // data.num_classes) * data.num_classes  # whole rows: one column per class
         fixed["labels"] = torch.arange(count) % data.num_classes
-    fixed["noise"] = sample_noise(config.model.noise, count, config.noise_dim(), generator)
-    fixed["ends"] = sample_noise(config.model.noise, 2 * evaluate.INTERPOLATION_ROWS, config.noise_dim(),
-                                 generator)
+    fixed["noise"] = noise_for(config, count, generator)
+    fixed["ends"] = noise_for(config, 2 * evaluate.INTERPOLATION_ROWS, generator)
     return fixed
 
 
@@ -323,6 +322,7 @@ def make_summary(loop: Loop, test: dict | None = None) -> tuple[dict, dict]:
         result = {key: value for key, value in (chosen or {}).items() if key != "step"}
     summary = {"family": FAMILY, "kind": config.model.kind, "model": config.model.name,
                "dataset": describe_data(loop.data), "loss": config.loss.name, "noise": config.model.noise,
+               "noise_distribution": config.noise_label(),
                **evaluate.named(result, prefix), **evaluate.named(test or {}, "test_")}
     if test is not None:
         summary["best_step"] = position.get("best_step")

@@ -10,7 +10,7 @@ from dlx import viz
 from dlx.checkpoint import default_device, load_saved
 from dlx.configs.gan import GANConfig
 from dlx.errors import CheckpointError, DlxError
-from dlx.models.gan import GANModels, sample_noise
+from dlx.models.gan import GANModels, noise_for
 from dlx.train.gan.data import load_gan_data, resolve_classes, to_signed
 from dlx.train.gan.evaluate import generate, saved_models, translate
 
@@ -54,14 +54,14 @@ def sample_run(run_dir: str | Path, count: int | None, label: str | None, out: s
 
         mixture = toy2d.mixture(config.data.dataset, config.toy_std())
         count = count or DEFAULT_POINTS
-        points = generate(net, sample_noise(config.model.noise, count, config.noise_dim(), generator, device))
+        points = generate(net, noise_for(config, count, generator, device))
         real = mixture.sample(count, torch.Generator().manual_seed(seed + 1))
         figure = viz.scatter_figure(real, points, mixture.means, mixture.std,
                                     title=f"{run_dir.name}, step {state['step']}")
         viz.save_png(figure, out)
         return out
     count = count or DEFAULT_IMAGES
-    noise = sample_noise(config.model.noise, count, config.noise_dim(), generator, device)
+    noise = noise_for(config, count, generator, device)
     labels, columns = None, None
     if kind == "conditional":
         classes = list(state["classes"])

@@ -28,7 +28,7 @@ import torch
 
 from dlx.configs.common import UpdateConfig
 from dlx.configs.gan import GANConfig
-from dlx.models.gan import GANModels, sample_noise
+from dlx.models.gan import GANModels, noise_for
 from dlx.optim import grad_norm
 from dlx.session import Session, Shard
 from dlx.train.gan.data import GANData, to_signed
@@ -73,8 +73,7 @@ class Loop:
 
     def noise(self, count: int) -> torch.Tensor:
         """``count`` noise vectors from this process's noise stream, on the device."""
-        return sample_noise(self.config.model.noise, count, self.config.noise_dim(), self.noise_stream,
-                            self.session.device)
+        return noise_for(self.config, count, self.noise_stream, self.session.device)
 
     def random_labels(self, count: int) -> torch.Tensor:
         """``count`` classes for a conditional generator, from the noise stream."""
