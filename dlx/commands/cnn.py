@@ -24,6 +24,7 @@ Examples:
   dlx train-cnn --model lenet5 --pool avg --head gap # the course's switches
   dlx train-cnn --model mlp --set model.hidden=[512,256]
   dlx train-cnn --model vit --set model.vit.patch=7   # self-attention over patches
+  dlx train-cnn --model vit --set model.vit.window=1  # each patch sees its 3x3-patch neighbourhood
   dlx train-cnn --config experiments/cnn/convnet-strong.yaml --print-config
   dlx train-cnn --resume runs/cnn/<run>              # continue after Ctrl-C
   torchrun --nproc-per-node 2 -m dlx train-cnn --epochs 1
