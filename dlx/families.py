@@ -120,7 +120,7 @@ def _transformer_evaluate() -> Callable[..., dict]:
 def _transformer_inputs(config: Any) -> None:
     from dlx.data.textfile import check_files
 
-    check_files(config.data.path, config.data.test_path)
+    check_files(config.data.path, config.data.test_path, getattr(config.data, "labels_path", None))
 
 
 def _gan_config() -> type:

@@ -77,6 +77,9 @@ VIEWS = [
     View("images-transformer", fragment("images", "^transformer/", "^attention/cross/"), "attention/cross",
          window=DOCS_WINDOW),
     View("images-gan", fragment("images", "^gan/", "^(samples|eval)/"), "samples/scatter"),
+    View("images-gan-noise", fragment("images", "^gan/"), "config/noise", window=DOCS_WINDOW),
+    View("images-graph", fragment("images", "^transformer/.*graph", "^graph/"), "graph/attention",
+         window=DOCS_WINDOW),
     View("distributions", fragment("distributions", "^cnn/", "^gradients/"), "gradients/"),
     View("hparams-table", fragment("hparams"), "sweep_point", window=(1800, 950)),
     # A sweep's own folder, as `dlx tensorboard runs/sweeps/<sweep>` opens it: every line one sweep point.
@@ -89,6 +92,8 @@ VIEWS = [
 ]
 # The four the README shows, as docs/tensorboard-<name>.png.
 DOCS = ("images-cnn", "images-transformer", "hparams-parallel", "projector")
+# Views the README and docs/concepts.md show under their own names.
+NAMED_DOCS = {"images-gan-noise": "gan-noise-histogram.png", "images-graph": "graph-attention.png"}
 
 
 def dlx(*args: str) -> list[str]:
@@ -101,7 +106,9 @@ def make_runs(runs: Path) -> None:
     commands = [
         dlx("train-cnn", "--epochs", "3", "--limit-train", "4000", "--set", "data.limit_test=2000", *common),
         dlx("train-transformer", "--epochs", "1", *common),
-        dlx("train-gan", "--epochs", "1", "--steps-per-epoch", "500", *common),
+        dlx("train-gan", "--epochs", "1", "--steps-per-epoch", "500", "--noise", "uniform", "--noise-scale", "3",
+            *common),
+        dlx("train-transformer", "--task", "graph", *common),
         dlx("sweep", str(ROOT / "experiments/cnn/pooling.yaml"), "--parallel", "2", "--runs-dir", str(runs),
             "--set", "optim.epochs=1", "--set", "data.limit_train=2000", "--set", "data.limit_test=1000"),
     ]
@@ -341,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
         for name in DOCS:
             optimise(shots[name], args.docs / f"tensorboard-{name}.png")
             print(f"  {args.docs / f'tensorboard-{name}.png'}")
+        for name, file_name in NAMED_DOCS.items():
+            optimise(shots[name], args.docs / file_name)
+            print(f"  {args.docs / file_name}")
     return 0
 
 

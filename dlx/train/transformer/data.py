@@ -9,7 +9,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from dlx.data.sequences import IGNORE, PAD, Split
+from dlx.configs.transformer import FRAME_TASKS, SequenceDataConfig
+from dlx.data import sequences
+from dlx.data.frames import load_frames_task
+from dlx.data.sequences import IGNORE, PAD, SequenceTask, Split
 
 FAMILY = "transformer"  # the checkpoints' family tag and the folder under runs/
 # Bucketing sorts this many batches' worth of shuffled examples by length at a
@@ -17,6 +20,14 @@ FAMILY = "transformer"  # the checkpoints' family tag and the folder under runs/
 # batches of one pool still differ from epoch to epoch.
 POOL_BATCHES = 50
 BUCKET_STREAM = 1 << 61  # offsets the seed of the batch shuffle from the example shuffle's
+
+
+def load_task(config: SequenceDataConfig) -> SequenceTask:
+    """The task ``config.task`` names, as CPU tensors: ``frames`` from ``dlx/data/frames.py``, the
+    others from ``dlx/data/sequences.py`` (over its size limit: new generators live apart)."""
+    if config.task in FRAME_TASKS:
+        return load_frames_task(config)
+    return sequences.load_task(config)
 
 
 def epoch_permutation(seed: int, epoch: int, count: int) -> torch.Tensor:

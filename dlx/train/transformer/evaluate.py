@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from dlx import metrics, viz
-from dlx.configs.transformer import TransformerConfig
+from dlx.configs.transformer import FRAME_TASKS, TransformerConfig
 from dlx.data.sequences import EOS, IGNORE, PAD, SequenceTask, Vocab
 from dlx.errors import CheckpointError, DlxError
 from dlx.session import Shard
@@ -27,6 +27,12 @@ from dlx.train.transformer.data import FAMILY, batch_loss, make_batch
 from dlx.train.transformer.decoding import beam_search, decode
 
 EVAL_BATCH = 500
+# Long sequences (the frames task: thousands of frames) are evaluated in fewer per batch, so that
+# scores over thousands of keys (L × L where they are drawn: additive scores, a window mask on a
+# short-enough sequence) stay within memory; tasks of up to 65 tokens keep EVAL_BATCH.
+EVAL_TOKENS = 32_768
+# Pictures and the text panel show at most this many tokens of a labeling example (its beginning).
+SHOWN_TOKENS = 128
 EXTRA_DECODE_STEPS = 4  # decode a little past the reference, so over-long outputs count as wrong
 
 
@@ -56,8 +62,9 @@ def evaluate(model, task: SequenceTask, config: TransformerConfig, step: int = 0
     hypotheses, references, shown, panel = [], [], [], []
     # g2p: words in order of length, so that each batch stops decoding soon after its longest word.
     order = torch.argsort(split.source_lengths, stable=True) if scores_g2p else torch.arange(len(split))
-    for start in range(shard.rank * EVAL_BATCH, len(split), EVAL_BATCH * shard.world_size):
-        indices = order[start:start + EVAL_BATCH]
+    batch_size = eval_batch_size(split.source.shape[1])
+    for start in range(shard.rank * batch_size, len(split), batch_size * shard.world_size):
+        indices = order[start:start + batch_size]
         batch = make_batch(split, kind, indices, indices.to(device))
         loss, predictions, targets, ignore = batch_loss(model, batch, kind, autocast=autocast, reduction="sum")
         correct, counted = metrics.token_accuracy_counts(predictions, targets, ignore)
@@ -111,6 +118,11 @@ def evaluate(model, task: SequenceTask, config: TransformerConfig, step: int = 0
     return result
 
 
+def eval_batch_size(width: int) -> int:
+    """Held-out sequences per evaluation batch for sequences ``width`` tokens wide."""
+    return max(1, min(EVAL_BATCH, EVAL_TOKENS // max(width, 1)))
+
+
 def _device(model) -> torch.device:
     parameter = next(model.parameters(), None)
     return parameter.device if parameter is not None else torch.device("cpu")
@@ -161,6 +173,8 @@ def _texts(task: SequenceTask, source, targets, predictions,
            references: list[str] | None = None) -> list[tuple[str, str, str]]:
     """(input, reference, output) strings for each row; ``references``: the raw target texts, if known."""
     vocab = task.vocab
+    if task.kind == "labeling" and source.shape[1] > SHOWN_TOKENS:  # thousands of frames: the first ones
+        source, targets, predictions = (part[:, :SHOWN_TOKENS] for part in (source, targets, predictions))
     rows = []
     for row in range(source.shape[0]):
         text = vocab.to_text(source[row].tolist())
@@ -188,9 +202,10 @@ def _gather_lists(*lists: list) -> tuple[list, ...]:
 # Numbers for logs, summary.json and TensorBoard
 
 
-def key_metric(kind: str) -> str:
-    """The number that decides best.pt: exact-sequence accuracy (accuracy for classification)."""
-    return "exact_match"
+def key_metric(kind: str, task: str = "") -> str:
+    """The number that decides best.pt: exact-sequence accuracy (accuracy for classification); for
+    frames, frame accuracy (``token_accuracy``): no sequence of thousands of frames is all right."""
+    return "token_accuracy" if task in FRAME_TASKS else "exact_match"
 
 
 def describe(result: dict | None) -> str:
@@ -228,6 +243,7 @@ def hparam_metrics(result: dict) -> dict[str, float]:
 def summary(config: TransformerConfig, task: SequenceTask, model, result: dict, position: dict,
             started_at: float) -> dict:
     """What summary.json records (``exact_match`` is the sweep metric)."""
+    key = key_metric(task.kind, task.name)  # what position["best"] holds
     return {
         "family": FAMILY,
         "task": task.name,
@@ -239,8 +255,7 @@ def summary(config: TransformerConfig, task: SequenceTask, model, result: dict, 
         # Which SacreBLEU tokenizer made that number (BLEU is only comparable under the same one).
         "bleu_tokenize": config.eval.bleu_tokenize if result.get("bleu") is not None else None,
         # With a validation split: the best validation score (the test is measured once, at the end).
-        "best_exact_match": position["best"] if task.validation is not None else max(position["best"],
-                                                                                       result["exact_match"]),
+        f"best_{key}": position["best"] if task.validation is not None else max(position["best"], result[key]),
         "beam": config.eval.beam,
         **_g2p_summary(task, result, position),
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -287,6 +302,8 @@ def log_pictures(writer, model, task: SequenceTask, result: dict, step: int, exa
     split, vocab = task.validation if task.validation is not None else task.test, task.vocab
     split = split.to(_device(model))
     source_len = int(split.source_lengths[0])
+    if task.kind == "labeling":  # thousands of frames: the attention among the first ones
+        source_len = min(source_len, SHOWN_TOKENS)
     source = split.source[:1, :source_len]
     source_tokens = _token_names(vocab, source[0])
     if task.kind == "seq2seq":
@@ -301,6 +318,8 @@ def log_pictures(writer, model, task: SequenceTask, result: dict, step: int, exa
     model.train(was_training)
     where = "validation" if task.validation is not None else "test"
     example = _clip(vocab.to_text(source[0].tolist()))
+    if source_len < int(split.source_lengths[0]):
+        example = f"first {source_len} of {int(split.source_lengths[0]):,} tokens"  # the title's width
     if task.kind == "seq2seq":
         example += " → " + _clip(vocab.to_text(split.target[0].tolist()))
     for name, per_layer in maps.items():
@@ -390,8 +409,11 @@ def evaluate_run(run_dir: str | Path, which: str = "best", data_dir: str | None 
     up there).
     """
     from dlx.checkpoint import default_device
-    from dlx.data.sequences import load_task
+    from dlx.train.transformer import graph_evaluate
+    from dlx.train.transformer.data import load_task
 
+    if graph_evaluate.is_graph_run(run_dir):  # node classification: its own scores (graph_evaluate.py)
+        return graph_evaluate.evaluate_run(run_dir, which, data_dir)
     saved, model = load_model(run_dir, which, data_dir)
     config, state = saved.config, saved.state
     task = load_task(config.data)
@@ -425,7 +447,11 @@ def translate(run_dir: str | Path, text: str, beam: int | None = None, which: st
     """
     from dlx.checkpoint import default_device
     from dlx.data.sequences import encode_input
+    from dlx.train.transformer.graph_evaluate import is_graph_run
 
+    if is_graph_run(run_dir):
+        raise DlxError(f"{run_dir} is a graph run (node classification): there is no input text to "
+                       "translate; dlx eval scores its test nodes")
     saved, model = load_model(run_dir, which)
     device = default_device()
     model.to(device)

@@ -17,15 +17,15 @@ from pathlib import Path
 import torch
 
 from dlx import metrics
-from dlx.configs.transformer import TransformerConfig
-from dlx.data.sequences import SequenceTask, load_task
+from dlx.configs.transformer import GRAPH_TASKS, TransformerConfig
+from dlx.data.sequences import SequenceTask
 from dlx.models.transformer import build_model
 from dlx.optim import grad_norm, lr_at, make_optimizer, set_lr
 from dlx.session import Session
 from dlx.train import cadence
 from dlx.train.histograms import log_histograms
 from dlx.train.transformer import evaluate as report
-from dlx.train.transformer.data import FAMILY, batch_loss, epoch_order, make_batch
+from dlx.train.transformer.data import FAMILY, batch_loss, epoch_order, load_task, make_batch
 
 # What a checkpoint must hold to resume from (see Loop.save).
 RESUME_KEYS = ("model", "optimizer", "step", "position", "rng")
@@ -59,6 +59,10 @@ class Loop:
 def train(config: TransformerConfig, argv: list[str] | None = None,
           resume_dir: str | Path | None = None) -> Path:
     """Run one training; returns the run directory."""
+    if config.data.task in GRAPH_TASKS:  # node classification: full-batch on one graph (graph_loop.py)
+        from dlx.train.transformer.graph_loop import train as train_graph
+
+        return train_graph(config, argv, resume_dir)
     if not config.run.name:
         config.run.name = config.default_name()
     with Session(FAMILY, config, argv, resume_dir) as session:
@@ -116,7 +120,7 @@ def train(config: TransformerConfig, argv: list[str] | None = None,
             session.print("test: " + report.describe(result))
         summary = report.summary(config, task, model, result, position, session.started_at)
         if task.validation is not None:  # what chose best.pt, apart from the test numbers measured once
-            summary.setdefault("val_exact_match", position["best"])
+            summary.setdefault(f"val_{report.key_metric(task.kind, task.name)}", position["best"])
             summary.setdefault("validation_examples", len(task.validation))
         session.finish(summary, report.hparam_metrics(result))
         return run_dir
@@ -140,7 +144,7 @@ def evaluate_now(loop: Loop, bar) -> None:
     result = report.evaluate(loop.model, loop.task, loop.config, position["step"], session.shard,
                              session.autocast)
     loop.result = result
-    key = report.key_metric(loop.task.kind)
+    key = report.key_metric(loop.task.kind, loop.task.name)
     improved = result[key] > position["best"]
     position["best"] = max(position["best"], result[key])
     position["history"].append([position["step"], round(time.time() - session.started_at, 2), result[key]])
