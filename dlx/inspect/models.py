@@ -47,8 +47,8 @@ def inspect_transformer(config_file: Path | None = None, overrides: list[str] | 
     """The ``train-transformer`` model for its task, on the task's longest training example."""
     from dlx import config as config_mod
     from dlx.configs.transformer import TransformerConfig
-    from dlx.train.transformer.data import load_task
     from dlx.models.transformer import build_model
+    from dlx.train.transformer.data import load_task
 
     config = config_mod.build(TransformerConfig, config_file, {"data.task": task}, overrides)
     sequences = load_task(config.data)
