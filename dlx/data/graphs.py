@@ -27,6 +27,7 @@ differ only in ``run.seed`` are compared on the same nodes.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +82,13 @@ class GraphTask:
     def info(self) -> dict:
         """What a checkpoint records about the data (``dlx eval`` checks the graph is still the same)."""
         return {"name": self.name, "kind": self.kind, "graph": self.graph.name, "nodes": list(self.graph.nodes),
-                "labels": list(self.graph.label_names), "edges": int(self.graph.edges.shape[0])}
+                "labels": list(self.graph.label_names), "edges": int(self.graph.edges.shape[0]),
+                "edges_sha1": edges_digest(self.graph.edges)}
+
+
+def edges_digest(edges) -> str:
+    """A fingerprint of the edge list, so ``dlx eval`` notices edges that changed under the same nodes."""
+    return hashlib.sha1(edges.contiguous().numpy().tobytes()).hexdigest()
 
 
 def load_graph_task(data_config) -> GraphTask:

@@ -35,7 +35,15 @@ from pathlib import Path
 
 import torch
 
-from dlx.configs.transformer import FILE_TASKS, LEXICON_TASKS, SEQ2SEQ_TASKS, SYMBOLS, SequenceDataConfig
+from dlx.configs.transformer import (
+    FILE_TASKS,
+    FRAME_TASKS,
+    GRAPH_TASKS,
+    LEXICON_TASKS,
+    SEQ2SEQ_TASKS,
+    SYMBOLS,
+    SequenceDataConfig,
+)
 from dlx.data.textfile import MAX_SEQUENCE_TOKENS, read_lines
 from dlx.errors import DatasetError
 
@@ -148,7 +156,9 @@ class SequenceTask:
 
 
 def load_task(config: SequenceDataConfig) -> SequenceTask:
-    """The task ``config.task`` names, with the limits applied (tensors on the CPU)."""
+    """The task ``config.task`` names, with the limits applied (tensors on the CPU); not frames or graph."""
+    if config.task in FRAME_TASKS + GRAPH_TASKS:
+        raise DatasetError(f"task {config.task!r} is made elsewhere: dlx.train.transformer.data.load_task")
     if config.task in FILE_TASKS:
         task = _file_task(config)
     elif config.task in LEXICON_TASKS:

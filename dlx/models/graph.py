@@ -64,6 +64,9 @@ class GraphTransformer(nn.Module):
         self.node_embedding = nn.Embedding(num_nodes, d_model)
         nn.init.normal_(self.node_embedding.weight, std=1.0)  # unit variance, like TokenEmbedding's output
         self.dropout = nn.Dropout(dropout)
+        # The score function only matters for learned attention; mean/none always build the dot score
+        # (no parameters), so an unused --score cannot change their initial weights.
+        score = score if attention == "neighbours" else "dot"
         self.encoder = Encoder(d_model, heads, layers, ff, dropout, norm, score, activation)
         if attention == "mean":
             for layer in self.encoder.layers:

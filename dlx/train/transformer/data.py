@@ -9,10 +9,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from dlx.configs.transformer import FRAME_TASKS, SequenceDataConfig
+from dlx.configs.transformer import FRAME_TASKS, GRAPH_TASKS, SequenceDataConfig
 from dlx.data import sequences
 from dlx.data.frames import load_frames_task
 from dlx.data.sequences import IGNORE, PAD, SequenceTask, Split
+from dlx.errors import DatasetError
 
 FAMILY = "transformer"  # the checkpoints' family tag and the folder under runs/
 # Bucketing sorts this many batches' worth of shuffled examples by length at a
@@ -27,6 +28,9 @@ def load_task(config: SequenceDataConfig) -> SequenceTask:
     others from ``dlx/data/sequences.py`` (over its size limit: new generators live apart)."""
     if config.task in FRAME_TASKS:
         return load_frames_task(config)
+    if config.task in GRAPH_TASKS:  # one graph, not a set of sequences: dlx/train/transformer/graph_loop.py
+        raise DatasetError("task 'graph' classifies the nodes of one graph; it has no sequences to show "
+                          "(see its model with --print-config, its picture in TensorBoard)")
     return sequences.load_task(config)
 
 

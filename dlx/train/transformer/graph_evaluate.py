@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from dlx import viz
 from dlx.configs.transformer import GRAPH_TASKS, TransformerConfig
-from dlx.data.graphs import GraphTask
+from dlx.data.graphs import GraphTask, edges_digest
 from dlx.errors import CheckpointError
 from dlx.train.transformer.data import FAMILY
 
@@ -148,9 +148,10 @@ def load_model(run_dir: str | Path, which: str = "best", data_dir: str | None = 
             if getattr(config.data, key):
                 setattr(config.data, key, str(Path(data_dir) / Path(getattr(config.data, key)).name))
     task = load_graph_task(config.data)
-    if task.graph.nodes != info["nodes"] or task.graph.label_names != info["labels"]:
-        raise CheckpointError(f"{run_dir}: the graph no longer has the nodes and classes the run was trained "
-                              "on (did its files change?)")
+    same_edges = info.get("edges_sha1", edges_digest(task.graph.edges)) == edges_digest(task.graph.edges)
+    if task.graph.nodes != info["nodes"] or task.graph.label_names != info["labels"] or not same_edges:
+        raise CheckpointError(f"{run_dir}: the graph no longer has the nodes, edges and classes the run was "
+                              "trained on (did its files change?)")
     model = build_graph_model(config.model, len(info["nodes"]), len(info["labels"]))
     load_weights(model, saved.state["model"], saved.path)
     model.eval()

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from dlx.configs.transformer import TransformerConfig
 from dlx.data.graphs import GraphTask, load_graph_task
+from dlx.errors import ConfigError
 from dlx.models.graph import build_graph_model
 from dlx.optim import grad_norm, lr_at, make_optimizer, set_lr
 from dlx.session import Session
@@ -40,6 +41,7 @@ def train(config: TransformerConfig, argv: list[str] | None = None, resume_dir: 
         config.run.name = config.default_name()
     with Session(FAMILY, config, argv, resume_dir) as session:
         task = load_graph_task(config.data).to(session.device)
+        check_score_memory(config, len(task.graph.nodes))
         model = build_graph_model(config.model, len(task.graph.nodes), len(task.graph.label_names))
         train_model = session.prepare_model(model)
         optimizer = make_optimizer(model.parameters(), config.optim)
@@ -85,6 +87,21 @@ def train(config: TransformerConfig, argv: list[str] | None = None, resume_dir: 
         summary = report.summary(config, task, model, result, position, session.started_at)
         session.finish(summary)
         return run_dir
+
+
+# Additive (GAT-style) scores hold heads × N × N × d_head = N² · d_model values per layer before the
+# softmax (dot scores run fused and never hold them): cap them at 2^28 (1 GiB in fp32), checked before
+# the run directory exists.
+MAX_ADDITIVE_VALUES = 1 << 28
+
+
+def check_score_memory(config: TransformerConfig, nodes: int) -> None:
+    """Refuse, in one line, additive scores over a graph too large for them."""
+    values = nodes * nodes * config.model.d_model
+    if config.model.graph_attention == "neighbours" and config.model.score == "additive" \
+            and values > MAX_ADDITIVE_VALUES:
+        raise ConfigError([f"model.score: additive scores over {nodes:,} nodes hold {values:,} values per "
+                           f"layer (limit {MAX_ADDITIVE_VALUES:,}); use --score dot or a smaller --d-model"])
 
 
 def train_step(config: TransformerConfig, session: Session, task: GraphTask, model, train_model, optimizer,

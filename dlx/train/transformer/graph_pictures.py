@@ -16,7 +16,9 @@ from dlx import viz
 from dlx.data.graphs import GraphTask
 
 LAYOUT_SEED = 7  # spring layout: fixed, so every picture of a graph has the same node positions
-MAX_DRAWN_NODES = 500  # beyond this a node-link drawing is a hairball: no picture
+# Beyond this a node-link drawing is a hairball, so no picture; and from 500 nodes on networkx lays
+# out with scipy, which dlx does not install.
+MAX_DRAWN_NODES = 499
 MAX_NAMED_NODES = 40  # node names written inside the nodes up to this size
 WIDTH, HEIGHT = 640, 640
 DESCRIPTIONS = {
