@@ -211,6 +211,18 @@ def load_optimizer(optimizer: torch.optim.Optimizer, state: Any, path: str | Pat
         raise CheckpointError(f"checkpoint {path}: this run's {what} cannot load its state ({reason})") from None
 
 
+def restore_training(state: dict, path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                     resume_keys: Iterable[str], position_keys: Iterable[str]) -> dict:
+    """Load a resume checkpoint into the model and optimizer and return its position; one line
+    (``CheckpointError``) when a key is missing or a tensor does not fit. Each loop names its keys."""
+    require(state, resume_keys, path)
+    require(state["position"], position_keys, path, "position")
+    require(state["rng"], RNG_KEYS, path, "rng")
+    load_weights(model, state["model"], path)
+    load_optimizer(optimizer, state["optimizer"], path)
+    return state["position"]
+
+
 def _shape(tensor: torch.Tensor) -> str:
     return "×".join(str(size) for size in tensor.shape) or "a scalar"
 

@@ -37,7 +37,17 @@ from __future__ import annotations
 import torch
 
 from dlx.configs.transformer import SYMBOLS, SequenceDataConfig
-from dlx.data.sequences import IGNORE, PAD, SPECIALS, TEST_SEED_OFFSET, VAL_SEED_OFFSET, SequenceTask, Split, Vocab
+from dlx.data.sequences import (
+    IGNORE,
+    PAD,
+    SPECIALS,
+    TEST_SEED_OFFSET,
+    VAL_SEED_OFFSET,
+    SequenceTask,
+    Split,
+    Vocab,
+    apply_limits,
+)
 
 CLASS_NAMES = "ABCDEFGHIJKLMNOPQR"  # one letter per class (at most 36 // 2 classes)
 SYMBOLS_PER_CLASS = 2
@@ -58,13 +68,7 @@ def load_frames_task(config: SequenceDataConfig) -> SequenceTask:
     validation = (generate_frames(config, config.val_size, config.seed + VAL_SEED_OFFSET)
                   if config.val_size else None)
     task = SequenceTask(config.task, "labeling", vocab, labels, train, test, validation=validation)
-    if config.limit_train:
-        task.train = task.train.take(config.limit_train)
-    if config.limit_test:
-        task.test = task.test.take(config.limit_test)
-        if task.validation is not None:
-            task.validation = task.validation.take(config.limit_test)
-    return task
+    return apply_limits(task, config)
 
 
 def generate_frames(config: SequenceDataConfig, count: int, seed: int) -> Split:

@@ -165,6 +165,11 @@ def load_task(config: SequenceDataConfig) -> SequenceTask:
         task = _g2p_task(config)
     else:
         task = _synthetic_task(config)
+    return apply_limits(task, config)
+
+
+def apply_limits(task: SequenceTask, config: SequenceDataConfig) -> SequenceTask:
+    """``task`` cut to data.limit_train / data.limit_test (validation too): the first N examples."""
     if config.limit_train:
         task.train = task.train.take(config.limit_train)
     if config.limit_test:

@@ -157,9 +157,4 @@ def restore(state: dict, path: Path, model: torch.nn.Module, optimizer: torch.op
     """Load a resume checkpoint into the model and optimizer; its position. One line if it does not fit."""
     from dlx import checkpoint
 
-    checkpoint.require(state, RESUME_KEYS, path)
-    checkpoint.require(state["position"], POSITION_KEYS, path, "position")
-    checkpoint.require(state["rng"], checkpoint.RNG_KEYS, path, "rng")
-    checkpoint.load_weights(model, state["model"], path)
-    checkpoint.load_optimizer(optimizer, state["optimizer"], path)
-    return state["position"]
+    return checkpoint.restore_training(state, path, model, optimizer, RESUME_KEYS, POSITION_KEYS)
