@@ -44,7 +44,7 @@ from dlx.configs.transformer import (
     SYMBOLS,
     SequenceDataConfig,
 )
-from dlx.data.textfile import MAX_SEQUENCE_TOKENS, read_lines
+from dlx.data.textfile import read_conll, read_labelled, read_pairs, split_text
 from dlx.errors import DatasetError
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
@@ -177,11 +177,6 @@ def apply_limits(task: SequenceTask, config: SequenceDataConfig) -> SequenceTask
         if task.validation is not None:
             task.validation = task.validation.take(config.limit_test)
     return task
-
-
-def split_text(text: str, tokenizer: str) -> list[str]:
-    """``char``: characters; ``word``: whitespace-separated words."""
-    return list(text) if tokenizer == "char" else text.split()
 
 
 # --------------------------------------------------------------------------
@@ -357,7 +352,7 @@ def _lexicon_split(entries: list[tuple[str, list[tuple[str, ...]]]], vocab: Voca
 
 
 def _file_task(config: SequenceDataConfig) -> SequenceTask:
-    readers = {"pairs": _read_pairs, "conll": _read_conll, "classify": _read_labelled}
+    readers = {"pairs": read_pairs, "conll": read_conll, "classify": read_labelled}
     read = readers[config.task]
     examples = read(Path(config.path), config.tokens)
     if config.test_path:
@@ -426,71 +421,6 @@ def _encode_examples(examples, kind: str, vocab: Vocab, labels: list[str], path)
     else:
         target = torch.tensor([label_index[label] for _, label in examples], dtype=torch.long)
     return Split(source, target, source_lengths, source_lengths.clone())
-
-
-def _check_length(tokens: list[str], path: Path, number: int) -> list[str]:
-    if len(tokens) > MAX_SEQUENCE_TOKENS:
-        raise DatasetError(f"{path} line {number}: {len(tokens):,} tokens; sequences are limited to "
-                           f"{MAX_SEQUENCE_TOKENS:,}")
-    return tokens
-
-
-def _read_pairs(path: Path, tokenizer: str) -> list[tuple[list[str], list[str], str]]:
-    """``source<TAB>target`` lines (blank lines skipped): (source tokens, target tokens, target text)."""
-    examples = []
-    for number, line in enumerate(read_lines(path), 1):
-        if not line.strip():
-            continue
-        parts = line.split("\t")
-        if len(parts) != 2:
-            raise DatasetError(f"{path} line {number}: expected source<TAB>target, "
-                               f"found {len(parts) - 1} tabs")
-        text = parts[1].strip()
-        source = _check_length(split_text(parts[0].strip(), tokenizer), path, number)
-        target = _check_length(split_text(text, tokenizer), path, number)
-        if not source or not target:
-            raise DatasetError(f"{path} line {number}: empty source or target")
-        examples.append((source, target, text))
-    return _nonempty(examples, path, "source<TAB>target lines")
-
-
-def _read_conll(path: Path, tokenizer: str) -> list[tuple[list[str], list[str]]]:
-    """``token<TAB>tag`` lines, sentences separated by blank lines (extra middle columns ignored)."""
-    examples, tokens, tags = [], [], []
-    for number, line in enumerate(read_lines(path) + [""], 1):
-        if not line.strip():
-            if tokens:
-                examples.append((tokens, tags))
-                tokens, tags = [], []
-            continue
-        if line.startswith("-DOCSTART-"):
-            continue
-        parts = line.split("\t")
-        if len(parts) < 2:
-            raise DatasetError(f"{path} line {number}: expected token<TAB>tag")
-        tokens.append(parts[0].strip())
-        tags.append(parts[-1].strip())
-        _check_length(tokens, path, number)
-    return _nonempty(examples, path, "token<TAB>tag sentences")
-
-
-def _read_labelled(path: Path, tokenizer: str) -> list[tuple[list[str], str]]:
-    """``text<TAB>label`` lines."""
-    examples = []
-    for number, line in enumerate(read_lines(path), 1):
-        if not line.strip():
-            continue
-        text, sep, label = line.rpartition("\t")
-        if not sep or not label.strip() or not text.strip():
-            raise DatasetError(f"{path} line {number}: expected text<TAB>label")
-        examples.append((_check_length(split_text(text.strip(), tokenizer), path, number), label.strip()))
-    return _nonempty(examples, path, "text<TAB>label lines")
-
-
-def _nonempty(examples: list, path: Path, what: str) -> list:
-    if not examples:
-        raise DatasetError(f"{path}: no {what} found")
-    return examples
 
 
 def encode_input(text: str, info: dict) -> list[int]:

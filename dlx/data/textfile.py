@@ -1,4 +1,5 @@
-"""Reading a user's text data files within bounds (torch-free, so the CLI can check them early).
+"""Reading a user's text data files within bounds (torch-free, so the CLI can check them early),
+and parsing the three formats the sequence tasks take (text pairs, CoNLL tags, labelled text).
 
 A data file is read line by line with a limit per file and per line, so a
 file with one enormous line is refused in one line naming it, before it can
@@ -51,3 +52,73 @@ def check_files(*paths: str | None) -> None:
     for path in paths:
         if path:
             read_lines(Path(path), keep=False)
+
+
+def split_text(text: str, tokenizer: str) -> list[str]:
+    """``char``: characters; ``word``: whitespace-separated words."""
+    return list(text) if tokenizer == "char" else text.split()
+
+
+def _check_length(tokens: list[str], path: Path, number: int) -> list[str]:
+    if len(tokens) > MAX_SEQUENCE_TOKENS:
+        raise DatasetError(f"{path} line {number}: {len(tokens):,} tokens; sequences are limited to "
+                           f"{MAX_SEQUENCE_TOKENS:,}")
+    return tokens
+
+
+def read_pairs(path: Path, tokenizer: str) -> list[tuple[list[str], list[str], str]]:
+    """``source<TAB>target`` lines (blank lines skipped): (source tokens, target tokens, target text)."""
+    examples = []
+    for number, line in enumerate(read_lines(path), 1):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2:
+            raise DatasetError(f"{path} line {number}: expected source<TAB>target, "
+                               f"found {len(parts) - 1} tabs")
+        text = parts[1].strip()
+        source = _check_length(split_text(parts[0].strip(), tokenizer), path, number)
+        target = _check_length(split_text(text, tokenizer), path, number)
+        if not source or not target:
+            raise DatasetError(f"{path} line {number}: empty source or target")
+        examples.append((source, target, text))
+    return _nonempty(examples, path, "source<TAB>target lines")
+
+
+def read_conll(path: Path, tokenizer: str) -> list[tuple[list[str], list[str]]]:
+    """``token<TAB>tag`` lines, sentences separated by blank lines (extra middle columns ignored)."""
+    examples, tokens, tags = [], [], []
+    for number, line in enumerate(read_lines(path) + [""], 1):
+        if not line.strip():
+            if tokens:
+                examples.append((tokens, tags))
+                tokens, tags = [], []
+            continue
+        if line.startswith("-DOCSTART-"):
+            continue
+        parts = line.split("\t")
+        if len(parts) < 2:
+            raise DatasetError(f"{path} line {number}: expected token<TAB>tag")
+        tokens.append(parts[0].strip())
+        tags.append(parts[-1].strip())
+        _check_length(tokens, path, number)
+    return _nonempty(examples, path, "token<TAB>tag sentences")
+
+
+def read_labelled(path: Path, tokenizer: str) -> list[tuple[list[str], str]]:
+    """``text<TAB>label`` lines."""
+    examples = []
+    for number, line in enumerate(read_lines(path), 1):
+        if not line.strip():
+            continue
+        text, sep, label = line.rpartition("\t")
+        if not sep or not label.strip() or not text.strip():
+            raise DatasetError(f"{path} line {number}: expected text<TAB>label")
+        examples.append((_check_length(split_text(text.strip(), tokenizer), path, number), label.strip()))
+    return _nonempty(examples, path, "text<TAB>label lines")
+
+
+def _nonempty(examples: list, path: Path, what: str) -> list:
+    if not examples:
+        raise DatasetError(f"{path}: no {what} found")
+    return examples

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,16 @@ def load_task(config: SequenceDataConfig) -> SequenceTask:
         raise DatasetError("task 'graph' classifies the nodes of one graph; it has no sequences to show "
                           "(see its model with --print-config, its picture in TensorBoard)")
     return sequences.load_task(config)
+
+
+def repoint_files(data, data_dir: str | None, keys: tuple[str, ...]) -> None:
+    """Point each of ``data``'s file keys that is set at the file of the same name in ``data_dir``
+    (``dlx eval --data-dir``: the run's files moved). Nothing without ``data_dir``."""
+    if not data_dir:
+        return
+    for key in keys:
+        if getattr(data, key):
+            setattr(data, key, str(Path(data_dir) / Path(getattr(data, key)).name))
 
 
 def epoch_permutation(seed: int, epoch: int, count: int) -> torch.Tensor:

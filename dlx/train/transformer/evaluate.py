@@ -23,7 +23,7 @@ from dlx.configs.transformer import FRAME_TASKS, TransformerConfig
 from dlx.data.sequences import EOS, IGNORE, PAD, SequenceTask, Vocab
 from dlx.errors import CheckpointError, DlxError
 from dlx.session import Shard
-from dlx.train.transformer.data import FAMILY, batch_loss, make_batch
+from dlx.train.transformer.data import FAMILY, batch_loss, make_batch, repoint_files
 from dlx.train.transformer.decoding import beam_search, decode
 
 EVAL_BATCH = 500
@@ -392,10 +392,7 @@ def load_model(run_dir: str | Path, which: str = "best", data_dir: str | None = 
     require(saved.state, ("model", "task", "step"), saved.path)
     require(saved.state["task"], ("kind", "tokens", "labels", "max_len", "joiner"), saved.path, "task")
     config, info = saved.config, saved.state["task"]
-    if data_dir:
-        for key in ("path", "test_path"):
-            if getattr(config.data, key):
-                setattr(config.data, key, str(Path(data_dir) / Path(getattr(config.data, key)).name))
+    repoint_files(config.data, data_dir, ("path", "test_path"))
     model = build_model(config.model, info["kind"], len(info["tokens"]), len(info["labels"]), info["max_len"])
     load_weights(model, saved.state["model"], saved.path)
     model.eval()

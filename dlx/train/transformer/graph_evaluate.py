@@ -22,7 +22,7 @@ from dlx import viz
 from dlx.configs.transformer import GRAPH_TASKS, TransformerConfig
 from dlx.data.graphs import GraphTask, edges_digest
 from dlx.errors import CheckpointError
-from dlx.train.transformer.data import FAMILY
+from dlx.train.transformer.data import FAMILY, repoint_files
 
 
 @torch.no_grad()
@@ -143,12 +143,10 @@ def load_model(run_dir: str | Path, which: str = "best", data_dir: str | None = 
     require(saved.state, ("model", "task", "step"), saved.path)
     require(saved.state["task"], ("nodes", "labels"), saved.path, "task")
     config, info = saved.config, saved.state["task"]
-    if data_dir:
-        for key in ("path", "labels_path"):
-            if getattr(config.data, key):
-                setattr(config.data, key, str(Path(data_dir) / Path(getattr(config.data, key)).name))
+    repoint_files(config.data, data_dir, ("path", "labels_path"))
     task = load_graph_task(config.data)
-    same_edges = info.get("edges_sha1", edges_digest(task.graph.edges)) == edges_digest(task.graph.edges)
+    digest = edges_digest(task.graph.edges)
+    same_edges = info.get("edges_sha1", digest) == digest  # runs saved before the digest: not checked
     if task.graph.nodes != info["nodes"] or task.graph.label_names != info["labels"] or not same_edges:
         raise CheckpointError(f"{run_dir}: the graph no longer has the nodes, edges and classes the run was "
                               "trained on (did its files change?)")
