@@ -43,11 +43,15 @@ class Fonts:
         return cls(SMALL_PX * scale, TEXT_PX * scale, TITLE_PX * scale, DPI / 72)
 
 
-def new_figure(width_px: int, height_px: int):
-    """(Figure, Fonts): a constrained-layout figure of ``width_px`` × ``height_px`` pixels."""
+def new_figure(width_px: int, height_px: int, layout: str | None = "constrained"):
+    """(Figure, Fonts): a ``width_px`` × ``height_px`` figure, laid out by matplotlib unless ``layout`` is None.
+
+    Constrained layout costs time on every draw (about half of a many-axes
+    figure's); a figure that places its own axes passes ``layout=None``.
+    """
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width_px / DPI, height_px / DPI), dpi=DPI, layout="constrained")
+    figure = Figure(figsize=(width_px / DPI, height_px / DPI), dpi=DPI, layout=layout)
     return figure, Fonts.for_width(width_px)
 
 
@@ -209,21 +213,42 @@ def plot_grid(images, columns: int, title: str = "", row_names: list[str] | None
 
 def plot_misclassified(images, true_names: list[str], predicted_names: list[str],
                        confidences: list[float], title: str = "", columns: int = 3):
-    """Misclassified images, each captioned "true → predicted (confidence)"."""
+    """Misclassified images, each captioned "true → predicted (confidence)".
+
+    One axes holds every tile, with a white band above each for its caption,
+    and the layout is computed here: the trainer draws this every epoch, and
+    twelve captioned sub-axes under constrained layout took about 0.3 s to
+    draw against 0.06 s this way (2-core CPU).
+    """
     tiles, colour = _as_tiles(images)
-    rows = max(1, math.ceil(len(tiles) / columns))
+    count, size = len(tiles), tiles.shape[1]
+    columns = max(1, min(columns, count))
     width = 640
-    figure, fonts = new_figure(width, int(rows * width / columns * 1.3 + 24 * (1 + _title_lines(title))))
-    grid = figure.subplots(rows, columns, squeeze=False)
-    for index, axes in enumerate(grid.flat):
-        axes.set_axis_off()
-        if index >= len(tiles):
-            continue
-        axes.imshow(tiles[index], cmap=None if colour else "gray", vmin=0, vmax=1)
-        axes.set_title(f"{true_names[index]} →\n{predicted_names[index]} {confidences[index]:.0%}",
-                       fontsize=fonts.small, color="darkred", pad=3)
+    fonts = Fonts.for_width(width)
+    pad = max(1, size // 14)
+    px_per_pixel = width / (columns * (tiles.shape[2] + pad) + pad)  # the tiles span the figure's width
+    line_px = 1.3 * fonts.small * fonts.px_per_point
+    band = math.ceil((2 * line_px + 6) / px_per_pixel)  # two caption lines above each tile, in image pixels
+    banded = np.concatenate([np.ones((count, band) + tiles.shape[2:]), tiles], axis=1)
+    mosaic = _mosaic(banded, columns, pad, fill=1.0)
+    image_px = (mosaic.shape[0] + pad) * px_per_pixel
+    title_px = 1.45 * fonts.title * fonts.px_per_point * _title_lines(title) + (10 if title else 0)
+    height = image_px + title_px
+    figure, fonts = new_figure(width, math.ceil(height), layout=None)
+    axes = figure.add_axes((0.0, 0.0, 1.0, image_px / height))
+    axes.set_axis_off()
+    axes.imshow(mosaic, cmap=None if colour else "gray", vmin=0, vmax=1, interpolation="nearest", aspect="auto",
+                extent=(0, mosaic.shape[1], mosaic.shape[0], 0))
+    axes.set_xlim(-pad, mosaic.shape[1] + pad)  # a pad's margin left and right, and below the last row
+    axes.set_ylim(mosaic.shape[0] + pad, 0)
+    for index in range(count):
+        row, column = divmod(index, columns)
+        centre = column * (tiles.shape[2] + pad) + tiles.shape[2] / 2
+        tile_top = row * (band + size + pad) + band
+        axes.text(centre, tile_top - 2 / px_per_pixel, f"{true_names[index]} →\n{predicted_names[index]} "
+                  f"{confidences[index]:.0%}", ha="center", va="bottom", fontsize=fonts.small, color="darkred")
     if title:
-        figure.suptitle(title, fontsize=fonts.title)
+        figure.text(0.5, 1 - 6 / height, title, ha="center", va="top", fontsize=fonts.title)
     return figure
 
 

@@ -69,9 +69,14 @@ def test_misclassified_tiles_say_true_and_predicted_class():
     images = torch.rand(4, 1, 28, 28)
     figure = viz.plot_misclassified(images, ["Shirt", "Coat", "Bag", "Dress"], ["T-shirt/top", "Pullover", "Sandal",
                                     "Coat"], [0.9, 0.51, 0.33, 0.7], title="misclassified val images, step 3")
-    titles = [axes.get_title() for axes in figure.axes if axes.get_title()]
-    assert titles[0] == "Shirt →\nT-shirt/top 90%" and titles[2] == "Bag →\nSandal 33%"
-    assert len(titles) == 4 and viz.smallest_text_px(figure) >= LEGIBLE_PX
+    (axes,) = figure.axes  # one image of every tile, each caption a text above its tile
+    captions = [text.get_text() for text in axes.texts]
+    assert captions[0] == "Shirt →\nT-shirt/top 90%" and captions[2] == "Bag →\nSandal 33%"
+    assert len(captions) == 4 and viz.smallest_text_px(figure) >= LEGIBLE_PX
+    assert "misclassified val images, step 3" in texts(figure)
+    # Each caption sits just above its own tile: the third (row 0, column 2) is right of the second.
+    (x0, y0), (x2, y2), (x3, y3) = (axes.texts[index].get_position() for index in (0, 2, 3))
+    assert y0 == y2 < y3 and x2 > x0 == x3
 
 
 def test_filters_share_one_diverging_scale_and_are_enlarged():
