@@ -1,5 +1,5 @@
 """``python -m dlx`` (also what ``torchrun -m dlx`` runs)."""
 
-from dlx.cli import main
+from dlx.cli import console_main
 
-main()
+console_main()

@@ -76,5 +76,15 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(run_guarded(app, argv))
 
 
+def console_main() -> None:
+    """The ``dlx`` command and ``python -m dlx``: ``main``, then an exit without the interpreter's teardown."""
+    from dlx.commands.common import exit_now
+
+    try:
+        main()
+    except SystemExit as exit_:
+        exit_now(exit_.code)
+
+
 if __name__ == "__main__":
-    main()
+    console_main()
