@@ -218,7 +218,7 @@ def plot_misclassified(images, true_names: list[str], predicted_names: list[str]
     One axes holds every tile, with a white band above each for its caption,
     and the layout is computed here: the trainer draws this every epoch, and
     twelve captioned sub-axes under constrained layout took about 0.3 s to
-    draw against 0.06 s this way (2-core CPU).
+    draw against about 0.1 s this way (2-core CPU).
     """
     tiles, colour = _as_tiles(images)
     count, size = len(tiles), tiles.shape[1]
