@@ -67,13 +67,11 @@ sweeps: setup data
 	@$(MAKE) --no-print-directory concept-pictures
 	@echo "tables: runs/sweep-tables.md; plot: docs/cnn-data-size.png; pictures: docs/concepts/"
 
-# docs/concepts/*.png: each concept's TensorBoard picture, from the newest matching run. The concepts no
-# sweep trains (SAGAN, CycleGAN, conditional GAN, a learned positional encoding) get a short run here.
+# docs/concepts/*.png: each concept's TensorBoard picture, from the newest matching run (run `make sweeps`
+# first: the sweeps train every run the pictures come from, except a learned positional encoding, which
+# gets a short run here).
 PICTURE_RUNS := --runs-dir runs/pictures --no-progress
 concept-pictures: setup data
-	$(BIN)/dlx train-gan --dataset fashion-mnist --model sagan --epochs 1 $(PICTURE_RUNS)
-	$(BIN)/dlx train-gan --config experiments/gan/cycle-sneaker-boot.yaml $(PICTURE_RUNS)
-	$(BIN)/dlx train-gan --kind conditional --dataset fashion-mnist --epochs 1 $(PICTURE_RUNS)
 	$(BIN)/dlx train-transformer --config experiments/transformer/reverse.yaml --pos learned $(PICTURE_RUNS)
 	$(BIN)/python docs/concept_pictures.py
 
