@@ -110,14 +110,16 @@ def run_sweep_ray(sweep: Sweep, sweep_dir: Path, record: dict, address: str | No
         finished = 0
         while pending:
             (ready,), _ = ray.wait(list(pending), num_returns=1)
-            index, started = pending.pop(ready)
+            index, submitted = pending.pop(ready)
             try:
-                returncode = ray.get(ready)["returncode"]
+                # The worker's own timing: time since submission would count the wait for a free CPU.
+                result = ray.get(ready)
+                returncode, seconds = result["returncode"], result["seconds"]
             except Exception as error:  # noqa: BLE001 — every retry failed; record it, go on
                 echo(f"{sweep.points[index].run_name}: Ray gave up ({type(error).__name__})")
-                returncode = -1
+                returncode, seconds = -1, time.time() - submitted
             finished += 1
-            finish_point(sweep, sweep_dir, record, index, returncode, time.time() - started, finished, echo)
+            finish_point(sweep, sweep_dir, record, index, returncode, seconds, finished, echo)
     except KeyboardInterrupt:
         echo("interrupted: cancelling the remaining points")
         return False
