@@ -34,9 +34,9 @@ def fetch(
     mirror: Optional[list[str]] = typer.Option(None, "--mirror",
                                                help="Base URL to try instead of the official mirrors (repeatable)."),
 ) -> None:
-    from dlx.data.download import fetch as fetch_dataset
+    from dlx.data import vision
 
-    path = fetch_dataset(name, dest_dir=dest, mirrors=mirror or None, progress=True)
+    path = vision.fetch(name, dest_dir=dest, mirrors=mirror or None, progress=True)
     typer.echo(f"{name}: {path}")
 
 

@@ -9,10 +9,11 @@ Finding (see DESIGN.md, "Data without the internet"): the directories of
 wins. Each file may be gzipped (``X.gz``) or already decompressed (``X``, as
 torchvision leaves them in ``data/<TorchvisionName>/raw``).
 
-Downloading happens only when nothing was found (``dlx/data/download.py``):
-every file is fetched from the first mirror that works, its md5 checked
-against the official one, and renamed into place only when complete, so a
-partial download never appears under a final name.
+Downloading happens only when nothing was found (``fetch``; one file's
+transport is ``dlx/data/download.py``): every file is fetched from the first
+mirror that works, its md5 checked against the official one, and renamed into
+place only when complete, so a partial download never appears under a final
+name.
 
 Loading gives tensors in memory (``VisionData``): uint8 images N x 28 x 28
 and int64 labels, validated against the spec.
@@ -22,13 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
+from dlx.data.download import download_file, file_md5
 from dlx.data.idx import check_idx, read_idx
 from dlx.errors import DatasetError
 
@@ -44,7 +45,6 @@ STANDARD_FILE_NAMES = {
 }
 # The last place searched; a module constant so that tests can move it.
 SYSTEM_DATA_ROOT = Path("/usr/share/datasets")
-_CHUNK = 1 << 20
 
 VERIFIED = "verified"
 UNVERIFIED = "valid, recompressed/unverified"
@@ -257,8 +257,6 @@ def load(
                 f"dataset '{spec.name}' not found (searched: {searched}); run"
                 f" `dlx data fetch {spec.name}` or put its four files there"
             )
-        from dlx.data.download import download_dir, fetch
-
         dest = download_dir(spec, data_dir)
         try:
             directory = fetch(spec, dest, mirrors, progress)
@@ -301,16 +299,86 @@ def _check_dims(path: Path, role: str, dims: tuple[int, ...], spec: DatasetSpec)
         raise DatasetError(f"{path}: expected {what} of shape {want}, found {got}")
 
 
-# ---------------------------------------------------------------- checking
+# ---------------------------------------------------------------- downloading
 
 
-def file_md5(path: Path) -> str:
-    """The md5 of a file, read in chunks."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+def download_dir(name: str | DatasetSpec, data_dir: str | os.PathLike | None = None) -> Path:
+    """Where a download goes: ``<data_dir>/<name>``, else the first writable
+    of ``$DLX_DATA/<name>`` and ``$XDG_CACHE_HOME/dlx/<name>`` (default
+    ``~/.cache/dlx/<name>``). The directory is created."""
+    spec = get_spec(name)
+    if data_dir is not None:
+        candidates = [Path(data_dir).expanduser() / spec.name]
+    else:
+        candidates = [_cache_root() / spec.name]
+        if os.environ.get("DLX_DATA"):
+            candidates.insert(0, Path(os.environ["DLX_DATA"]).expanduser() / spec.name)
+    for candidate in candidates:
+        try:
+            candidate.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(candidate, os.W_OK):
+            return candidate
+    tried = ", ".join(str(c) for c in candidates)
+    raise DatasetError(f"no writable directory to download '{spec.name}' into (tried {tried})")
+
+
+def fetch(
+    name: str | DatasetSpec,
+    dest_dir: str | os.PathLike | None = None,
+    mirrors: Sequence[str] | None = None,
+    progress: bool = True,
+) -> Path:
+    """Download a dataset's four files into ``dest_dir`` and return it.
+
+    ``dest_dir`` defaults to ``download_dir(name)``. Mirrors (base URLs, a
+    file's URL is base + file name) are taken from ``mirrors`` if given,
+    else from the environment variable ``DLX_MIRROR`` (comma-separated base
+    URLs, e.g. a local mirror; ``file://`` URLs work), else from the
+    dataset's official list. For each file the mirrors are tried in order;
+    a mirror fails on a connection or HTTP error, a body shorter or longer
+    than its Content-Length, or an md5 that is not the official one. Files
+    already present with the right md5 are kept. Each file is written to a
+    temporary file in ``dest_dir``, fsynced, and renamed into place.
+    Raises ``DatasetError`` naming the file and every mirror's failure.
+    """
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TransferSpeedColumn,
+    )
+
+    spec = get_spec(name)
+    bases = _mirror_list(spec, mirrors)
+    dest = Path(dest_dir).expanduser() if dest_dir is not None else download_dir(spec)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DatasetError(f"cannot create {dest}: {error.strerror or error}") from None
+    console = Console(stderr=True)
+    # Not a terminal (a log, a pipe): no bar, which would leave an empty line behind.
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        console=console, transient=True, disable=not progress or not console.is_terminal,
+    )
+    with bar:
+        for remote in spec.files.values():
+            target = dest / remote.name
+            if _is_file(target) and file_md5(target) == remote.md5:
+                continue
+            download_file(remote.name, remote.md5, bases, target, bar)
+    return dest
+
+
+def _mirror_list(spec: DatasetSpec, mirrors: Sequence[str] | None) -> list[str]:
+    if mirrors:
+        return list(mirrors)
+    from_env = [url.strip() for url in os.environ.get("DLX_MIRROR", "").split(",") if url.strip()]
+    return from_env or list(spec.mirrors)
 
 
 # ---------------------------------------------------------------- listing

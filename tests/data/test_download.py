@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from dlx.data import download, vision
+from dlx.data import vision
 from dlx.errors import DatasetError
 
 
@@ -22,7 +22,7 @@ def leftovers(directory) -> list[str]:
 def test_fetch_then_load(tmp_path, mirror_server, tiny_spec, tiny_source):
     url = mirror_server.add("good", published(tiny_source))
     dest = tmp_path / "dest"
-    assert download.fetch(tiny_spec, dest, mirrors=[url], progress=True) == dest
+    assert vision.fetch(tiny_spec, dest, mirrors=[url], progress=True) == dest
     for remote in tiny_spec.files.values():
         assert vision.file_md5(dest / remote.name) == remote.md5
     assert leftovers(dest) == []
@@ -30,7 +30,7 @@ def test_fetch_then_load(tmp_path, mirror_server, tiny_spec, tiny_source):
     assert data.source == dest and data.train_images.shape == (20, 28, 28)
     # Files already present with the right md5 are not downloaded again.
     hits = len(mirror_server.hits)
-    download.fetch(tiny_spec, dest, mirrors=[url], progress=False)
+    vision.fetch(tiny_spec, dest, mirrors=[url], progress=False)
     assert len(mirror_server.hits) == hits
 
 
@@ -56,7 +56,7 @@ def test_checksum_mismatch_leaves_nothing(tmp_path, mirror_server, tiny_spec, ti
     dest = tmp_path / "dest"
     pattern = f"could not download {name}: .*checksum mismatch"
     with pytest.raises(DatasetError, match=pattern) as info:
-        download.fetch(tiny_spec, dest, mirrors=[url], progress=False)
+        vision.fetch(tiny_spec, dest, mirrors=[url], progress=False)
     assert "\n" not in str(info.value)
     assert not (dest / name).exists()
     assert leftovers(dest) == []
@@ -66,7 +66,7 @@ def test_dead_mirrors_are_skipped(tmp_path, mirror_server, closed_port_url, tiny
     missing = mirror_server.add("empty", {})  # answers 404 for everything
     good = mirror_server.add("good", published(tiny_source))
     dest = tmp_path / "dest"
-    download.fetch(tiny_spec, dest, mirrors=[closed_port_url, missing, good], progress=False)
+    vision.fetch(tiny_spec, dest, mirrors=[closed_port_url, missing, good], progress=False)
     assert vision.load(tiny_spec, dest, download=False).test_labels.shape == (10,)
     assert sum(hit.startswith("/empty/") for hit in mirror_server.hits) == 4
     assert sum(hit.startswith("/good/") for hit in mirror_server.hits) == 4
@@ -80,18 +80,18 @@ def test_truncated_body_is_rejected(tmp_path, mirror_server, tiny_spec, tiny_sou
     cut = mirror_server.add("cut", published(tiny_source), mode=mode)
     dest = tmp_path / "dest"
     with pytest.raises(DatasetError, match=reason):
-        download.fetch(tiny_spec, dest, mirrors=[cut], progress=False)
+        vision.fetch(tiny_spec, dest, mirrors=[cut], progress=False)
     assert list(dest.iterdir()) == []
     # With a healthy mirror after it, the download succeeds.
     good = mirror_server.add("good", published(tiny_source))
-    download.fetch(tiny_spec, dest, mirrors=[cut, good], progress=False)
+    vision.fetch(tiny_spec, dest, mirrors=[cut, good], progress=False)
     assert vision.load(tiny_spec, dest, download=False).train_labels.shape == (20,)
 
 
 def test_every_failure_is_named_on_one_line(tmp_path, mirror_server, closed_port_url, tiny_spec):
     missing = mirror_server.add("empty", {})
     with pytest.raises(DatasetError) as info:
-        download.fetch(
+        vision.fetch(
             tiny_spec, tmp_path / "dest", mirrors=[closed_port_url, missing], progress=False
         )
     message = str(info.value)
@@ -113,11 +113,11 @@ def test_dlx_mirror_env_overrides_official(
 ):
     good = mirror_server.add("good", published(tiny_source))
     monkeypatch.setenv("DLX_MIRROR", f"{closed_port_url}, {good}")
-    download.fetch(tiny_spec, tmp_path / "dest", progress=False)
+    vision.fetch(tiny_spec, tmp_path / "dest", progress=False)
     assert sum(hit.startswith("/good/") for hit in mirror_server.hits) == 4
 
 
 def test_file_url_mirror(tmp_path, tiny_spec, tiny_source):
     source = tiny_source["train_images"].parent
-    download.fetch(tiny_spec, tmp_path / "dest", mirrors=[source.as_uri()], progress=False)
+    vision.fetch(tiny_spec, tmp_path / "dest", mirrors=[source.as_uri()], progress=False)
     assert vision.load(tiny_spec, tmp_path / "dest", download=False).name == "tiny"
