@@ -209,8 +209,11 @@ def test_ctrl_c_stops_the_running_points_cleanly_and_keeps_the_rest_pending(tmp_
 """, "long.yaml")
     root = tmp_path / "runs"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    # Ctrl-C as in a terminal: a test run started in the background ((make test &) from a script) inherits
+    # SIGINT ignored, and Python then installs no KeyboardInterrupt handler in the sweep.
     sweep = subprocess.Popen([sys.executable, "-m", "dlx", "sweep", str(path), "-j", "2", "--runs-dir", str(root)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 90
     while len(list(root.glob("sweeps/*/cnn/*/meta.json"))) < 2 and time.time() < deadline:
         time.sleep(0.2)
