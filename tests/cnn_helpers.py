@@ -58,3 +58,21 @@ def weights(run_dir: Path, which: str = "last") -> dict[str, torch.Tensor]:
 
 def same_weights(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def interrupt_at(monkeypatch, call: int, signum: int = 15) -> None:
+    """Make ``Session.should_stop`` report stop signal ``signum`` (default SIGTERM) from its ``call``-th call on.
+
+    A trainer asks once when it opens the run directory, then once per step.
+    """
+    from dlx.session import Session
+
+    calls = {"count": 0}
+
+    def should_stop(self):
+        calls["count"] += 1
+        if calls["count"] == call:
+            self._stop_signal = signum
+        return bool(self._stop_signal)
+
+    monkeypatch.setattr(Session, "should_stop", should_stop)

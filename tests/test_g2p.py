@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from dlx import metrics
 from dlx.configs.transformer import TASK_RECIPES, TransformerConfig
 from dlx.data.cmudict import lexicon_text, load_g2p, parse_lexicon, split_by_word
 from dlx.errors import DatasetError
-from tests.cnn_helpers import ROOT, cli, meta, same_weights
+from tests.cnn_helpers import ROOT, cli, interrupt_at, meta, same_weights
 
 # The first lines of the real dictionary: words with apostrophes, "(2)" variants,
 # comments, abbreviations with dots and hyphenated compounds all occur in them.
@@ -237,17 +238,9 @@ TASK_PHONEMES = ("AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N N
 
 
 def test_interrupted_bucketed_run_resumes_bit_exact(runs_dir, monkeypatch):
-    from dlx.session import Session
-
     flags = [*TINY, "--set", "eval.every=20", "--dropout", "0.1"]
     assert cli(["train-transformer", *flags, "--runs-dir", runs_dir / "straight"]) == 0
-    calls = {"count": 0}
-
-    def stop_soon(self):  # 32 steps per epoch: stop in the first one, after a checkpoint
-        calls["count"] += 1
-        return calls["count"] == 25
-
-    monkeypatch.setattr(Session, "should_stop", stop_soon)
+    interrupt_at(monkeypatch, 25, signum=signal.SIGINT)  # 32 steps per epoch: stop in the first, after a checkpoint
     assert cli(["train-transformer", *flags, "--runs-dir", runs_dir / "split"]) == 128 + 2
     run = only_run(runs_dir / "split")
     assert meta(run)["status"] == "interrupted"

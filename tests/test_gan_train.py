@@ -12,6 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from dlx import checkpoint
 from dlx.cli import main
 from dlx.configs.gan import GANConfig
+from tests.cnn_helpers import interrupt_at
 from tests.conftest import FASHION_DIR, run_dirs
 
 TOY = ["--dataset", "ring8", "--no-progress", "--set", "run.log_every=5", "--set", "eval.samples=500"]
@@ -95,21 +96,6 @@ def test_other_losses_train(runs_dir, loss):
     assert summary["loss"] == loss and summary["global_step"] == 10
     if loss == "wgan-gp":
         assert "loss/gradient_penalty" in events(only_run(runs_dir)).Tags()["scalars"]
-
-
-def interrupt_at(monkeypatch, call: int) -> None:
-    """Make ``Session.should_stop`` report a stop signal at its ``call``-th call (like SIGTERM)."""
-    from dlx.session import Session
-
-    calls = {"count": 0}
-
-    def should_stop(self):
-        calls["count"] += 1
-        if calls["count"] == call:
-            self._stop_signal = 15
-        return bool(self._stop_signal)
-
-    monkeypatch.setattr(Session, "should_stop", should_stop)
 
 
 def assert_same_state(first: dict, second: dict, path: str = "") -> None:

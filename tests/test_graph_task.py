@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import statistics
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 from dlx.data.graphs import IGNORE, bundled_graph, node_split, read_graph_files
 from dlx.errors import ConfigError, DatasetError
 from dlx.models.graph import GraphTransformer
-from tests.cnn_helpers import cli, meta, same_weights
+from tests.cnn_helpers import cli, interrupt_at, meta, same_weights
 
 # A small model and a short run: one run directory in a few seconds.
 TINY = ["--task", "graph", "--d-model", "16", "--heads", "2", "--layers", "2", "--ff", "32", "--epochs", "20",
@@ -224,17 +225,9 @@ def test_graph_run_records_metrics_picture_and_evaluates(runs_dir, capsys):
 
 
 def test_interrupted_then_resumed_graph_run_is_bit_exact(runs_dir, monkeypatch):
-    from dlx.session import Session
-
     flags = [*TINY, "--dropout", "0.2"]
     assert cli(["train-transformer", *flags, "--runs-dir", runs_dir / "straight"]) == 0
-    calls = {"count": 0}
-
-    def stop_at_step_12(self):  # open_run's call, then one per step
-        calls["count"] += 1
-        return calls["count"] == 13
-
-    monkeypatch.setattr(Session, "should_stop", stop_at_step_12)
+    interrupt_at(monkeypatch, 13, signum=signal.SIGINT)  # open_run's call, then one per step: stop at step 12
     assert cli(["train-transformer", *flags, "--runs-dir", runs_dir / "split"]) == 128 + 2
     run = only_run(runs_dir / "split")
     assert meta(run)["status"] == "interrupted"

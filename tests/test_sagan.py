@@ -19,8 +19,9 @@ from dlx.errors import ConfigError
 from dlx.models.gan import build_gan, dcgan_generator
 from dlx.models.sagan import SelfAttention2d, record_attention
 from dlx.train.gan.losses import hinge_discriminator
+from tests.cnn_helpers import interrupt_at
 from tests.inspect_helpers import run_cli, run_json
-from tests.test_gan_train import assert_same_state, dlx, events, interrupt_at, only_run
+from tests.test_gan_train import assert_same_state, dlx, events, only_run
 
 SHAPE = (1, 28, 28)
 

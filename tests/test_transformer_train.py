@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from tests.cnn_helpers import cli, meta, same_weights
+from tests.cnn_helpers import cli, interrupt_at, meta, same_weights
 
 # A one-layer model on short sequences: a whole run takes a second or two.
 TINY = [
@@ -173,17 +174,10 @@ def test_reverse_needs_positions(runs_dir):
 
 
 def test_interrupted_then_resumed_run_is_bit_exact(runs_dir, monkeypatch):
-    from dlx.session import Session
-
     flags = [*TINY, "--epochs", "2", "--dropout", "0.2", "--set", "eval.every=5"]
     assert cli(["train-transformer", *flags, "--runs-dir", runs_dir / "straight"]) == 0
-    calls = {"count": 0}
-
-    def stop_at_step_12(self):  # open_run's call, 8 steps per epoch, one more at the end of epoch 1
-        calls["count"] += 1
-        return calls["count"] == 14
-
-    monkeypatch.setattr(Session, "should_stop", stop_at_step_12)
+    # open_run's call, 8 steps per epoch, one more at the end of epoch 1: stop at step 12
+    interrupt_at(monkeypatch, 14, signum=signal.SIGINT)
     assert cli(["train-transformer", *flags, "--runs-dir", runs_dir / "split"]) == 128 + 2
     run = only_run(runs_dir / "split")
     assert meta(run)["status"] == "interrupted"
