@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from dlx.errors import ShapeError
 from dlx.models.attention import AdditiveScore, MultiHeadAttention, attention_mask, causal_mask
@@ -131,3 +132,26 @@ def test_w_q_w_k_w_v_are_learned_and_bad_sizes_are_clear_errors():
         MultiHeadAttention(10, 4)
     with pytest.raises(ShapeError, match="unknown attention score"):
         MultiHeadAttention(8, 2, score="cosine")
+
+
+def test_short_low_precision_attention_takes_the_math_kernel_with_the_same_result():
+    """dlx/models/sdpa.py: bf16 on CPU under 256 keys → math kernel; fp32 and long keys keep the fused one."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from dlx.models import sdpa
+
+    generator = torch.Generator().manual_seed(0)
+    short = [torch.randn(4, 2, 12, 16, generator=generator).bfloat16() for _ in range(3)]
+    long_keys = torch.randn(4, 2, 256, 16, generator=generator).bfloat16()
+    assert sdpa.prefers_math_kernel(short[0], short[1])
+    assert not sdpa.prefers_math_kernel(short[0], long_keys)
+    assert not sdpa.prefers_math_kernel(short[0].float(), short[1].float())
+    mask = torch.ones(4, 1, 1, 12, dtype=torch.bool)
+    mask[:, :, :, 9:] = False
+    ours = sdpa.attention(*short, attn_mask=mask)
+    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+        fused = F.scaled_dot_product_attention(*short, attn_mask=mask)
+    reference = F.scaled_dot_product_attention(*(t.float() for t in short), attn_mask=mask)
+    assert ours.dtype == torch.bfloat16
+    torch.testing.assert_close(ours.float(), fused.float(), atol=2e-2, rtol=2e-2)
+    torch.testing.assert_close(ours.float(), reference, atol=2e-2, rtol=2e-2)

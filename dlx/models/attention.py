@@ -27,7 +27,9 @@ with memory and time growing as ``L·(2w+1)`` instead of ``L²``.
 
 Speed: with dot-product scores and no request for the weights, the forward
 pass calls ``torch.nn.functional.scaled_dot_product_attention`` (fused
-kernels, never materialising the weights when it can avoid it). The explicit
+kernels, never materialising the weights when it can avoid it; short bf16
+inputs on the CPU take SDPA's math kernel, which is faster there, see
+``dlx/models/sdpa.py``). The explicit
 path computes the same numbers step by step and returns the weights, for
 pictures and for the additive score. ``tests/test_attention.py`` checks that
 both paths agree for every mask type; ``tests/test_banded_attention.py`` that
@@ -44,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlx.errors import ShapeError
+from dlx.models import sdpa
 from dlx.models.banded import band_is_cheaper, banded_attention
 
 # --------------------------------------------------------------------------
@@ -277,7 +280,7 @@ class MultiHeadAttention(nn.Module):
             if causal and mask is not None:
                 mask = mask & causal_mask(queries.shape[2], keys.shape[2], mask.device)
                 causal = False
-            mixed = F.scaled_dot_product_attention(
+            mixed = sdpa.attention(
                 queries, keys, values, attn_mask=mask, dropout_p=dropout, is_causal=causal)
             return mixed, None
         return self.explicit_attention(queries, keys, values, mask, causal, dropout)

@@ -41,6 +41,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from dlx.models import sdpa
+
 MIN_BLOCK = 32  # queries per block at least (see the module docstring)
 
 
@@ -206,5 +208,5 @@ def banded_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.Te
 
 
 def _dot_product_attention(queries, keys, values, mask):
-    return F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask,
-                                          scale=1.0 / math.sqrt(queries.shape[-1]))
+    return sdpa.attention(queries, keys, values, attn_mask=mask,
+                          scale=1.0 / math.sqrt(queries.shape[-1]))

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from dlx.data.sequences import BOS, EOS, PAD
+from dlx.models import sdpa
 from dlx.models.transformer import Seq2SeqTransformer
 
 
@@ -95,7 +96,7 @@ class _Cached:
             keys = torch.cat([self.cache[index][0], keys], dim=2)
             values = torch.cat([self.cache[index][1], values], dim=2)
         self.cache[index] = (keys, values)
-        mixed = F.scaled_dot_product_attention(qkv[0], keys, values)
+        mixed = sdpa.attention(qkv[0], keys, values)
         return attention.out_proj(mixed.transpose(1, 2).reshape(batch, 1, attention.d_model))
 
     def _cross_attention(self, index: int, attention, h: torch.Tensor) -> torch.Tensor:
@@ -103,7 +104,7 @@ class _Cached:
         queries = F.linear(h, attention.in_proj.weight[:d], attention.in_proj.bias[:d])
         queries = queries.view(batch, 1, attention.heads, attention.head_dim).transpose(1, 2)
         keys, values = self.cross[index]
-        mixed = F.scaled_dot_product_attention(queries, keys, values, attn_mask=self.memory_mask)
+        mixed = sdpa.attention(queries, keys, values, attn_mask=self.memory_mask)
         return attention.out_proj(mixed.transpose(1, 2).reshape(batch, 1, d))
 
 
