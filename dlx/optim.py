@@ -80,8 +80,12 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 
 def grad_norm(parameters: Iterable[torch.nn.Parameter]) -> torch.Tensor:
-    """Global L2 norm of the gradients (a tensor, to avoid a device sync)."""
-    norms = [p.grad.detach().norm(2) for p in parameters if p.grad is not None]
-    if not norms:
+    """Global L2 norm of the gradients (a tensor, to avoid a device sync).
+
+    The same number ``clip_grad_norm_`` returns, computed the same way (one
+    fused norm over all gradients, not a Python loop of per-tensor norms).
+    """
+    grads = [p.grad.detach() for p in parameters if p.grad is not None]
+    if not grads:
         return torch.zeros(())
-    return torch.linalg.vector_norm(torch.stack(norms), 2)
+    return torch.nn.utils.get_total_norm(grads)

@@ -119,9 +119,10 @@ def train_step(config: TransformerConfig, session: Session, task: GraphTask, mod
     loss.backward()
     if session.is_main and cadence.due(step, max(1, total // cadence.HISTOGRAMS_PER_EPOCH)):
         log_histograms(session.writer, model, step)
-    norm = grad_norm(model.parameters())
-    if config.optim.grad_clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+    if config.optim.grad_clip:  # the norm before clipping, computed once
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+    else:
+        norm = grad_norm(model.parameters())
     optimizer.step()
     accuracy = (scores.argmax(-1) == targets).float().mean()
     if cadence.due(step, cadence.log_interval(config.run.log_every, total)) or step + 1 == total:

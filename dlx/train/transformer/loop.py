@@ -183,9 +183,9 @@ def run_epoch(loop: Loop, epoch: int, bar) -> tuple[float, float]:
         loss.backward()
         if session.is_main and cadence.due(before, histogram_every):  # weights and their gradients
             log_histograms(session.writer, loop.model, before)
-        norm = grad_norm(loop.model.parameters())
+        norm = None  # computed only when logged (or free from clipping)
         if config.optim.grad_clip:
-            torch.nn.utils.clip_grad_norm_(loop.model.parameters(), config.optim.grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_(loop.model.parameters(), config.optim.grad_clip)
         loop.optimizer.step()
 
         batch_correct, batch_counted = metrics.token_accuracy_counts(predictions, targets, ignore)
@@ -204,6 +204,8 @@ def run_epoch(loop: Loop, epoch: int, bar) -> tuple[float, float]:
         stop_now = session.should_stop()
         if cadence.due(before, log_every) or last_batch or checkpoint_now or stop_now or evaluate_here:
             session.check_finite(loss_sum, step)  # also guards every checkpoint
+            if norm is None:  # gradients are intact until the next zero_grad
+                norm = grad_norm(loop.model.parameters())
             tokens_per_s = tokens_since * session.world_size / max(time.time() - since, 1e-9)
             session.log_scalars(before, {"train/loss": float(loss.detach()), "opt/lr": lr,
                                        "opt/grad_norm": float(norm), "perf/tokens_per_s": tokens_per_s})
