@@ -54,6 +54,22 @@ def test_projection_discriminator_depends_on_the_label():
                               critic(images, torch.ones(3, dtype=torch.long)))
 
 
+@pytest.mark.parametrize("name", ["mlp", "dcgan", "sagan"])
+def test_auxiliary_classifier_head_only_when_asked_for(name):
+    overrides = {"data.dataset": "mnist", "model.kind": "conditional", "model.name": name, "model.d_hidden": "[8]",
+                 "model.channels": 8}
+    plain = build_gan(make_config(**overrides), (1, 28, 28), num_classes=10).discriminators["D"]
+    with pytest.raises(ValueError, match="no auxiliary classifier"):
+        plain(torch.rand(3, 1, 28, 28), torch.zeros(3, dtype=torch.long), with_classes=True)
+    config = make_config(**overrides, **{"loss.class_weight": 1.0})
+    critic = build_gan(config, (1, 28, 28), num_classes=10).discriminators["D"].eval()  # no power iterations
+    images, labels = torch.rand(3, 1, 28, 28), torch.tensor([0, 1, 2])
+    scores, logits = critic(images, labels, with_classes=True)
+    assert scores.shape == (3,) and logits.shape == (3, 10)
+    torch.testing.assert_close(scores, critic(images, labels))  # the class head leaves the score alone
+    assert not torch.allclose(logits[0], logits[1])  # it reads the image
+
+
 @pytest.mark.parametrize("name", ["mlp", "dcgan"])
 def test_cycle_translators_keep_the_image_shape(name):
     config = make_config(**{"data.dataset": "fashion-mnist", "model.kind": "cycle", "model.name": name,
@@ -157,3 +173,11 @@ def test_dcgan_follows_the_practice_its_docstrings_cite():
         critic(images, torch.arange(4))
     head = critic.head.weight.detach()
     assert torch.linalg.matrix_norm(head, ord=2) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_two_d_generator_batch_norm_is_a_switch():
+    plain = build_gan(make_config(), (2,)).generators["G"]
+    normed = build_gan(make_config(**{"model.g_batch_norm": "true"}), (2,)).generators["G"]
+    assert not any(isinstance(layer, torch.nn.BatchNorm1d) for layer in plain.modules())
+    assert sum(isinstance(layer, torch.nn.BatchNorm1d) for layer in normed.modules()) == 3  # one per hidden layer
+    assert normed(torch.randn(8, 2)).shape == (8, 2)

@@ -176,6 +176,7 @@ def test_non_finite_loss_stops_the_run_clearly(runs_dir, monkeypatch, capsys):
     (["--dataset", "fashion-mnist", "--limit-train", 256, "--eval-classifier", "/nonexistent/run"],
      "run directory /nonexistent/run does not exist"),
     (["--model", "dcgan"], "dcgan is for images"),
+    (["--set", "loss.class_weight=1"], "loss.class_weight: the auxiliary classifier is for kind conditional"),
     (["--dataset", "fashion-mnist", "--data-dir", "/nonexistent", "--set", "data.download=false",
       "--set", "data.classes=[7]"], None),
 ])
@@ -250,6 +251,21 @@ def test_conditional_gan_samples_a_requested_class(runs_dir, tiny_classifier, tm
     assert dlx("sample", run_dir, "--label", "Spaceship", "--out", tmp_path / "x.png") == 2
     err = capsys.readouterr().err
     assert "--label 'Spaceship' is not one of this run's classes" in err and "9=Ankle boot" in err
+
+
+def test_auxiliary_classifier_trains_with_the_conditional_gan(runs_dir):
+    """loss.class_weight (AC-GAN): D gets a class head, both class losses are logged, and G's loss uses it."""
+    assert dlx("train-gan", *IMAGE_RESUME, "--epochs", 1, "--set", "loss.class_weight=1",
+               "--set", "run.log_every=1", "--runs-dir", runs_dir) == 0
+    run_dir = only_run(runs_dir)
+    saved = checkpoint.load(run_dir / "checkpoints" / "last.pt", "gan")
+    # One logit per Fashion-MNIST class (the weight is spectrally normalised: stored as its original).
+    assert saved["models"]["D"]["classifier.parametrizations.weight.original"].shape[0] == 10
+    scalars = events(run_dir).Tags()["scalars"]
+    assert {"class/D_loss", "class/G_loss"} <= set(scalars)
+    class_loss = [event.value for event in events(run_dir).Scalars("class/D_loss")]
+    # Cross-entropy over 10 classes starts near ln 10 ≈ 2.30: a real loss, not a constant.
+    assert all(0 < value < 5 for value in class_loss) and abs(class_loss[0] - 2.30) < 0.5
 
 
 def test_cycle_gan_reports_reconstruction_error(runs_dir, tiny_classifier, tmp_path):

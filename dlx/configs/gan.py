@@ -85,6 +85,8 @@ class GANModelConfig:
     noise_dim: int = option(0, "size of z (0: 2 for 2-D data, 64 for images)")
     g_hidden: list[int] = option([], "mlp generator hidden widths (empty: [128]*3 for 2-D, [256,512,1024] for images)")
     d_hidden: list[int] = option([], "mlp discriminator hidden widths (empty: [128]*3 for 2-D, [512,256] for images)")
+    g_batch_norm: bool = option(False, "mlp generator for 2-D data: batch norm after each hidden layer, as PacGAN's "
+                                       "2-D generator (image MLP generators always have it)")
     channels: int = option(64, "dcgan, sagan: channels of the widest conv layer")
     pack: int = option(0, "PacGAN: samples judged together by D (0: 2 for 2-D gan, 1 otherwise)")
     cycle_blocks: int = option(2, "cycle dcgan: residual blocks in each translator")
@@ -143,10 +145,15 @@ class GANLossConfig:
     gp_weight: float = option(10.0, "wgan-gp: weight of the gradient penalty")
     cycle_weight: float = option(10.0, "cycle: weight of the L1 cycle-consistency loss A→B→A, B→A→B")
     identity_weight: float = option(5.0, "cycle: weight of the L1 identity loss G_AB(b) ≈ b")
+    class_weight: float = option(
+        0.0, "conditional: weight of an auxiliary classifier's cross-entropy (AC-GAN, Odena et al. 2017): "
+             "D also learns the class of real images, G that its samples get the class asked for (0: off)")
 
     def check(self):
+        # `not >= 0` also catches NaN
         return [(key, f"must be >= 0, got {getattr(self, key)}")
-                for key in ("gp_weight", "cycle_weight", "identity_weight") if getattr(self, key) < 0]
+                for key in ("gp_weight", "cycle_weight", "identity_weight", "class_weight")
+                if not getattr(self, key) >= 0]
 
 
 MAX_EVAL_SAMPLES = 100_000
@@ -254,6 +261,9 @@ class GANConfig:
             problems.append(("model.name", "sagan is for kinds gan and conditional; cycle uses mlp or dcgan"))
         if is_toy and self.model.kind == "conditional":
             problems.append(("model.kind", f"conditional needs class labels; {self.data.dataset} has none"))
+        if self.loss.class_weight and self.model.kind != "conditional":
+            problems.append(("loss.class_weight", f"the auxiliary classifier is for kind conditional, not "
+                                                  f"{self.model.kind}"))
         if is_toy and self.data.classes:
             problems.append(("data.classes", f"{self.data.dataset} has no classes"))
         if self.optim.batch_size % self.pack():
@@ -299,6 +309,8 @@ class GANConfig:
             unused |= {"data.domain_a", "data.domain_b", "loss.cycle_weight", "loss.identity_weight"}
         if name != "mlp":
             unused |= {"model.g_hidden", "model.d_hidden"}
+        if name != "mlp" or not self.is_toy:
+            unused.add("model.g_batch_norm")
         if name not in ("dcgan", "sagan") or kind == "cycle":
             unused |= {"model.upsample", "model.spectral_norm"}
         if name not in ("dcgan", "sagan"):
@@ -309,6 +321,8 @@ class GANConfig:
             unused.add("model.cycle_blocks")
         if self.loss.name != "wgan-gp":
             unused.add("loss.gp_weight")
+        if kind != "conditional":
+            unused.add("loss.class_weight")
         return unused | unused_update_keys(self.g_optim, "g_optim") | unused_update_keys(self.d_optim, "d_optim")
 
     # -- defaults that depend on the data (resolved here so every module agrees)

@@ -70,17 +70,25 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """sample(s) (+ class) → one real-vs-fake score (a logit, or a critic value) per pack."""
+    """sample(s) (+ class) → one real-vs-fake score (a logit, or a critic value) per pack.
 
-    def __init__(self, features: nn.Module, feature_dim: int, pack: int, num_classes: int):
+    With ``classify`` (AC-GAN's auxiliary classifier), a second head reads
+    the same features and gives class logits; ``forward(…, with_classes=True)``
+    returns (scores, class logits).
+    """
+
+    def __init__(self, features: nn.Module, feature_dim: int, pack: int, num_classes: int,
+                 classify: bool = False):
         super().__init__()
         self.features = features
         self.pack = pack
         self.head = nn.Linear(feature_dim, 1)
         self.num_classes = num_classes
         self.projection = nn.Embedding(num_classes, feature_dim) if num_classes else None
+        self.classifier = nn.Linear(feature_dim, num_classes) if classify and num_classes else None
 
-    def forward(self, samples: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, samples: torch.Tensor, labels: torch.Tensor | None = None,
+                with_classes: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         if self.pack > 1:  # pack consecutive samples: (B, …) → (B / pack, pack·…) along dim 1
             samples = samples.reshape(samples.shape[0] // self.pack, self.pack * samples.shape[1],
                                       *samples.shape[2:])
@@ -90,6 +98,10 @@ class Discriminator(nn.Module):
             if labels is None:
                 raise ValueError("a conditional discriminator needs labels")
             score = score + (self.projection(labels) * hidden).sum(dim=1)
+        if with_classes:
+            if self.classifier is None:
+                raise ValueError("this discriminator has no auxiliary classifier (loss.class_weight is 0)")
+            return score, self.classifier(hidden)
         return score
 
 
@@ -100,7 +112,8 @@ def mlp_generator(config: GANConfig, sample_shape: tuple[int, ...], num_classes:
     """Fully connected; tanh output for images, linear for 2-D points."""
     is_image = len(sample_shape) == 3
     body, width = _mlp(config.noise_dim() + num_classes, config.g_hidden(),
-                       nn.ReLU if not is_image else lambda: nn.LeakyReLU(LEAK), batch_norm=is_image)
+                       nn.ReLU if not is_image else lambda: nn.LeakyReLU(LEAK),
+                       batch_norm=is_image or config.model.g_batch_norm)
     body.append(nn.Linear(width, math.prod(sample_shape)))
     if is_image:
         body.append(nn.Tanh())
@@ -111,7 +124,8 @@ def mlp_discriminator(config: GANConfig, sample_shape: tuple[int, ...], num_clas
     pack = config.pack()
     activation = nn.ReLU if len(sample_shape) == 1 else (lambda: nn.LeakyReLU(LEAK))
     body, width = _mlp(pack * math.prod(sample_shape), config.d_hidden(), activation)
-    return Discriminator(nn.Sequential(nn.Flatten(), *body), width, pack, num_classes)
+    return Discriminator(nn.Sequential(nn.Flatten(), *body), width, pack, num_classes,
+                         classify=bool(config.loss.class_weight))
 
 
 # -- DCGAN -------------------------------------------------------------------
@@ -172,7 +186,8 @@ def dcgan_discriminator(config: GANConfig, sample_shape: tuple[int, ...], num_cl
         nn.Conv2d(wide // 2, wide, 4, stride=2, padding=1), nn.LeakyReLU(LEAK),
         nn.Flatten(),
     )
-    discriminator = Discriminator(features, wide * (size // 4) ** 2, pack, num_classes)
+    discriminator = Discriminator(features, wide * (size // 4) ** 2, pack, num_classes,
+                                  classify=bool(config.loss.class_weight))
     if not config.model.spectral_norm:
         return discriminator
     dcgan_init(discriminator)  # before normalising: afterwards .weight is computed from the stored original

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import torch
+import torch.nn.functional as F
 
 from dlx.configs.common import UpdateConfig
 from dlx.configs.gan import GANConfig
@@ -147,9 +148,10 @@ def update(loop: Loop, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     average_gradients(loop.session.shard, parameters)
-    norm = grad_norm(parameters)
-    if optim.grad_clip:
-        torch.nn.utils.clip_grad_norm_(parameters, optim.grad_clip)
+    if optim.grad_clip:  # the norm before clipping, computed once
+        norm = torch.nn.utils.clip_grad_norm_(parameters, optim.grad_clip)
+    else:
+        norm = grad_norm(parameters)
     optimizer.step()
     return norm
 
@@ -180,6 +182,7 @@ def gan_step(loop: Loop) -> dict[str, torch.Tensor]:
     generator, critic = loop.nets["G"], loop.nets["D"]
     batch = config.optim.batch_size
     conditional = config.model.kind == "conditional"
+    class_weight = config.loss.class_weight  # AC-GAN's auxiliary classifier: conditional runs only
     d_parameters = loop.d_parameters()
     stats: dict[str, torch.Tensor] = {}
     for d_index in range(config.d_steps()):
@@ -189,9 +192,16 @@ def gan_step(loop: Loop) -> dict[str, torch.Tensor]:
         with torch.no_grad(), session.autocast():
             fake = generator(noise, labels)
         with session.autocast():
-            real_scores, fake_scores = critic(real, labels), critic(fake, labels)
+            if class_weight:
+                real_scores, real_logits = critic(real, labels, with_classes=True)
+            else:
+                real_scores = critic(real, labels)
+            fake_scores = critic(fake, labels)
         loss_d = loss.discriminator(real_scores, fake_scores)
         total = with_penalty(loop, loss_d, [(partial(critic, labels=labels), real, fake)], stats)
+        if class_weight:  # D learns the classes of real images only, so it stays a real-data classifier
+            stats["class/D_loss"] = F.cross_entropy(real_logits.float(), labels)
+            total = total + class_weight * stats["class/D_loss"]
         stats["grad_norm/D"] = update(loop, total, loop.d_optimizer, d_parameters, config.d_optim)
     stats.update({"loss/D": loss_d.detach(), "D/D(x)": loss.summary(real_scores),
                   "D/D(G(z))": loss.summary(fake_scores)})
@@ -201,8 +211,16 @@ def gan_step(loop: Loop) -> dict[str, torch.Tensor]:
     for parameter in d_parameters:  # D's gradients are not needed for G's update
         parameter.requires_grad_(False)
     with session.autocast():
-        loss_g = loss.generator(critic(generator(noise, labels), labels))
-    stats["grad_norm/G"] = update(loop, loss_g, loop.g_optimizer, loop.g_parameters(), config.g_optim)
+        if class_weight:
+            fake_scores, fake_logits = critic(generator(noise, labels), labels, with_classes=True)
+        else:
+            fake_scores = critic(generator(noise, labels), labels)
+        loss_g = loss.generator(fake_scores)
+    total = loss_g
+    if class_weight:  # G: its samples should be classified as the class it was asked for
+        stats["class/G_loss"] = F.cross_entropy(fake_logits.float(), labels)
+        total = loss_g + class_weight * stats["class/G_loss"]
+    stats["grad_norm/G"] = update(loop, total, loop.g_optimizer, loop.g_parameters(), config.g_optim)
     for parameter in d_parameters:
         parameter.requires_grad_(True)
     stats["loss/G"] = loss_g.detach()
