@@ -174,10 +174,3 @@ def test_dcgan_follows_the_practice_its_docstrings_cite():
     head = critic.head.weight.detach()
     assert torch.linalg.matrix_norm(head, ord=2) == pytest.approx(1.0, abs=1e-3)
 
-
-def test_two_d_generator_batch_norm_is_a_switch():
-    plain = build_gan(make_config(), (2,)).generators["G"]
-    normed = build_gan(make_config(**{"model.g_batch_norm": "true"}), (2,)).generators["G"]
-    assert not any(isinstance(layer, torch.nn.BatchNorm1d) for layer in plain.modules())
-    assert sum(isinstance(layer, torch.nn.BatchNorm1d) for layer in normed.modules()) == 3  # one per hidden layer
-    assert normed(torch.randn(8, 2)).shape == (8, 2)

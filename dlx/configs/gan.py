@@ -85,8 +85,6 @@ class GANModelConfig:
     noise_dim: int = option(0, "size of z (0: 2 for 2-D data, 64 for images)")
     g_hidden: list[int] = option([], "mlp generator hidden widths (empty: [128]*3 for 2-D, [256,512,1024] for images)")
     d_hidden: list[int] = option([], "mlp discriminator hidden widths (empty: [128]*3 for 2-D, [512,256] for images)")
-    g_batch_norm: bool = option(False, "mlp generator for 2-D data: batch norm after each hidden layer, as PacGAN's "
-                                       "2-D generator (image MLP generators always have it)")
     channels: int = option(64, "dcgan, sagan: channels of the widest conv layer")
     pack: int = option(0, "PacGAN: samples judged together by D (0: 2 for 2-D gan, 1 otherwise)")
     cycle_blocks: int = option(2, "cycle dcgan: residual blocks in each translator")
@@ -309,8 +307,6 @@ class GANConfig:
             unused |= {"data.domain_a", "data.domain_b", "loss.cycle_weight", "loss.identity_weight"}
         if name != "mlp":
             unused |= {"model.g_hidden", "model.d_hidden"}
-        if name != "mlp" or not self.is_toy:
-            unused.add("model.g_batch_norm")
         if name not in ("dcgan", "sagan") or kind == "cycle":
             unused |= {"model.upsample", "model.spectral_norm"}
         if name not in ("dcgan", "sagan"):

@@ -112,8 +112,7 @@ def mlp_generator(config: GANConfig, sample_shape: tuple[int, ...], num_classes:
     """Fully connected; tanh output for images, linear for 2-D points."""
     is_image = len(sample_shape) == 3
     body, width = _mlp(config.noise_dim() + num_classes, config.g_hidden(),
-                       nn.ReLU if not is_image else lambda: nn.LeakyReLU(LEAK),
-                       batch_norm=is_image or config.model.g_batch_norm)
+                       nn.ReLU if not is_image else lambda: nn.LeakyReLU(LEAK), batch_norm=is_image)
     body.append(nn.Linear(width, math.prod(sample_shape)))
     if is_image:
         body.append(nn.Tanh())
