@@ -174,3 +174,13 @@ def test_dcgan_follows_the_practice_its_docstrings_cite():
     head = critic.head.weight.detach()
     assert torch.linalg.matrix_norm(head, ord=2) == pytest.approx(1.0, abs=1e-3)
 
+
+
+@pytest.mark.parametrize("pack", [1, 8])
+def test_discriminator_scores_for_pictures_cut_samples_to_whole_packs(pack):
+    """2,500 evaluation samples through a PacGAN D: chunks of whole packs, the remainder left out."""
+    from dlx.train.gan.evaluate import _scores
+
+    critic = build_gan(make_config(**{"model.pack": pack}), (2,)).discriminators["D"]
+    scores = _scores(critic, torch.randn(2500, 2))
+    assert scores.shape == (2500 // pack,)
