@@ -207,8 +207,9 @@ TASK_RECIPES: dict[str, dict[str, Any]] = {
                   "epochs": 3, "batch_size": 4, "grad_clip": 1.0},
     },
     "g2p": {
-        # Measured on this project's 2-core CPU (README: G2P on CMUdict). 11 epochs fill
-        # the 15-minute budget (about 75 s each with the validation pass) since short
+        # Measured on this project's 2-core CPU (README: G2P on CMUdict). 10 epochs fit
+        # the 15-minute budget (75-86 s each with the validation pass, as the shared
+        # machine's speed varies; 11 could overrun it) since short
         # bf16 attention runs on SDPA's math kernel (dlx/models/sdpa.py: 85 → 63 ms per
         # step in a bare loop); 7 epochs gave test WER 30.9% /
         # 30.3% (beam 5), 13 epochs 28.4% / 28.1% in 21 minutes. Batch 128 without
@@ -219,7 +220,7 @@ TASK_RECIPES: dict[str, dict[str, Any]] = {
         "run": {"precision": "auto"},
         "model": {"d_model": 128, "heads": 4, "layers": 3, "ff": 512, "dropout": 0.0},
         "optim": {"optimizer": "adam", "lr": 2e-3, "schedule": "warmup-cosine", "warmup_steps": 400,
-                  "epochs": 11, "batch_size": 128, "grad_clip": 1.0},
+                  "epochs": 10, "batch_size": 128, "grad_clip": 1.0},
         "data": {"bucket": True},
         "eval": {"beam": 5, "examples": 16},
         "label_smoothing": 0.1,
