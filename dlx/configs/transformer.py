@@ -209,10 +209,10 @@ TASK_RECIPES: dict[str, dict[str, Any]] = {
     "g2p": {
         # Measured on this project's 2-core CPU (README: G2P on CMUdict). 10 epochs fit
         # the 15-minute budget (75-86 s each with the validation pass, as the shared
-        # machine's speed varies; 11 could overrun it) since short
-        # bf16 attention runs on SDPA's math kernel (dlx/models/sdpa.py: 85 → 63 ms per
-        # step in a bare loop); 7 epochs gave test WER 30.9% /
-        # 30.3% (beam 5), 13 epochs 28.4% / 28.1% in 21 minutes. Batch 128 without
+        # machine's speed varies; 11 could overrun it) since short bf16 attention runs
+        # on SDPA's math kernel (dlx/models/sdpa.py: 85 → 63 ms per step in a bare
+        # loop): test WER 29.7% greedy / 29.1% beam 5 in 777 s. 7 epochs gave 30.9% /
+        # 30.3%, 13 epochs 28.4% / 28.1% (21 minutes, sharing the CPU). Batch 128 without
         # dropout learns faster per CPU-second than batch 256 with dropout 0.1
         # (one-epoch runs: validation WER 47% vs 59%). Four-epoch runs (validation
         # WER): lr 2e-3 33.9%, lr 3e-3 34.2%, label smoothing 0 33.9%; batch 64 at

@@ -12,6 +12,9 @@ Conditioning (``kind: conditional``): the generator sees the one-hot class
 next to the noise; the discriminator adds a *projection* term
 ``<embed(y), features(x)>`` to its score (Miyato & Koyama, 2018), which lets
 it judge "is this a real image *of class y*" without a separate classifier.
+With ``loss.class_weight`` (the conditional Fashion-MNIST recipe's choice) D
+also gets an auxiliary classifier head (AC-GAN, Odena et al., 2017) trained on
+real images, and G is trained to have its samples classified as asked.
 
 PacGAN packing (``pack`` > 1): the discriminator judges ``pack`` samples at
 once (concatenated), so a generator that keeps producing the same few
