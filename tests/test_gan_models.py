@@ -58,7 +58,8 @@ def test_projection_discriminator_depends_on_the_label():
 def test_auxiliary_classifier_head_only_when_asked_for(name):
     overrides = {"data.dataset": "mnist", "model.kind": "conditional", "model.name": name, "model.d_hidden": "[8]",
                  "model.channels": 8}
-    plain = build_gan(make_config(**overrides), (1, 28, 28), num_classes=10).discriminators["D"]
+    plain = build_gan(make_config(**overrides, **{"loss.class_weight": 0}), (1, 28, 28),
+                      num_classes=10).discriminators["D"]
     with pytest.raises(ValueError, match="no auxiliary classifier"):
         plain(torch.rand(3, 1, 28, 28), torch.zeros(3, dtype=torch.long), with_classes=True)
     config = make_config(**overrides, **{"loss.class_weight": 1.0})
@@ -163,17 +164,17 @@ def test_dcgan_follows_the_practice_its_docstrings_cite():
     assert not any(isinstance(layer, torch.nn.ConvTranspose2d) for layer in g_layers)
     assert sum(isinstance(layer, torch.nn.Upsample) for layer in g_layers) == 2
     assert isinstance(g_layers[-1], torch.nn.Tanh) and isinstance(g_layers[-2], torch.nn.Conv2d)
-    # D: no batch norm; every weight (convs, head, class projection) spectrally normalised.
+    # D: no batch norm; every weight (convs, head, class projection, the recipe's auxiliary classifier)
+    # spectrally normalised.
     assert not any(isinstance(layer, torch.nn.BatchNorm2d) for layer in critic.modules())
     weighted = [layer for layer in critic.modules() if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear,
                                                                           torch.nn.Embedding))]
-    assert len(weighted) == 4 and all(parametrize.is_parametrized(layer, "weight") for layer in weighted)
+    assert len(weighted) == 5 and all(parametrize.is_parametrized(layer, "weight") for layer in weighted)
     images = torch.rand(4, 1, 28, 28) * 2 - 1
     for _ in range(30):  # the power iteration converges during training passes
         critic(images, torch.arange(4))
     head = critic.head.weight.detach()
     assert torch.linalg.matrix_norm(head, ord=2) == pytest.approx(1.0, abs=1e-3)
-
 
 
 @pytest.mark.parametrize("pack", [1, 8])

@@ -101,9 +101,9 @@ def test_the_architectures_layer_follows_the_model_in_use(monkeypatch):
     assert plain(**CONDITIONAL_FASHION)["loss"]["name"] == "hinge"  # dcgan, named by the recipe
     assert plain(**CONDITIONAL_FASHION, **{"model.name": "mlp"})["loss"]["name"] == "bce"
     assert plain(**CONDITIONAL_FASHION, **{"loss.name": "wgan-gp"})["loss"]["name"] == "wgan-gp"
-    # SAGAN's hinge loss, whatever the (kind, dataset) recipe says.
+    # SAGAN's hinge loss, whatever the (kind, dataset) recipe says; the recipe's other loss key stays.
     data = {"model": {"name": "sagan", "kind": "conditional"}, "data": {"dataset": "fashion-mnist"}}
-    assert GANConfig.task_defaults(data)["loss"] == {"name": "hinge"}
+    assert GANConfig.task_defaults(data)["loss"] == {"name": "hinge", "class_weight": 1.0}
 
 
 def test_malformed_raw_keys_get_no_recipe_and_the_usual_error():
