@@ -62,7 +62,8 @@ PICTURES = (
     Picture("gan-noise", "gan", "config/noise", {"model.noise": "uniform", "model.noise_scale": 3}),
     Picture("gan-fashion", "gan", "samples/fixed_noise",
             {"data.dataset": "fashion-mnist", "model.kind": "gan", "model.name": "dcgan", "loss.name": "bce"}),
-    Picture("conditional", "gan", "eval/requested_vs_recognised", {"model.kind": "conditional"}),
+    Picture("conditional", "gan", "eval/requested_vs_recognised",
+            {"model.kind": "conditional", "loss.class_weight": 1.0}),  # the plain recipe's auxiliary classifier
     Picture("sagan", "gan", "samples/attention", {"model.name": "sagan"}),
     Picture("cyclegan", "gan", "samples/A_to_B_to_A", {"model.kind": "cycle"}),
 )
