@@ -3,7 +3,7 @@
 PyTorch picks its fused ("flash") kernel for CPU attention whenever it can.
 For bf16/fp16 inputs over short key sequences that kernel is several times
 slower than the plain "math" kernel (matmul, softmax, matmul): forward and
-backward of a 128 × 4-head batch at length 16 took 16.5 ms fused against
+backward of a 128 × 4-head batch at length 16 took 15.9 ms fused against
 2.5 ms math on this project's CPU, and the math kernel stays ahead up to
 length 128 (``benchmarks/sdpa_backends.py`` prints the table). The g2p
 Transformer, whose words are ~8 letters long, trained 1.3× faster per step
