@@ -133,7 +133,8 @@ def test_discriminator_weights_are_spectrally_normalised():
     config = sagan_config("model.kind=conditional")
     critic = build_gan(config, SHAPE, 10).discriminators["D"]
     layers = [m for m in critic.modules() if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding))]
-    assert len(layers) == 8  # 2 convs, 4 in the attention block, the head, the class projection
+    # 2 convs, 4 in the attention block, the head, the class projection, the recipe's auxiliary classifier
+    assert len(layers) == 9
     for layer in layers:  # normalised once each: the DCGAN's layers and the attention block's alike
         assert [type(step).__name__ for step in layer.parametrizations.weight] == ["_SpectralNorm"], layer
     # A few hinge-loss updates move the raw weights (lr 1e-3: 5× the default recipe's); each training pass
