@@ -301,11 +301,11 @@ def _scores(critic: torch.nn.Module, samples: torch.Tensor, labels: torch.Tensor
     """D's raw scores (eval mode, in chunks) for ``samples``, cut to whole packs; on the CPU."""
     pack = getattr(critic, "pack", 1)
     count = samples.shape[0] // pack * pack
+    samples, labels = samples[:count], None if labels is None else labels[:count]
     chunk = max(pack, CHUNK // pack * pack)  # every chunk, the last one too, holds whole packs
     was_training = critic.training
     critic.eval()
-    scores = [critic(samples[start:min(start + chunk, count)].float(),
-                     None if labels is None else labels[start:min(start + chunk, count)])
+    scores = [critic(samples[start:start + chunk].float(), None if labels is None else labels[start:start + chunk])
               for start in range(0, count, chunk)]
     critic.train(was_training)
     return torch.cat(scores).float().cpu() if scores else torch.zeros(0)

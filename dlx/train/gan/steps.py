@@ -176,6 +176,14 @@ def with_penalty(loop: Loop, loss_d: torch.Tensor, pairs: list[tuple[Critic, tor
     return loss_d + loss.penalty_weight(loop.config.loss) * penalty
 
 
+def judge(critic: torch.nn.Module, samples: torch.Tensor, labels: torch.Tensor | None,
+          classify: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """D's scores and, with the auxiliary classifier (``loss.class_weight``), its class logits; else None."""
+    if classify:
+        return critic(samples, labels, with_classes=True)
+    return critic(samples, labels), None
+
+
 def gan_step(loop: Loop) -> dict[str, torch.Tensor]:
     """``d_steps`` discriminator updates, then one generator update (gan and conditional)."""
     config, session, loss = loop.config, loop.session, loop.loss
@@ -192,10 +200,7 @@ def gan_step(loop: Loop) -> dict[str, torch.Tensor]:
         with torch.no_grad(), session.autocast():
             fake = generator(noise, labels)
         with session.autocast():
-            if class_weight:
-                real_scores, real_logits = critic(real, labels, with_classes=True)
-            else:
-                real_scores = critic(real, labels)
+            real_scores, real_logits = judge(critic, real, labels, bool(class_weight))
             fake_scores = critic(fake, labels)
         loss_d = loss.discriminator(real_scores, fake_scores)
         total = with_penalty(loop, loss_d, [(partial(critic, labels=labels), real, fake)], stats)
@@ -211,10 +216,7 @@ def gan_step(loop: Loop) -> dict[str, torch.Tensor]:
     for parameter in d_parameters:  # D's gradients are not needed for G's update
         parameter.requires_grad_(False)
     with session.autocast():
-        if class_weight:
-            fake_scores, fake_logits = critic(generator(noise, labels), labels, with_classes=True)
-        else:
-            fake_scores = critic(generator(noise, labels), labels)
+        fake_scores, fake_logits = judge(critic, generator(noise, labels), labels, bool(class_weight))
         loss_g = loss.generator(fake_scores)
     total = loss_g
     if class_weight:  # G: its samples should be classified as the class it was asked for
