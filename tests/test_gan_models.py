@@ -134,6 +134,43 @@ def test_gradient_penalty_is_zero_for_a_unit_slope_critic():
     assert steep.item() == pytest.approx(4.0)  # (3 - 1)²
 
 
+def test_r1_penalty_is_the_squared_slope_at_the_real_samples():
+    weight = torch.tensor([0.6, 0.8, 0.0, 2.0])
+    real = torch.randn(8, 4)
+    assert losses.r1_penalty(lambda x: x @ weight, real).item() == pytest.approx(0.36 + 0.64 + 4.0)
+    # A critic flat at the data (a quadratic bowl centred on each real point) is not penalised at all.
+    assert losses.r1_penalty(lambda x: (x - real).pow(2).sum(1), real).item() == pytest.approx(0.0)
+    # Packed: one gradient per pack of 2 (a critic of the pack's 4 coordinates), its squared norm averaged.
+    packed = lambda x: x.reshape(4, 8) @ torch.cat([weight, weight])  # noqa: E731
+    assert losses.r1_penalty(packed, real, pack=2).item() == pytest.approx(2 * 5.0)
+
+
+def test_generator_average_follows_the_weights_and_copies_buffers():
+    from dlx.train.gan.average import make_averages, sampling_models, sampling_weights, update_averages
+
+    config = GANConfig()
+    config.data.dataset, config.model.name = "fashion-mnist", "dcgan"
+    models = build_gan(config, (1, 28, 28))
+    assert make_averages(models, 0.0) == {}
+    averages = make_averages(models, 0.9)
+    before = [p.clone() for p in averages["G"].parameters()]
+    with torch.no_grad():
+        for param in models.generators["G"].parameters():
+            param.add_(1.0)
+    models.generators["G"](torch.randn(4, 64))  # batch norm's running statistics move (training mode)
+    update_averages(averages, models, 0.9)
+    for old, new, raw in zip(before, averages["G"].parameters(), models.generators["G"].parameters(), strict=True):
+        assert torch.allclose(new, 0.9 * old + 0.1 * raw)
+        assert not new.requires_grad
+    for mean_buffer, buffer in zip(averages["G"].buffers(), models.generators["G"].buffers(), strict=True):
+        assert torch.equal(mean_buffer, buffer)
+    assert sampling_models(models, averages).generators["G"] is averages["G"]
+    assert sampling_models(models, {}).generators["G"] is models.generators["G"]
+    state = {"models": {"G": "raw G", "D": "D"}, "averages": {"G": "averaged G"}}
+    assert sampling_weights(state) == {"G": "averaged G", "D": "D"}
+    assert sampling_weights({"models": {"G": "raw G"}}) == {"G": "raw G"}
+
+
 def test_loss_registry_covers_the_config_and_only_wgan_gp_has_a_penalty():
     import typing
 

@@ -122,7 +122,8 @@ IMAGE_RESUME = ["--dataset", "fashion-mnist", "--kind", "conditional", "--limit-
 @pytest.mark.parametrize("flags", [
     [*TOY, "--d-steps", 2, "--loss", "wgan-gp", "--epochs", 2, "--steps-per-epoch", 12],
     [*IMAGE_RESUME, "--epochs", 2, "--d-steps", 2],
-], ids=["ring8-wgan-gp", "fashion-conditional"])
+    [*TOY, "--epochs", 2, "--steps-per-epoch", 12, "--set", "optim.ema=0.9", "--set", "loss.r1_weight=0.1"],
+], ids=["ring8-wgan-gp", "fashion-conditional", "ring8-r1-ema"])
 def test_interrupted_and_resumed_run_is_bit_exact(runs_dir, tmp_path, monkeypatch, flags):
     straight_root, split_root = runs_dir, tmp_path / "split"
     assert dlx("train-gan", *flags, "--runs-dir", straight_root) == 0
@@ -139,6 +140,9 @@ def test_interrupted_and_resumed_run_is_bit_exact(runs_dir, tmp_path, monkeypatc
     resumed = checkpoint.load(interrupted / "checkpoints" / "last.pt", "gan")
     for key in ("models", "g_optimizer", "d_optimizer", "fixed", "step"):
         assert_same_state(straight[key], resumed[key], key)
+    assert ("averages" in straight) == ("optim.ema=0.9" in flags)
+    if "averages" in straight:  # the generator's moving average continues exactly too
+        assert_same_state(straight["averages"], resumed["averages"], "averages")
     assert_same_state(straight["rng"]["generators"], resumed["rng"]["generators"], "generators")
     meta = json.loads((interrupted / "meta.json").read_text())
     assert meta["status"] == "completed" and len(meta["resumed_at"]) == 1

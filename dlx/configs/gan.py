@@ -126,11 +126,16 @@ class GANLoopConfig:
     steps_per_epoch: int = option(0, "generator steps per epoch (0: 1000 for 2-D data, one pass for images)")
     batch_size: int = option(256, "real (and fake) samples per D step (per process under torchrun)")
     d_steps: int = option(0, "discriminator updates before each generator update (0: 2 for 2-D data, 1 for images)")
+    ema: float = option(0.0, "decay of an exponential moving average of G's weights, updated after every G step; "
+                             "evaluations, pictures, best.pt's test, `dlx sample` and `dlx eval` use the average "
+                             "(Yazıcı et al. 2019; 0: off, the raw G)")
 
     def check(self):
         problems = []
         problems += at_least(self, 1, "epochs", "batch_size")
         problems += at_least(self, 0, "steps_per_epoch", "d_steps")
+        if not 0 <= self.ema < 1:  # `not` also catches NaN
+            problems.append(("ema", f"must be in [0, 1), got {self.ema}"))
         return problems
 
 
@@ -141,6 +146,8 @@ class GANLossConfig:
     name: Literal["bce", "wgan-gp", "hinge"] = option(
         "bce", "bce: non-saturating GAN; wgan-gp: Wasserstein critic + gradient penalty; hinge")
     gp_weight: float = option(10.0, "wgan-gp: weight of the gradient penalty")
+    r1_weight: float = option(0.0, "γ of the R1 penalty (γ/2)·‖∇D(x)‖² on real samples (Mescheder et al. "
+                                    "2018), added to D's loss for any loss.name (0: off)")
     cycle_weight: float = option(10.0, "cycle: weight of the L1 cycle-consistency loss A→B→A, B→A→B")
     identity_weight: float = option(5.0, "cycle: weight of the L1 identity loss G_AB(b) ≈ b")
     class_weight: float = option(
@@ -150,7 +157,7 @@ class GANLossConfig:
     def check(self):
         # `not >= 0` also catches NaN
         return [(key, f"must be >= 0, got {getattr(self, key)}")
-                for key in ("gp_weight", "cycle_weight", "identity_weight", "class_weight")
+                for key in ("gp_weight", "r1_weight", "cycle_weight", "identity_weight", "class_weight")
                 if not getattr(self, key) >= 0]
 
 

@@ -36,6 +36,7 @@ from dlx.errors import CheckpointError, DlxError
 from dlx.models.gan import GANModels, build_gan, interpolate, noise_for
 from dlx.train.gan import noise_picture
 from dlx.train.gan.attention_maps import log_attention_maps
+from dlx.train.gan.average import sampling_weights
 from dlx.train.gan.classifier import Classifier, check_classifier_run, load_classifier, resolve_classifier
 from dlx.train.gan.data import GANData, ImageSet, load_gan_data, to_signed
 
@@ -382,8 +383,9 @@ def saved_models(saved: SavedRun, device: torch.device) -> GANModels:
     num_classes = len(state["classes"] or []) if conditional else 0
     models = build_gan(config, tuple(shape), num_classes)
     require(state["models"], list(models.all()), saved.path, "models")
+    weights = sampling_weights(state)  # the averaged generators (optim.ema) where the run kept them
     for role, net in models.all().items():
-        load_weights(net, state["models"][role], saved.path, f"{role} network")
+        load_weights(net, weights[role], saved.path, f"{role} network")
         net.to(device).eval()
     return models
 

@@ -31,6 +31,7 @@ from dlx.optim import lr_at, make_optimizer, set_lr
 from dlx.session import Session
 from dlx.train import cadence
 from dlx.train.gan import evaluate
+from dlx.train.gan.average import make_averages, sampling_models, sampling_weights, update_averages
 from dlx.train.gan.data import GANData, load_gan_data
 from dlx.train.gan.losses import get_loss
 from dlx.train.gan.steps import STEPS, Loop, stream_seed
@@ -107,8 +108,9 @@ def build_loop(config: GANConfig, session: Session) -> tuple[Loop, evaluate.Eval
     fixed = make_fixed(config, data, device)
     position = {"step": 0, "epoch": 0, "batch": 0, "best_score": None, "history": [], "best_step": None,
                 "val_size": config.data.val_size}
+    averages = make_averages(models, config.optim.ema)
     if state is not None:
-        restore(state, session.resume_dir / "checkpoints" / "last.pt", models, g_optimizer, d_optimizer)
+        restore(state, session.resume_dir / "checkpoints" / "last.pt", models, g_optimizer, d_optimizer, averages)
         position, fixed = state["position"], state["fixed"]
         position.setdefault("val_size", 0)
     evaluator, extra_state = None, {}
@@ -116,7 +118,7 @@ def build_loop(config: GANConfig, session: Session) -> tuple[Loop, evaluate.Eval
         evaluator, extra_state = evaluate.make_evaluator(config, data, device, session.print)
     loop = Loop(config, session, data, models, nets, get_loss(config.loss.name), g_optimizer, d_optimizer,
                 steps_per_epoch, steps_per_epoch * config.optim.epochs, batches, noise_stream, data_stream,
-                fixed, position, extra_state=extra_state)
+                fixed, position, extra_state=extra_state, averages=averages)
     return loop, evaluator, state
 
 
@@ -137,8 +139,9 @@ def keep_old_split(config: GANConfig, state: dict, session: Session) -> None:
 
 
 def restore(state: dict, path: Path, models, g_optimizer: torch.optim.Optimizer,
-            d_optimizer: torch.optim.Optimizer) -> None:
-    """Load a resume checkpoint into the networks and both optimizers; one line if it does not fit."""
+            d_optimizer: torch.optim.Optimizer, averages: dict[str, torch.nn.Module]) -> None:
+    """Load a resume checkpoint into the networks, both optimizers and the
+    generators' averages; one line if it does not fit."""
     from dlx import checkpoint
 
     checkpoint.require(state, RESUME_KEYS, path)
@@ -148,6 +151,10 @@ def restore(state: dict, path: Path, models, g_optimizer: torch.optim.Optimizer,
     checkpoint.require(state["models"], list(models.all()), path, "models")
     for role, net in models.all().items():
         checkpoint.load_weights(net, state["models"][role], path, f"{role} network")
+    if averages:  # a run started without optim.ema resumes with the average starting from its G
+        saved_averages = state.get("averages") or {role: state["models"][role] for role in averages}
+        for role, net in averages.items():
+            checkpoint.load_weights(net, saved_averages[role], path, f"averaged {role} network")
     checkpoint.load_optimizer(g_optimizer, state["g_optimizer"], path, "generator optimizer")
     checkpoint.load_optimizer(d_optimizer, state["d_optimizer"], path, "discriminator optimizer")
 
@@ -221,6 +228,7 @@ def run_epoch(loop: Loop, evaluator: evaluate.Evaluator | None, bar) -> None:
         if histograms_now:
             log_networks(loop, step, weights=True)
         stats = step_fn(loop)
+        update_averages(loop.averages, loop.models, config.optim.ema)
         if histograms_now:  # each network's gradients of its last update in this step
             log_networks(loop, step, weights=False)
         for key, value in stats.items():  # running sums on the device: no sync per step
@@ -268,9 +276,10 @@ def evaluate_and_log(loop: Loop, evaluator: evaluate.Evaluator | None, bar) -> b
     if evaluator is None:  # ranks other than 0
         return False
     position, step = loop.position, loop.position["step"]
-    result = evaluator.evaluate(loop.models)
+    models = sampling_models(loop.models, loop.averages)
+    result = evaluator.evaluate(models)
     loop.session.log_scalars(step, evaluate.scalars(result, scalar_prefix(loop.data)))
-    evaluator.log_pictures(loop.session.writer, loop.models, loop.fixed, result, step)
+    evaluator.log_pictures(loop.session.writer, models, loop.fixed, result, step)
     position["history"].append({"step": step, **{k: v for k, v in result.items()
                                                  if isinstance(v, (int, float))}})
     score = evaluate.score(result)
@@ -292,14 +301,15 @@ def final_test(loop: Loop, evaluator: evaluate.Evaluator | None) -> dict | None:
     """
     if evaluator is None or loop.data.selection_split != "val":
         return None
-    position, models = loop.position, loop.models
+    position, models = loop.position, sampling_models(loop.models, loop.averages)
     if position.get("best_step") not in (None, position["step"]):
         from dlx import checkpoint
 
         state = checkpoint.load(loop.session.run_dir / "checkpoints" / "best.pt", FAMILY)
-        models = copy.deepcopy(loop.models)
+        models = copy.deepcopy(models)
+        weights = sampling_weights(state)
         for role, net in models.all().items():
-            net.load_state_dict(state["models"][role])
+            net.load_state_dict(weights[role])
     result = evaluator.evaluate(models, "test")
     loop.session.log_scalars(position["step"], evaluate.scalars(result, "test"))
     loop.session.print(f"test (best.pt, step {position.get('best_step')}): " + evaluate.describe_result(result))

@@ -33,7 +33,7 @@ from dlx.models.gan import GANModels, noise_for
 from dlx.optim import grad_norm
 from dlx.session import Session, Shard
 from dlx.train.gan.data import GANData, to_signed
-from dlx.train.gan.losses import Critic, GANLoss
+from dlx.train.gan.losses import Critic, GANLoss, r1_penalty
 
 
 def stream_seed(seed: int, rank: int, stream: int) -> int:
@@ -63,6 +63,7 @@ class Loop:
     shards: dict = field(default_factory=dict)  # images: this epoch's indices per image set
     extra_state: dict = field(default_factory=dict)  # e.g. the evaluation classifier's run dir
     started: float = 0.0  # wall-clock start of the loop (this session)
+    averages: dict[str, torch.nn.Module] = field(default_factory=dict)  # optim.ema: role → averaged generator
 
     def g_parameters(self) -> list[torch.nn.Parameter]:
         """Every generator's (translator's) parameters, in role order."""
@@ -105,6 +106,8 @@ class Loop:
             "classes": self.data.images.kept_names if self.data.images is not None else [],
             **self.extra_state,
         }
+        if self.averages:
+            state["averages"] = {role: net.state_dict() for role, net in self.averages.items()}
         streams = gather_streams(self.session.shard, self.streams())
         self.session.save_checkpoint(state, generators=streams, best=best)
 
@@ -158,22 +161,26 @@ def update(loop: Loop, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
 
 def with_penalty(loop: Loop, loss_d: torch.Tensor, pairs: list[tuple[Critic, torch.Tensor, torch.Tensor]],
                  stats: dict[str, torch.Tensor]) -> torch.Tensor:
-    """``loss_d`` plus the loss's weighted penalty, summed over (critic, real, fake) ``pairs``.
+    """``loss_d`` plus D's weighted penalties, summed over (critic, real, fake) ``pairs``.
 
-    The one place a penalty enters D's loss (wgan-gp's gradient penalty;
-    bce and hinge have none). Its mixing weights come from the noise stream,
-    in the order of ``pairs``; the unweighted sum is logged.
+    The one place a penalty enters D's loss: the loss's own (wgan-gp's
+    gradient penalty; bce and hinge have none) and, with ``loss.r1_weight``,
+    R1 on the real samples, for any loss. The gradient penalty's mixing
+    weights come from the noise stream, in the order of ``pairs``; each
+    unweighted sum is logged.
     """
-    loss = loop.loss
-    if loss.penalty is None:
-        return loss_d
-    penalty = None
+    loss, r1_weight, pack = loop.loss, loop.config.loss.r1_weight, loop.config.pack()
+    total = loss_d
     with loop.session.autocast():
-        for critic, real, fake in pairs:
-            term = loss.penalty(critic, real, fake, loop.noise_stream, loop.config.pack())
-            penalty = term if penalty is None else penalty + term
-    stats["loss/gradient_penalty"] = penalty.detach()
-    return loss_d + loss.penalty_weight(loop.config.loss) * penalty
+        if loss.penalty is not None:
+            penalty = sum(loss.penalty(critic, real, fake, loop.noise_stream, pack) for critic, real, fake in pairs)
+            stats["loss/gradient_penalty"] = penalty.detach()
+            total = total + loss.penalty_weight(loop.config.loss) * penalty
+        if r1_weight:
+            r1 = sum(r1_penalty(critic, real, pack) for critic, real, _ in pairs)
+            stats["loss/r1_penalty"] = r1.detach()
+            total = total + r1_weight / 2 * r1  # the paper's γ/2
+    return total
 
 
 def judge(critic: torch.nn.Module, samples: torch.Tensor, labels: torch.Tensor | None,
