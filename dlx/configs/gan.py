@@ -148,6 +148,9 @@ class GANLossConfig:
     gp_weight: float = option(10.0, "wgan-gp: weight of the gradient penalty")
     r1_weight: float = option(0.0, "γ of the R1 penalty (γ/2)·‖∇D(x)‖² on real samples (Mescheder et al. "
                                     "2018), added to D's loss for any loss.name (0: off)")
+    r1_every: int = option(1, "apply R1 on every Nth discriminator update only, weighted N times (lazy "
+                              "regularisation, Karras et al. 2020): the same push on average at a fraction "
+                              "of the cost")
     cycle_weight: float = option(10.0, "cycle: weight of the L1 cycle-consistency loss A→B→A, B→A→B")
     identity_weight: float = option(5.0, "cycle: weight of the L1 identity loss G_AB(b) ≈ b")
     class_weight: float = option(
@@ -156,9 +159,10 @@ class GANLossConfig:
 
     def check(self):
         # `not >= 0` also catches NaN
-        return [(key, f"must be >= 0, got {getattr(self, key)}")
-                for key in ("gp_weight", "r1_weight", "cycle_weight", "identity_weight", "class_weight")
-                if not getattr(self, key) >= 0]
+        problems = [(key, f"must be >= 0, got {getattr(self, key)}")
+                    for key in ("gp_weight", "r1_weight", "cycle_weight", "identity_weight", "class_weight")
+                    if not getattr(self, key) >= 0]
+        return problems + at_least(self, 1, "r1_every")
 
 
 MAX_EVAL_SAMPLES = 100_000

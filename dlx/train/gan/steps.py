@@ -64,6 +64,7 @@ class Loop:
     extra_state: dict = field(default_factory=dict)  # e.g. the evaluation classifier's run dir
     started: float = 0.0  # wall-clock start of the loop (this session)
     averages: dict[str, torch.nn.Module] = field(default_factory=dict)  # optim.ema: role → averaged generator
+    last_r1: torch.Tensor | None = None  # the R1 penalty at the last regularised D update (for the charts)
 
     def g_parameters(self) -> list[torch.nn.Parameter]:
         """Every generator's (translator's) parameters, in role order."""
@@ -160,26 +161,30 @@ def update(loop: Loop, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
 
 
 def with_penalty(loop: Loop, loss_d: torch.Tensor, pairs: list[tuple[Critic, torch.Tensor, torch.Tensor]],
-                 stats: dict[str, torch.Tensor]) -> torch.Tensor:
+                 stats: dict[str, torch.Tensor], d_index: int) -> torch.Tensor:
     """``loss_d`` plus D's weighted penalties, summed over (critic, real, fake) ``pairs``.
 
     The one place a penalty enters D's loss: the loss's own (wgan-gp's
     gradient penalty; bce and hinge have none) and, with ``loss.r1_weight``,
-    R1 on the real samples, for any loss. The gradient penalty's mixing
-    weights come from the noise stream, in the order of ``pairs``; each
-    unweighted sum is logged.
+    R1 on the real samples, for any loss, on every ``loss.r1_every``-th D
+    update (``d_index``: this update's place in the current G step). The
+    gradient penalty's mixing weights come from the noise stream, in the
+    order of ``pairs``; each unweighted sum is logged (R1's as last measured).
     """
-    loss, r1_weight, pack = loop.loss, loop.config.loss.r1_weight, loop.config.pack()
+    config, loss, pack = loop.config, loop.loss, loop.config.pack()
     total = loss_d
     with loop.session.autocast():
         if loss.penalty is not None:
             penalty = sum(loss.penalty(critic, real, fake, loop.noise_stream, pack) for critic, real, fake in pairs)
             stats["loss/gradient_penalty"] = penalty.detach()
-            total = total + loss.penalty_weight(loop.config.loss) * penalty
-        if r1_weight:
+            total = total + loss.penalty_weight(config.loss) * penalty
+        every = config.loss.r1_every
+        if config.loss.r1_weight and (loop.position["step"] * config.d_steps() + d_index) % every == 0:
             r1 = sum(r1_penalty(critic, real, pack) for critic, real, _ in pairs)
-            stats["loss/r1_penalty"] = r1.detach()
-            total = total + r1_weight / 2 * r1  # the paper's γ/2
+            loop.last_r1 = r1.detach()
+            total = total + every * config.loss.r1_weight / 2 * r1  # the paper's γ/2, times the updates it stands for
+    if loop.last_r1 is not None:
+        stats["loss/r1_penalty"] = loop.last_r1
     return total
 
 
@@ -210,7 +215,7 @@ def gan_step(loop: Loop) -> dict[str, torch.Tensor]:
             real_scores, real_logits = judge(critic, real, labels, bool(class_weight))
             fake_scores = critic(fake, labels)
         loss_d = loss.discriminator(real_scores, fake_scores)
-        total = with_penalty(loop, loss_d, [(partial(critic, labels=labels), real, fake)], stats)
+        total = with_penalty(loop, loss_d, [(partial(critic, labels=labels), real, fake)], stats, d_index)
         if class_weight:  # D learns the classes of real images only, so it stays a real-data classifier
             stats["class/D_loss"] = F.cross_entropy(real_logits.float(), labels)
             total = total + class_weight * stats["class/D_loss"]
@@ -252,7 +257,8 @@ def cycle_step(loop: Loop) -> dict[str, torch.Tensor]:
                       "real_a": critic_a(real_a), "fake_a": critic_a(fake_a)}
         loss_d = (loss.discriminator(scores["real_b"], scores["fake_b"])
                   + loss.discriminator(scores["real_a"], scores["fake_a"]))
-        total = with_penalty(loop, loss_d, [(critic_b, real_b, fake_b), (critic_a, real_a, fake_a)], stats)
+        total = with_penalty(loop, loss_d, [(critic_b, real_b, fake_b), (critic_a, real_a, fake_a)], stats,
+                             d_index)
         stats["grad_norm/D"] = update(loop, total, loop.d_optimizer, d_parameters, config.d_optim)
     real_scores = torch.cat([scores["real_a"], scores["real_b"]])
     fake_scores = torch.cat([scores["fake_a"], scores["fake_b"]])
