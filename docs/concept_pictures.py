@@ -61,7 +61,8 @@ PICTURES = (
     Picture("gan-grid25", "gan", "samples/scatter", {"data.dataset": "grid25", "model.noise": "gaussian"}),
     Picture("gan-noise", "gan", "config/noise", {"model.noise": "uniform", "model.noise_scale": 3}),
     Picture("gan-fashion", "gan", "samples/fixed_noise",
-            {"data.dataset": "fashion-mnist", "model.kind": "gan", "model.name": "dcgan", "loss.name": "bce"}),
+            {"data.dataset": "fashion-mnist", "model.kind": "gan", "model.name": "dcgan", "loss.name": "bce",
+             "g_optim.lr": 0.004}),  # the plain recipe's learning rate
     Picture("conditional", "gan", "eval/requested_vs_recognised",
             {"model.kind": "conditional", "loss.class_weight": 1.0}),  # the plain recipe's auxiliary classifier
     Picture("sagan", "gan", "samples/attention", {"model.name": "sagan"}),
