@@ -98,6 +98,41 @@ def test_other_losses_train(runs_dir, loss):
         assert "loss/gradient_penalty" in events(only_run(runs_dir)).Tags()["scalars"]
 
 
+def test_lazy_r1_runs_on_every_nth_discriminator_update_weighted_n_times(runs_dir, monkeypatch):
+    from dlx.train.gan import steps
+
+    calls = []
+    real_r1 = steps.r1_penalty
+    monkeypatch.setattr(steps, "r1_penalty", lambda *args, **kwargs: calls.append(1) or real_r1(*args, **kwargs))
+    code = dlx("train-gan", *TOY, "--d-steps", 2, "--epochs", 1, "--steps-per-epoch", 10, "--runs-dir", runs_dir,
+               "--set", "loss.r1_weight=0.5", "--set", "loss.r1_every=4")
+    assert code == 0
+    assert len(calls) == 5  # D updates 0, 4, 8, 12 and 16 of 20 (10 G steps × 2)
+    assert "loss/r1_penalty" in events(only_run(runs_dir)).Tags()["scalars"]
+
+
+def test_lazy_r1_weight_makes_up_for_the_skipped_updates():
+    import contextlib
+    from types import SimpleNamespace
+
+    from dlx.train.gan import losses, steps
+
+    config = GANConfig()
+    config.loss.r1_weight, config.loss.r1_every = 0.5, 4  # d_steps: 2 on 2-D data
+    config.model.pack = 1
+    loop = SimpleNamespace(config=config, loss=losses.LOSSES["bce"], last_r1=None, position={"step": 3},
+                           session=SimpleNamespace(autocast=contextlib.nullcontext))
+    weight = torch.tensor([3.0, 4.0])  # R1 of x ↦ w·x is ‖w‖² = 25
+    pairs = [(lambda x: x @ weight, torch.randn(4, 2), torch.randn(4, 2))]
+    loss_d, stats = torch.tensor(1.0), {}
+    # D update 3·2 + 0 = 6 is not a multiple of 4: no penalty, nothing measured yet.
+    assert steps.with_penalty(loop, loss_d, pairs, stats, d_index=0).item() == 1.0 and stats == {}
+    # D update 3·2 + 2 = 8 is: γ/2 · R1, four times over.
+    total = steps.with_penalty(loop, loss_d, pairs, stats, d_index=2)
+    assert total.item() == pytest.approx(1.0 + 4 * 0.5 / 2 * 25)
+    assert stats["loss/r1_penalty"].item() == pytest.approx(25)
+
+
 def assert_same_state(first: dict, second: dict, path: str = "") -> None:
     assert type(first) is type(second), path
     if isinstance(first, dict):
@@ -122,7 +157,8 @@ IMAGE_RESUME = ["--dataset", "fashion-mnist", "--kind", "conditional", "--limit-
 @pytest.mark.parametrize("flags", [
     [*TOY, "--d-steps", 2, "--loss", "wgan-gp", "--epochs", 2, "--steps-per-epoch", 12],
     [*IMAGE_RESUME, "--epochs", 2, "--d-steps", 2],
-    [*TOY, "--epochs", 2, "--steps-per-epoch", 12, "--set", "optim.ema=0.9", "--set", "loss.r1_weight=0.1"],
+    [*TOY, "--epochs", 2, "--steps-per-epoch", 12, "--set", "optim.ema=0.9", "--set", "loss.r1_weight=0.1",
+     "--set", "loss.r1_every=3"],
 ], ids=["ring8-wgan-gp", "fashion-conditional", "ring8-r1-ema"])
 def test_interrupted_and_resumed_run_is_bit_exact(runs_dir, tmp_path, monkeypatch, flags):
     straight_root, split_root = runs_dir, tmp_path / "split"
