@@ -233,6 +233,8 @@ RECIPES: dict[tuple[str, str], dict[str, Any]] = {
     # 25/25/25 but 84.1/56.5/88.2% at 1.5x the time; γ 0.01 25/25/24, 75.3/70.5/77.8%; γ 1 (seed 1)
     # 11%. The old recipe (pairs, 3x128 D, 2-D z; the noise sweep, N(0, 1)): 20.0 modes, 81%. PacGAN4
     # reports 24.8 and 94%: the high-quality share is still short, mostly bridges between neighbours.
+    # Worse or too slow (seed 0): batch 1024 (88.5% but 272 s; 71% at 10 epochs), G 3x256 (52%),
+    # G at 5e-4 (61%), uniform noise (78%).
     ("gan", "grid25"): {"model": {"pack": 4, "noise_dim": 8, "d_hidden": [256, 256, 256]},
                         "loss": {"r1_weight": 0.1, "r1_every": 16},
                         "optim": {"epochs": 12, "batch_size": 512},
