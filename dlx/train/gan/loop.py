@@ -151,10 +151,9 @@ def restore(state: dict, path: Path, models, g_optimizer: torch.optim.Optimizer,
     checkpoint.require(state["models"], list(models.all()), path, "models")
     for role, net in models.all().items():
         checkpoint.load_weights(net, state["models"][role], path, f"{role} network")
-    if averages:  # a run started without optim.ema resumes with the average starting from its G
-        saved_averages = state.get("averages") or {role: state["models"][role] for role in averages}
-        for role, net in averages.items():
-            checkpoint.load_weights(net, saved_averages[role], path, f"averaged {role} network")
+    saved = sampling_weights(state)  # a run started without optim.ema: the average starts from its G
+    for role, net in averages.items():
+        checkpoint.load_weights(net, saved[role], path, f"averaged {role} network")
     checkpoint.load_optimizer(g_optimizer, state["g_optimizer"], path, "generator optimizer")
     checkpoint.load_optimizer(d_optimizer, state["d_optimizer"], path, "discriminator optimizer")
 

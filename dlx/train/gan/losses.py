@@ -83,6 +83,15 @@ def raw_summary(scores: torch.Tensor) -> torch.Tensor:
     return scores.detach().float().mean()
 
 
+def critic_slopes(critic: Critic, points: torch.Tensor, pack: int = 1) -> torch.Tensor:
+    """∇ of the critic's value at ``points``, one flattened row per pack, kept in the graph
+    (``create_graph``) so a penalty on it trains D."""
+    points = points.detach().requires_grad_(True)
+    scores = critic(points).float()
+    (gradients,) = torch.autograd.grad(scores.sum(), points, create_graph=True)
+    return gradients.reshape(points.shape[0] // pack, -1)
+
+
 def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor,
                      generator: torch.Generator, pack: int = 1) -> torch.Tensor:
     """WGAN-GP (Gulrajani et al., 2017): mean of (‖∇ f(x̂)‖ - 1)² at random
@@ -93,10 +102,8 @@ def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor,
     value is taken with respect to the whole pack.
     """
     weights = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), generator=generator).to(real.device)
-    mixed = (weights * real.detach() + (1 - weights) * fake.detach()).requires_grad_(True)
-    scores = critic(mixed).float()
-    (gradients,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
-    norms = gradients.reshape(real.shape[0] // pack, -1).norm(2, dim=1)
+    mixed = weights * real.detach() + (1 - weights) * fake.detach()
+    norms = critic_slopes(critic, mixed, pack).norm(2, dim=1)
     return (norms - 1).pow(2).mean()
 
 
@@ -108,10 +115,7 @@ def r1_penalty(critic: Critic, real: torch.Tensor, pack: int = 1) -> torch.Tenso
     around the real modes, which is what makes plain GAN training converge
     there instead of circling. With packing, one gradient per pack.
     """
-    real = real.detach().requires_grad_(True)
-    scores = critic(real).float()
-    (gradients,) = torch.autograd.grad(scores.sum(), real, create_graph=True)
-    return gradients.reshape(real.shape[0] // pack, -1).pow(2).sum(dim=1).mean()
+    return critic_slopes(critic, real, pack).pow(2).sum(dim=1).mean()
 
 
 # Names from registries, never import strings (DESIGN.md); the keys are loss.name's choices.
