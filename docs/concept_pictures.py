@@ -59,7 +59,7 @@ PICTURES = (
     Picture("vit-window", "cnn", "eval/misclassified", {"model.name": "vit", "model.vit.window": 1}),
     Picture("gan-ring8", "gan", "samples/scatter", {"data.dataset": "ring8", "model.noise": "gaussian"}),
     Picture("gan-grid25", "gan", "samples/scatter",
-            {"data.dataset": "grid25", "model.noise": "gaussian", "loss.r1_weight": 0.1}),  # today's recipe
+            {"data.dataset": "grid25", "model.noise": "gaussian", "loss.r1_every": 8}),  # today's recipe
     Picture("gan-noise", "gan", "config/noise", {"model.noise": "uniform", "model.noise_scale": 3}),
     Picture("gan-fashion", "gan", "samples/fixed_noise",
             {"data.dataset": "fashion-mnist", "model.kind": "gan", "model.name": "dcgan", "loss.name": "bce",
