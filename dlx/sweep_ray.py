@@ -31,10 +31,12 @@ from typing import Any
 from dlx.errors import DlxError
 from dlx.rundir import read_json
 from dlx.sweep import Sweep, point_argv
-from dlx.sweep_runner import finish_point, mark_running
+from dlx.sweep_runner import finish_point, mark_running, write_record
 
 # Attempts of one point after its worker died (Ray's max_retries).
 WORKER_RETRIES = 3
+# How often the driver looks for points that a worker has started, while none ends.
+STATUS_POLL_SECONDS = 2.0
 LOCAL_OBJECT_STORE_BYTES = 128 * 1024 * 1024
 
 
@@ -91,6 +93,17 @@ def start_ray(ray: Any, address: str | None) -> None:
                  object_store_memory=LOCAL_OBJECT_STORE_BYTES, logging_level=logging.WARNING)
 
 
+def mark_started(sweep: Sweep, sweep_dir: Path, record: dict, indices: list[int]) -> None:
+    """Mark "running" (and save sweep.json) each queued point whose worker has begun: ``run_point`` opens
+    the point's log first, so a log file is the sign. Ray itself only says when a task ends."""
+    started = [index for index in indices if record["points"][index]["status"] == "pending"
+               and (sweep_dir / "logs" / f"{sweep.points[index].run_name}.log").exists()]
+    for index in started:
+        mark_running(record, index)
+    if started:
+        write_record(sweep_dir, record)
+
+
 def run_sweep_ray(sweep: Sweep, sweep_dir: Path, record: dict, address: str | None, cpus_per_run: float,
                   gpus_per_run: float, echo: Callable[[str], None] = print) -> bool:
     """Train every point as a Ray task; update ``record`` and sweep.json as points end."""
@@ -105,15 +118,18 @@ def run_sweep_ray(sweep: Sweep, sweep_dir: Path, record: dict, address: str | No
             log = sweep_dir / "logs" / f"{point.run_name}.log"
             ref = task.remote(point_argv(sweep, point, sweep_dir), str(sweep_dir / sweep.family), point.run_name,
                               str(log), env)
-            pending[ref] = (index, time.time())
-            mark_running(record, index)
+            pending[ref] = (index, time.time())  # queued: "pending" in sweep.json until a worker starts it
         finished = 0
         while pending:
-            (ready,), _ = ray.wait(list(pending), num_returns=1)
-            index, submitted = pending.pop(ready)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=STATUS_POLL_SECONDS)
+            mark_started(sweep, sweep_dir, record, [index for index, _ in pending.values()])
+            if not ready:
+                continue
+            (done,) = ready
+            index, submitted = pending.pop(done)
             try:
                 # The worker's own timing: time since submission would count the wait for a free CPU.
-                result = ray.get(ready)
+                result = ray.get(done)
                 returncode, seconds = result["returncode"], result["seconds"]
             except Exception as error:  # noqa: BLE001 — every retry failed; record it, go on
                 echo(f"{sweep.points[index].run_name}: Ray gave up ({type(error).__name__})")

@@ -116,3 +116,63 @@ def test_missing_ray_is_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert err == "dlx: error: --launcher ray needs Ray: pip install 'dlx[ray]' (or pip install ray)"
     assert not (tmp_path / "runs").exists()
+
+
+class ScriptedRay:
+    """Stands in for the ray module: tasks "start" (their log appears) and end when the test's script says.
+
+    ``script`` holds one entry per ``ray.wait`` call: the point index whose worker starts (its log file
+    is created, as ``run_point`` does) or ends (returned as ready); ``seen`` keeps the point statuses
+    that sweep.json held when each call began.
+    """
+
+    def __init__(self, sweep_dir: Path, script: list[tuple[str, int]]):
+        self.sweep_dir, self.script, self.seen, self.logs = sweep_dir, list(script), [], {}
+
+    def init(self, **options):
+        pass
+
+    def shutdown(self):
+        pass
+
+    def remote(self, **resources):
+        ray = self
+
+        class Task:
+            @staticmethod
+            def remote(argv, family_folder, run_name, log_path, env):
+                ref = len(ray.logs)
+                ray.logs[ref] = Path(log_path)
+                return ref
+
+        return lambda function: Task
+
+    def wait(self, refs, num_returns, timeout=None):
+        record = json.loads((self.sweep_dir / "sweep.json").read_text())
+        self.seen.append([point["status"] for point in record["points"]])
+        event, index = self.script.pop(0)
+        if event == "start":
+            self.logs[index].touch()
+            return [], refs
+        return [index], [ref for ref in refs if ref != index]
+
+    def get(self, ref):
+        return {"returncode": 1, "seconds": 0.5}
+
+
+def test_a_queued_point_stays_pending_until_its_worker_starts(tmp_path, monkeypatch):
+    from dlx import sweep_ray, sweep_runner
+    from dlx.sweep import load_sweep
+
+    sweep = load_sweep(sweep_file(tmp_path, 10))
+    sweep_dir = sweep_runner.create_sweep_dir(sweep, tmp_path / "runs")
+    record = sweep_runner.sweep_record(sweep, sweep_dir, ["dlx", "sweep"])
+    sweep_runner.write_record(sweep_dir, record)
+    ray = ScriptedRay(sweep_dir, [("start", 0), ("end", 0), ("start", 1), ("end", 1)])
+    monkeypatch.setattr(sweep_ray, "import_ray", lambda: ray)
+    assert sweep_ray.run_sweep_ray(sweep, sweep_dir, record, None, 1.0, 0.0, echo=lambda line: None)
+    queued, first_started, first_ended, second_started = ray.seen
+    assert queued == ["pending", "pending"]  # both submitted, no worker has begun
+    assert first_started == ["running", "pending"]  # the second point still waits for a worker
+    assert first_ended[0] not in ("pending", "running") and first_ended[1] == "pending"
+    assert second_started[1] == "running"
