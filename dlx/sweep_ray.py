@@ -106,7 +106,7 @@ def mark_started(sweep: Sweep, sweep_dir: Path, record: dict, indices: list[int]
 
 def run_sweep_ray(sweep: Sweep, sweep_dir: Path, record: dict, address: str | None, cpus_per_run: float,
                   gpus_per_run: float, echo: Callable[[str], None] = print) -> bool:
-    """Train every point as a Ray task; update ``record`` and sweep.json as points end."""
+    """Train every point as a Ray task; update ``record`` and sweep.json as points start and end."""
     ray = import_ray()
     start_ray(ray, address)
     try:
