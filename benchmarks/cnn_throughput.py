@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from dlx.configs.cnn import CNNConfig, CNNModelConfig, ConvLayerConfig
-from dlx.models.cnn import build_cnn
+from dlx.families.cnn.config import CNNConfig, CNNModelConfig, ConvLayerConfig
+from dlx.families.cnn.model import build_cnn
 
 EXAMPLES_NET = CNNModelConfig(
     name="convnet", batch_norm=False, conv_dropout=0.25, dropout=0.5, hidden=[128],

@@ -1,7 +1,7 @@
 """The frames task's training step with its window (banded attention) vs full attention.
 
 What ``dlx train-transformer --task frames`` runs per optimizer step, at one
-sequence length: the recipe's model and batch (``TASK_RECIPES["frames"]``),
+sequence length: the recipe's model and batch (``recipes/frames.yaml``),
 a batch of real generated frames all ``--length`` long, forward + loss +
 backward + Adam, two ways:
 
@@ -50,11 +50,11 @@ def run_child(path: str, args) -> dict:
     import torch
 
     from dlx import config as config_mod
-    from dlx.configs.transformer import TransformerConfig
-    from dlx.data.frames import load_frames_task
+    from dlx.families.transformer.config import TransformerConfig
+    from dlx.families.transformer.data import batch_loss, make_batch
+    from dlx.families.transformer.frames import load_frames_task
     from dlx.models.transformer import build_model
     from dlx.optim import make_optimizer
-    from dlx.train.transformer.data import batch_loss, make_batch
 
     torch.set_num_threads(args.threads)
     overrides = [f"data.min_len={args.length}", f"data.max_len={args.length}", "data.val_size=0",
@@ -97,8 +97,8 @@ def baselines(radii: tuple[int, ...] = (0, 2, 4, 6, 8, 12, 24)) -> dict:
     import torch
 
     from dlx import config as config_mod
-    from dlx.configs.transformer import TransformerConfig
-    from dlx.data.frames import boundary_oracle, load_frames_task, window_vote
+    from dlx.families.transformer.config import TransformerConfig
+    from dlx.families.transformer.frames import boundary_oracle, load_frames_task, window_vote
 
     data = config_mod.build(TransformerConfig, None, {"data.task": "frames"}).data
     test = load_frames_task(data).test

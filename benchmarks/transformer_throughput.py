@@ -40,9 +40,10 @@ SIZES = {
 
 def g2p_size() -> dict:
     """``--task g2p``'s model and batch sizes (its recipe over the family's defaults)."""
-    from dlx.configs.transformer import TASK_RECIPES, TransformerConfig
+    from dlx import recipes
+    from dlx.families.transformer.config import TransformerConfig
 
-    model, recipe = TransformerConfig().model, TASK_RECIPES["g2p"]
+    model, recipe = TransformerConfig().model, recipes.load(TransformerConfig, "g2p")
     sizes = {key: recipe["model"].get(key, getattr(model, key))
              for key in ("d_model", "heads", "layers", "ff", "dropout")}
     return dict(**sizes, batch=recipe["optim"].get("batch_size", TransformerConfig().optim.batch_size))
@@ -50,9 +51,9 @@ def g2p_size() -> dict:
 
 def g2p_batches(size: dict, count: int) -> tuple[list, int, int]:
     """(the first ``count`` bucketed training batches of g2p as the trainer makes them, vocabulary, max length)."""
-    from dlx.configs.transformer import SequenceDataConfig
-    from dlx.data.sequences import load_task
-    from dlx.train.transformer.data import epoch_order, make_batch
+    from dlx.families.transformer.config import SequenceDataConfig
+    from dlx.families.transformer.tasks import load_task
+    from dlx.families.transformer.data import epoch_order, make_batch
 
     task = load_task(SequenceDataConfig(task="g2p"))
     order = epoch_order(task.train, 0, 0, 0, 1, len(task.train), size["batch"], bucket=True)

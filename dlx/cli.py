@@ -1,9 +1,11 @@
 """The ``dlx`` command line (Typer).
 
 Thin by design: each subcommand parses flags and hands over to a module
-that does the work. Nothing here imports torch at module level, so
-``dlx --help`` stays fast. Subcommands live in ``dlx/commands/`` (one
-module per area, so the families can grow without one giant file).
+that does the work. One ``train-<name>`` command is built for every family
+the registry finds (``dlx/registry.py``), with the family's own commands
+(``sample``, ``translate``) beside it; nothing here names a family. Nothing
+imports torch at module level, so ``dlx --help`` stays fast. Shared
+subcommands live in ``dlx/commands/``.
 """
 
 from __future__ import annotations
@@ -12,17 +14,16 @@ import sys
 
 import typer
 
-from dlx import __version__
-from dlx.commands import cnn, data, evaluate, runs, sweep, tensorboard
-from dlx.commands import gan as gan_commands
+from dlx import __version__, registry
+from dlx.commands import data, evaluate, runs, sweep, tensorboard
 from dlx.commands import inspect as inspect_commands
-from dlx.commands import transformer as transformer_commands
+from dlx.flags import add_train_command
 
 HELP = """\
 dlx: train, compare and understand CNNs, attention, Transformers and GANs.
 
 Every run lands in runs/<family>/<time>-<name>-<id>/ (config, metrics,
-pictures, checkpoints); review with `tensorboard --logdir runs`.
+pictures, checkpoints); review with `dlx tensorboard`.
 
 Examples:
 
@@ -58,9 +59,10 @@ def _root(
     pass
 
 
-cnn.register(app)
-transformer_commands.register(app)
-gan_commands.register(app)
+for _family in registry.FAMILIES.values():
+    add_train_command(app, _family)
+    if _family.add_commands is not None:
+        _family.add_commands(app)
 evaluate.register(app)
 data.register(app)
 inspect_commands.register(app)

@@ -11,7 +11,7 @@ its key path, as one ``ConfigError``.
 
 Fields carry their one-line documentation in ``metadata["help"]`` (use the
 ``option`` helper); the train commands take their flags' help from it
-(``dlx/commands/flags.py``).
+(``dlx/flags.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +27,18 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from dlx.errors import ConfigError
+from dlx.yamlfile import (  # noqa: F401 (re-exported: callers read YAML through dlx.config)
+    MAX_CONFIG_BYTES,
+    MAX_CONFIG_DEPTH,
+    MAX_CONFIG_NODES,
+    _copy,
+    _kind,
+    expanded_size,
+    load_yaml,
+    merge,
+    read_text_file,
+    safe_yaml,
+)
 
 
 def option(default: Any, help: str, **kwargs: Any) -> Any:
@@ -41,20 +53,6 @@ def option(default: Any, help: str, **kwargs: Any) -> Any:
 def section(cls: type, help: str = "") -> Any:
     """A nested dataclass field whose default is ``cls()``."""
     return dataclasses.field(default_factory=cls, metadata={"help": help})
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.replace(value)
-    return value
-
-
-# --------------------------------------------------------------------------
-# dict -> dataclass, collecting every problem
 
 
 def from_dict(
@@ -159,10 +157,6 @@ def _convert(tp: Any, value: Any, path: str, problems: list[str]) -> tuple[bool,
     return False, None
 
 
-def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", type(None): "null"}.get(type(value), type(value).__name__)
-
-
 def _did_you_mean(word: str, candidates: Any) -> str:
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -183,92 +177,6 @@ def to_yaml(config: Any) -> str:
 
 # Limits on a config file, checked before anything is copied or built: a
 # config is a page of settings, so these are far above any real one.
-MAX_CONFIG_BYTES = 1 << 20  # 1 MiB
-MAX_CONFIG_NODES = 100_000  # values after YAML aliases are expanded
-MAX_CONFIG_DEPTH = 50
-
-
-def read_text_file(path: Path, what: str, limit: int) -> str:
-    """A small UTF-8 text file's contents; a one-line ConfigError for anything else."""
-    try:
-        if not path.is_file():
-            if path.exists():
-                raise ConfigError([f"{what} {path} is not a file"])
-            raise ConfigError([f"{what} {path} does not exist"])
-        size = path.stat().st_size
-        if size > limit:
-            raise ConfigError([f"{what} {path} is {size:,} bytes; the limit is {limit:,}"])
-        raw = path.read_bytes()
-    except OSError as error:
-        raise ConfigError([f"cannot read {what} {path}: {error.strerror}"]) from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ConfigError([f"{what} {path} is not UTF-8 text (byte {error.start} is invalid)"]) from None
-
-
-def expanded_size(data: Any, limit: int = MAX_CONFIG_NODES, depth_limit: int = MAX_CONFIG_DEPTH) -> int:
-    """How many values ``data`` holds once YAML aliases are copied out (stops counting past ``limit``).
-
-    ``yaml.safe_load`` shares one object between an anchor and its aliases, so
-    a few lines can stand for billions of values ("billion laughs"); a deep
-    copy would build them all. Counting with a memo per object is linear in
-    the file, and refuses self-referencing structures.
-    """
-    sizes: dict[int, int] = {}
-    active: set[int] = set()
-
-    def count(node: Any, depth: int) -> int:
-        if not isinstance(node, (dict, list)):
-            return 1
-        if depth > depth_limit:
-            raise ConfigError([f"config nests deeper than {depth_limit} levels"])
-        key = id(node)
-        if key in sizes:
-            return sizes[key]
-        if key in active:
-            raise ConfigError(["config refers to itself through a YAML alias"])
-        active.add(key)
-        children = node.values() if isinstance(node, dict) else node
-        total = 1
-        for child in children:
-            total += count(child, depth + 1)
-            if total > limit:
-                break
-        active.discard(key)
-        sizes[key] = total
-        return total
-
-    return count(data, 0)
-
-
-def safe_yaml(text: str, where: str) -> Any:
-    """``yaml.safe_load`` with the size of the result bounded before anyone copies it."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError([f"{where}{line}: not valid YAML ({getattr(error, 'problem', error)})"]) from None
-    except RecursionError:
-        raise ConfigError([f"{where}: nests too deeply"]) from None
-    if expanded_size(data) > MAX_CONFIG_NODES:
-        raise ConfigError([f"{where}: expands to more than {MAX_CONFIG_NODES:,} values "
-                           "(YAML aliases repeat what they point to); refusing it"])
-    return data
-
-
-def load_yaml(path: str | Path) -> dict:
-    """Read a YAML config file as a mapping (safe_load only, bounded in size)."""
-    path = Path(path)
-    data = safe_yaml(read_text_file(path, "config file", MAX_CONFIG_BYTES), str(path))
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError([f"{path}: expected a mapping at the top, got {_kind(data)}"])
-    return data
-
-
 def parse_set(assignments: list[str]) -> list[tuple[str, Any]]:
     """Parse ``--set a.b=value`` strings; values are read as YAML scalars."""
     parsed, problems = [], []
@@ -306,17 +214,6 @@ def set_path(data: dict, dotted_key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def merge(base: dict, update: dict) -> dict:
-    """Deep-merge ``update`` into a copy of ``base`` (mappings merge, rest replaces)."""
-    merged = _copy(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = _copy(value)
-    return merged
-
-
 def build(
     cls: type,
     config_file: str | Path | None = None,
@@ -325,13 +222,16 @@ def build(
     base: dict | None = None,
     recipes: bool = True,
 ) -> Any:
-    """Resolve a config: defaults < task recipe < base < file < flags < --set; validate; raise once.
+    """Resolve a config: defaults < recipe < base < file < flags < --set; resolve automatic values; validate.
 
     ``flags`` maps dotted keys to values given on the command line (``None``
     means the flag was not given). ``base`` is a saved config (for resume).
-    ``recipes=False`` leaves the family's task recipes out: a saved run's
-    config is rebuilt as it trained, where a key it predates takes the
-    dataclass default (the behaviour of its day), not today's recipe.
+    ``recipes=False`` leaves the family's recipes out (``dlx/recipes.py``): a
+    saved run's config is rebuilt as it trained, where a key it predates
+    takes the dataclass default (the behaviour of its day), not today's recipe.
+    A config class's ``resolve_automatic()`` then turns every automatic value
+    (null) into the number the run will use, so ``--print-config`` and the
+    run's config.yaml show that number.
     """
     data: dict = _copy(base) if base else {}
     if config_file:
@@ -341,17 +241,31 @@ def build(
             set_path(data, dotted_key, value)
     for dotted_key, value in parse_set(overrides or []):
         set_path(data, dotted_key, value)
-    # A family may give a task its own recipe, layered under everything the user
-    # set (e.g. --task g2p alone gets g2p's model and optimizer).
-    task_defaults = getattr(cls, "task_defaults", None) if recipes else None
-    if task_defaults is not None:
-        data = merge(task_defaults(data), data)
+    # A family may give a dataset, task or kind its own recipe, layered under
+    # everything the user set (e.g. --task g2p alone gets g2p's model and optimizer).
+    if recipes:
+        from dlx.recipes import recipe_for
+
+        data = merge(recipe_for(cls, data), data)
     problems: list[str] = []
     config = from_dict(cls, data, problems)
+    resolve_automatic(config)
     problems.extend(validate(config))
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def resolve_automatic(config: Any) -> None:
+    """Call every nested ``resolve_automatic()``, outermost first (a section may read its siblings' values
+    through the outer config, so the outer one decides)."""
+    resolve = getattr(config, "resolve_automatic", None)
+    if resolve is not None:
+        resolve()
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if dataclasses.is_dataclass(value):
+            resolve_automatic(value)
 
 
 def at_least(config: Any, minimum: int, *keys: str) -> list[tuple[str, str]]:

@@ -83,7 +83,7 @@ def usable_cores() -> int:
 
 
 def auto_threads() -> int:
-    """``run.threads: 0`` → this process's share of the machine's physical cores.
+    """``run.threads: null`` → this process's share of the machine's physical cores.
 
     ``OMP_NUM_THREADS``, when set, is the launcher's or the user's decision
     and wins (Ray sets it to a task's CPUs; ``dlx sweep -j N`` to each

@@ -18,7 +18,7 @@ sessions; ``dlx tensorboard`` serves a curated one instead
   averaged over seeds; any other run is a group of its own named
   ``<run name>-<id>`` (readable, unlike its directory path).
 
-Torch-free, and free of dlx/families.py (trainers import this through
+Torch-free, and free of dlx/registry.py (trainers import this through
 ``dlx/session.py``, and families imports the trainers).
 """
 
@@ -35,7 +35,7 @@ from dlx.rundir import flat_hparams, read_json
 
 METRIC_PREFIX = "hparam/"
 # Config keys that are no hyperparameters, for any family: where the run was
-# written and shown (the presentation keys of dlx/families.py, and what the
+# written and shown (the presentation keys of dlx/registry.py, and what the
 # pictures show), and how it executed (threads and checkpoint cadence do not
 # change what it computes; download only says where the data came from).
 NOT_HPARAMS = frozenset({"run.name", "run.runs_dir", "run.progress", "run.log_every", "data.data_dir",

@@ -29,7 +29,7 @@ import collections
 from collections.abc import Iterable
 from typing import Any
 
-from dlx import families
+from dlx import registry
 from dlx.hparams import METRIC_PREFIX, experiment_content
 
 # The HParams tab ticks this many hyperparameters (those marked first) and metrics by default.
@@ -105,7 +105,7 @@ def _first_columns(start_infos: dict[str, Any], values: dict[str, list[Any]]) ->
     must.append("sweep_point")
     must = [name for name in dict.fromkeys(must) if name in differs]
     present = {str(v) for v in values.get("family", [])}
-    key_hparams = [key for name, family in families.FAMILIES.items() if name in present for key in family.key_hparams]
+    key_hparams = [key for name, family in registry.FAMILIES.items() if name in present for key in family.key_hparams]
     rest = [name for name in dict.fromkeys(key_hparams + sorted(differs)) if name in differs and name not in must]
     return (must + rest)[:max(SHOWN_BY_DEFAULT, len(must))]
 
@@ -117,7 +117,7 @@ def _metric_order(start_infos: dict[str, Any], metric_tags: dict[str, Iterable[s
                                     for run in start_infos}
     every = set().union(*present.values()) if present else set()
     headline = {name: [METRIC_PREFIX + key for key in family.headline_metrics]
-                for name, family in families.FAMILIES.items()}
+                for name, family in registry.FAMILIES.items()}
     leading = []
     for family, tags in headline.items():
         for run, info in start_infos.items():

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import torch
 
-from dlx.configs.common import UpdateConfig
+from dlx.config_common import UpdateConfig
 
 
 def make_optimizer(params: Iterable[torch.nn.Parameter], update: UpdateConfig) -> torch.optim.Optimizer:

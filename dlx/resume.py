@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dlx import families
+from dlx import registry
 from dlx.errors import CheckpointError, ConfigError
 from dlx.rundir import read_meta, read_run_config
 from dlx.runs import MISSING, config_diff, confine, find_runs, load_run
+
+# Keys of every family whose null (0 in older runs) means "decide when the run starts".
+AUTOMATIC_KEYS = frozenset({"run.threads", "run.log_every"})
 
 
 def saved_config(run_dir: str | Path, family: str) -> dict:
@@ -45,12 +48,15 @@ def check_resume_changes(family: str, saved: dict, resolved: dict) -> list[str]:
     """Problems for every changed key that would make a resume non-exact.
 
     A key the saved config lacks was added to dlx after the run started; its
-    default keeps the old behaviour, so it is not a change.
+    default keeps the old behaviour, so it is not a change. Nor is an
+    automatic value (0, [] or null in a run saved before such values were
+    resolved up front) that now reads as the number it stood for.
     """
-    resumable = families.get(family).resumable_keys
+    resumable = registry.get(family).resumable_keys
+    automatic = AUTOMATIC_KEYS | getattr(registry.config_class(family), "AUTOMATIC_KEYS", frozenset())
     problems = []
     for key, (before, after) in config_diff(saved, resolved).items():
-        if before is MISSING:
+        if before is MISSING or (key in automatic and before in (0, None, [])):
             continue
         if key not in resumable:
             problems.append(f"{key}: cannot change when resuming (was {before!r}, now {after!r})")

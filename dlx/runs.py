@@ -22,7 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from dlx import families
+from dlx import registry
 from dlx.errors import DlxError
 from dlx.rundir import is_locked, read_config, read_json, read_meta
 
@@ -96,7 +96,7 @@ class Run:
 
     def headline(self) -> tuple[str, float] | None:
         """(metric name, value) of the family's headline metric, if the run has one."""
-        family = families.FAMILIES.get(self.family)
+        family = registry.FAMILIES.get(self.family)
         for key in family.headline_metrics if family else ():
             value = self.metric(key)
             if value is not None:
@@ -243,7 +243,7 @@ def config_diff(a: dict, b: dict) -> dict[str, tuple[Any, Any]]:
             for k in keys if flat_a.get(k, MISSING) != flat_b.get(k, MISSING)}
 
 
-def differing_keys(runs: list[Run], skip: frozenset[str] = families.PRESENTATION_KEYS) -> list[str]:
+def differing_keys(runs: list[Run], skip: frozenset[str] = registry.PRESENTATION_KEYS) -> list[str]:
     """Config keys whose values are not the same in all ``runs``."""
     keys: list[str] = []
     for run in runs:
@@ -265,7 +265,7 @@ def format_value(value: Any) -> str:
 
 def reproduce_command(run: Run) -> str:
     """The shell command that trains this run again: same config, same seed."""
-    family = families.FAMILIES.get(run.family)
+    family = registry.FAMILIES.get(run.family)
     command = family.command if family else f"train-{run.family}"
     config_path = (run.path / "config.yaml").resolve()
     world_size = int(run.meta.get("world_size") or 1)

@@ -14,7 +14,7 @@ A trainer's loop stays explicit; everything around it lives here:
 - the non-finite-loss guard;
 - atomic checkpoints and exact resume.
 
-Typical use (see ``dlx/train/cnn/loop.py``)::
+Typical use (see ``dlx/families/cnn/loop.py``)::
 
     with Session("cnn", config, argv, resume_dir) as session:
         ... load data, build model ...

@@ -45,7 +45,7 @@ from typing import Any
 import yaml
 
 from dlx import config as config_mod
-from dlx import families
+from dlx import registry
 from dlx.errors import ConfigError, DlxError
 
 SWEEP_KEYS = ("family", "base", "set", "grid", "variants", "seeds", "metric")
@@ -93,7 +93,7 @@ class Sweep:
 
     @property
     def command(self) -> str:
-        return families.get(self.family).command
+        return registry.get(self.family).command
 
     def metric_for(self, summaries: list[dict]) -> str | None:
         """The metric the summary table shows: the file's (of a list, the first one present), else the
@@ -103,7 +103,7 @@ class Sweep:
                         self.metric[0])
         if self.metric:
             return self.metric
-        for key in families.get(self.family).headline_metrics:
+        for key in registry.get(self.family).headline_metrics:
             if any(isinstance(s.get(key), (int, float)) for s in summaries):
                 return key
         return None
@@ -164,8 +164,8 @@ def load_sweep(path: str | Path, extra_set: list[str] | None = None, max_points:
         raise ConfigError(problems + [f"{where}: expected a mapping under a top-level 'sweep:' key"])
     problems += _unknown_keys(body, SWEEP_KEYS, f"{where}: sweep")
     family = body.get("family")
-    if family not in families.FAMILIES:
-        problems.append(f"{where}: sweep.family: {family!r} is not one of {', '.join(families.FAMILIES)}")
+    if family not in registry.FAMILIES:
+        problems.append(f"{where}: sweep.family: {family!r} is not one of {', '.join(registry.FAMILIES)}")
     common = _overrides(_given(body, "set", {}), f"{where}: sweep.set", problems)
     common.update(_overrides(dict(config_mod.parse_set(extra_set or [])), "--set", problems))
     grid = _grid(_given(body, "grid", {}), f"{where}: sweep.grid", problems)
@@ -327,7 +327,7 @@ def _check_points(sweep: Sweep) -> None:
     A problem every point shares (a typo in ``set:`` or the base file) is
     reported once; the others name their point.
     """
-    config_class = families.config_class(sweep.family)
+    config_class = registry.config_class(sweep.family)
     problems: list[str] = []
     names = [p.run_name for p in sweep.points]
     for name in sorted({n for n in names if names.count(n) > 1}):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dlx import families
+from dlx import registry
 from dlx.errors import DlxError, disk_full_error
 from dlx.hardware import usable_cores
 from dlx.runs import find_runs
@@ -237,7 +237,7 @@ def summarize(sweep_dir: Path, record: dict) -> dict:
     if isinstance(metric, list):
         return _summarize_metrics(record, summaries, metric)
     if not metric:
-        family = families.FAMILIES.get(record.get("family"))
+        family = registry.FAMILIES.get(record.get("family"))
         candidates = family.headline_metrics if family else ()
         metric = next((k for k in candidates if any(isinstance(s.get(k), (int, float))
                                                      for s in summaries.values())), None)

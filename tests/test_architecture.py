@@ -86,9 +86,52 @@ def test_the_cycle_finder_finds_a_planted_circle():
 
 def test_the_graph_sees_lazy_and_from_imports():
     graph = import_graph()
-    # dlx/families.py imports the trainers only inside functions.
-    assert "dlx.train.cnn.loop" in graph["dlx.families"]
+    # A family's record imports its trainer only inside a function.
+    assert "dlx.families.cnn.loop" in graph["dlx.families.cnn.family"]
     assert "dlx.errors" in graph["dlx.config"]
+
+
+def test_no_generic_module_imports_a_family():
+    """The families sit on top: the registry finds them through entry points, so nothing below imports one
+    (``dlx.registry`` may import the package ``dlx.families`` itself, to list the folders a source tree ships)."""
+    upward = {module: sorted(target for target in targets if target.startswith("dlx.families."))
+              for module, targets in import_graph().items() if not module.startswith("dlx.families")}
+    assert {module: targets for module, targets in upward.items() if targets} == {}
+
+
+# A family that builds on another says so here. The GAN's evaluation classifier (FID features,
+# conditional accuracy) is a train-cnn model.
+FAMILY_DEPENDS_ON = {"dlx.families.gan": ("dlx.families.cnn",)}
+
+
+def test_no_family_imports_another():
+    crossing = {}
+    for module, targets in import_graph().items():
+        if module.startswith("dlx.families."):
+            own = ".".join(module.split(".")[:3])
+            allowed = (own, *FAMILY_DEPENDS_ON.get(own, ()))
+            others = sorted(t for t in targets if t.startswith("dlx.families.") and not t.startswith(allowed))
+            if others:
+                crossing[module] = others
+    assert crossing == {}
+
+
+FAMILY_NAMES = ("cnn", "gan", "transformer", "graph", "detr")
+GENERIC_FILES = ["cli.py", "runs.py", "commands/*.py", "sweep*.py", "sweep*/*.py", "hparams*.py"]
+
+
+def test_generic_layers_name_no_family():
+    """The CLI, runs, sweeps and HParams learn every family from the registry, never from a literal."""
+    import re
+
+    pattern = re.compile(r"""["'](%s)["']""" % "|".join(FAMILY_NAMES))
+    found = []
+    for glob in GENERIC_FILES:
+        for path in sorted(PACKAGE.glob(glob)):
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if pattern.search(line):
+                    found.append(f"{path.relative_to(PACKAGE)}:{number}: {line.strip()}")
+    assert found == []
 
 
 def test_no_import_circles_in_dlx():

@@ -280,7 +280,7 @@ def test_banded_forward_backward_memory_stays_far_below_one_square_matrix():
 
 def test_windowed_encoder_classifier_runs_banded_and_matches_the_drawn_mask():
     """A windowed encoder over a long sequence: banded through the model equals the dense mask."""
-    from dlx.configs.transformer import TransformerModelConfig
+    from dlx.families.transformer.config import TransformerModelConfig
     from dlx.models.attention import attention_mask
     from dlx.models.transformer import build_model
 

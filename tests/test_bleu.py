@@ -21,9 +21,9 @@ import torch
 
 from dlx import config as config_mod
 from dlx import metrics
-from dlx.configs.transformer import TransformerConfig
-from dlx.data.sequences import EOS, PAD, UNK, load_task
 from dlx.errors import ConfigError
+from dlx.families.transformer.config import TransformerConfig
+from dlx.families.transformer.tasks import EOS, PAD, UNK, load_task
 from tests.cnn_helpers import ROOT, cli
 
 # A tiny word-level model: a run takes a few seconds.
@@ -138,8 +138,8 @@ def oracle_decode(model, source, max_steps, beam):
 
 def oracle_bleu(monkeypatch, tmp_path: Path, test_sentences: list[str]) -> tuple[dict, list[str], object]:
     """evaluate() of the oracle copier on ``test_sentences`` (trained vocabulary: SENTENCES[:200])."""
+    from dlx.families.transformer import evaluate
     from dlx.models.transformer import build_model
-    from dlx.train.transformer import evaluate
 
     train = write_copy_pairs(tmp_path / "train.tsv", SENTENCES[:200])
     test = write_copy_pairs(tmp_path / "test.tsv", test_sentences)
@@ -182,7 +182,7 @@ def test_the_oracle_scores_100_when_every_test_word_was_seen(monkeypatch, tmp_pa
 
 
 def test_train_and_eval_report_sacrebleu_of_the_decoded_outputs(runs_dir, tmp_path, monkeypatch, capsys):
-    from dlx.train.transformer import evaluate
+    from dlx.families.transformer import evaluate
 
     train = write_copy_pairs(tmp_path / "pairs.tsv", SENTENCES[:400])
     test_sentences = SENTENCES[400:440]
@@ -219,7 +219,7 @@ def test_train_and_eval_report_sacrebleu_of_the_decoded_outputs(runs_dir, tmp_pa
 @pytest.mark.slow
 def test_torchrun_gathers_every_output_for_bleu(runs_dir, tmp_path, capsys):
     """Two processes each decode their share (500 examples a batch); rank 0 scores all of them."""
-    from dlx.train.transformer.evaluate import EVAL_BATCH
+    from dlx.families.transformer.evaluate import EVAL_BATCH
 
     test_sentences = SENTENCES[:EVAL_BATCH + 20]  # rank 1 decodes the last 20
     train = write_copy_pairs(tmp_path / "pairs.tsv", SENTENCES[:300])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dlx.data.vision import VisionData
-from dlx.train.cnn.data import as_input, with_channels
+from dlx.families.cnn.data import as_input, with_channels
 from tests.cnn_helpers import cli, meta, only_run, weights
 
 CLASSES = [f"class {index}" for index in range(10)]

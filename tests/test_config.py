@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dlx import config
-from dlx.configs.cnn import CNNConfig, ConvLayerConfig
 from dlx.errors import ConfigError
+from dlx.families.cnn.config import CNNConfig, ConvLayerConfig
 
 
 def test_defaults_validate_and_round_trip_through_yaml(tmp_path):
@@ -96,9 +96,9 @@ def _leaf_keys(cls: type, prefix: str = "") -> list[str]:
 
 @pytest.mark.parametrize("family", ["cnn", "transformer", "gan"])
 def test_every_config_leaf_has_help(family):
-    """Flag help is taken from these docs (dlx/commands/flags.py), so none may be empty."""
-    from dlx.commands.flags import field_info
-    from dlx.families import config_class
+    """Flag help is taken from these docs (dlx/flags.py), so none may be empty."""
+    from dlx.flags import field_info
+    from dlx.registry import config_class
 
     cls = config_class(family)
     keys = _leaf_keys(cls)

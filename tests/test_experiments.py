@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dlx import config as config_mod
-from dlx.families import FAMILIES, config_class
+from dlx.registry import FAMILIES, config_class
 from dlx.sweep import is_sweep_file, load_sweep
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"

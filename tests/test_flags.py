@@ -1,12 +1,12 @@
-"""The train-* commands are built from flag tables (dlx/commands/flags.py)."""
+"""The train-* commands are built from flag tables (dlx/flags.py)."""
 
 from __future__ import annotations
 
 import pytest
 import yaml
 
-from dlx.commands.flags import COMMON_FLAGS, field_info
-from dlx.families import FAMILIES, config_class
+from dlx.flags import COMMON_FLAGS, field_info
+from dlx.registry import FAMILIES, config_class
 from tests.cnn_helpers import cli
 
 

@@ -1,4 +1,4 @@
-"""dlx/data/frames.py and ``train-transformer --task frames``: long sequences, local labels, banded attention."""
+"""dlx/families/transformer/frames.py and ``--task frames``: long sequences, local labels, banded attention."""
 
 from __future__ import annotations
 
@@ -10,10 +10,17 @@ import pytest
 import torch
 
 from dlx import config as config_mod
-from dlx.configs.transformer import TASK_RECIPES, SequenceDataConfig, TransformerConfig
-from dlx.data import frames
-from dlx.data.frames import class_count, generate_frames, load_frames_task, symbol_log_likelihoods, window_vote
-from dlx.data.sequences import IGNORE, PAD, SPECIALS
+from dlx import recipes
+from dlx.families.transformer import frames
+from dlx.families.transformer.config import SequenceDataConfig, TransformerConfig
+from dlx.families.transformer.frames import (
+    class_count,
+    generate_frames,
+    load_frames_task,
+    symbol_log_likelihoods,
+    window_vote,
+)
+from dlx.families.transformer.tasks import IGNORE, PAD, SPECIALS
 from tests.cnn_helpers import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,7 +149,7 @@ def test_a_windowed_model_on_frames_runs_banded_and_sees_layers_times_window(mon
 
 def test_the_plain_command_gets_the_recipe_with_a_window():
     config = config_mod.build(TransformerConfig, flags={"data.task": "frames"})
-    recipe = TASK_RECIPES["frames"]
+    recipe = recipes.load(TransformerConfig, "frames")
     assert config.model.window == recipe["model"]["window"] > 0
     assert config.data.max_len == recipe["data"]["max_len"] >= 2000
     assert "data.segment" not in config.unused_keys() and "data.noise" not in config.unused_keys()
@@ -189,7 +196,7 @@ def test_frames_trains_end_to_end_banded(runs_dir, monkeypatch):
     (run,) = (runs_dir / "transformer").iterdir()
     summary = json.loads((run / "summary.json").read_text())
     assert summary["task"] == "frames" and summary["kind"] == "labeling"
-    assert summary["global_step"] == 16 // TASK_RECIPES["frames"]["optim"]["batch_size"]  # one epoch
+    assert summary["global_step"] == 16 // recipes.load(TransformerConfig, "frames")["optim"]["batch_size"]  # one epoch
     # best.pt follows frame accuracy: no sequence of hundreds of frames is ever entirely right.
     assert 0 < summary["token_accuracy"] <= 1 and "best_token_accuracy" in summary
     assert "val_token_accuracy" in summary and "best_exact_match" not in summary
@@ -197,7 +204,7 @@ def test_frames_trains_end_to_end_banded(runs_dir, monkeypatch):
 
 
 def test_long_sequences_are_evaluated_in_small_batches():
-    from dlx.train.transformer.evaluate import EVAL_BATCH, eval_batch_size
+    from dlx.families.transformer.evaluate import EVAL_BATCH, eval_batch_size
 
     assert eval_batch_size(12) == EVAL_BATCH  # the short tasks keep their batches
     assert eval_batch_size(4096) * 4096 <= 32_768 and eval_batch_size(100_000) == 1

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from dlx import config as config_mod
-from dlx import metrics
-from dlx.configs.transformer import TASK_RECIPES, TransformerConfig
+from dlx import metrics, recipes
 from dlx.data.cmudict import lexicon_text, load_g2p, parse_lexicon, split_by_word
 from dlx.errors import DatasetError
+from dlx.families.transformer.config import TransformerConfig
 from tests.cnn_helpers import ROOT, cli, interrupt_at, meta, same_weights
 
 # The first lines of the real dictionary: words with apostrophes, "(2)" variants,
@@ -127,7 +127,7 @@ def test_phoneme_error_rate_uses_the_closest_reference_and_sums_over_words():
 
 
 def _split(lengths: list[int]):
-    from dlx.data.sequences import Split
+    from dlx.families.transformer.tasks import Split
 
     count, width = len(lengths), max(lengths)
     source_lengths = torch.tensor(lengths)
@@ -136,7 +136,7 @@ def _split(lengths: list[int]):
 
 
 def test_bucketing_off_is_the_plain_shuffle_and_on_makes_batches_of_similar_length():
-    from dlx.train.transformer.data import epoch_order, epoch_permutation
+    from dlx.families.transformer.data import epoch_order, epoch_permutation
 
     lengths = torch.randint(1, 30, (1000,), generator=torch.Generator().manual_seed(0)).tolist()
     split = _split(lengths)
@@ -162,7 +162,7 @@ def test_bucketing_off_is_the_plain_shuffle_and_on_makes_batches_of_similar_leng
 def test_g2p_gets_its_recipe_unless_the_user_sets_a_key(tmp_path):
     config = config_mod.build(TransformerConfig, flags={"data.task": "g2p", "model.layers": 1},
                               overrides=["optim.lr=0.0005"])
-    recipe = TASK_RECIPES["g2p"]
+    recipe = recipes.load(TransformerConfig, "g2p")
     assert config.model.d_model == recipe["model"]["d_model"] and config.data.bucket
     assert config.model.layers == 1 and config.optim.lr == 0.0005  # the user's keys win
     assert config.optim.epochs == recipe["optim"]["epochs"] and config.eval.beam == recipe["eval"]["beam"]

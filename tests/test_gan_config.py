@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from dlx import config as config_mod
-from dlx.configs.gan import GANConfig
 from dlx.errors import ConfigError
+from dlx.families.gan.config import GANConfig
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments" / "gan"
 

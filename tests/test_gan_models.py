@@ -1,4 +1,4 @@
-"""GAN networks, noise and losses (dlx/models/gan.py, dlx/train/gan/losses.py)."""
+"""GAN networks, noise and losses (dlx/families/gan/model.py, dlx/families/gan/losses.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from dlx import config as config_mod
-from dlx.configs.gan import GANConfig
 from dlx.errors import ShapeError
-from dlx.models.gan import build_gan, interpolate, sample_noise
-from dlx.train.gan import losses
-from dlx.train.gan.losses import LOSSES
+from dlx.families.gan import losses
+from dlx.families.gan.config import GANConfig
+from dlx.families.gan.losses import LOSSES
+from dlx.families.gan.model import build_gan, interpolate, sample_noise
 
 
 def make_config(**overrides) -> GANConfig:
@@ -146,7 +146,7 @@ def test_r1_penalty_is_the_squared_slope_at_the_real_samples():
 
 
 def test_generator_average_follows_the_weights_and_copies_buffers():
-    from dlx.train.gan.average import make_averages, sampling_models, sampling_weights, update_averages
+    from dlx.families.gan.average import make_averages, sampling_models, sampling_weights, update_averages
 
     config = GANConfig()
     config.data.dataset, config.model.name = "fashion-mnist", "dcgan"
@@ -174,7 +174,7 @@ def test_generator_average_follows_the_weights_and_copies_buffers():
 def test_loss_registry_covers_the_config_and_only_wgan_gp_has_a_penalty():
     import typing
 
-    from dlx.configs.gan import GANLossConfig
+    from dlx.families.gan.config import GANLossConfig
 
     names = typing.get_args(typing.get_type_hints(GANLossConfig)["name"])
     assert set(LOSSES) == set(names)
@@ -217,7 +217,7 @@ def test_dcgan_follows_the_practice_its_docstrings_cite():
 @pytest.mark.parametrize("pack", [1, 8])
 def test_discriminator_scores_for_pictures_cut_samples_to_whole_packs(pack):
     """2,500 evaluation samples through a PacGAN D: chunks of whole packs, the remainder left out."""
-    from dlx.train.gan.evaluate import _scores
+    from dlx.families.gan.evaluate import _scores
 
     critic = build_gan(make_config(**{"model.pack": pack}), (2,)).discriminators["D"]
     scores = _scores(critic, torch.randn(2500, 2))

@@ -14,9 +14,9 @@ import yaml
 
 from dlx import config as config_mod
 from dlx import viz
-from dlx.configs.gan import VARIANCE_MATCHED_UNIFORM, GANConfig, describe_noise
-from dlx.models.gan import noise_for, sample_noise
-from dlx.train.gan import noise_picture
+from dlx.families.gan import noise_picture
+from dlx.families.gan.config import VARIANCE_MATCHED_UNIFORM, GANConfig, describe_noise
+from dlx.families.gan.model import noise_for, sample_noise
 from tests.test_gan_train import TOY, dlx, events, only_run
 
 GAN_CODE = Path(__file__).resolve().parent.parent / "dlx" / "train" / "gan"
@@ -132,7 +132,7 @@ def test_the_noise_picture_is_labelled_and_legible():
 
 def scale_of_sample(run_dir: Path, monkeypatch, tmp_path) -> float:
     """The largest |z| ``dlx sample`` feeds G for ``run_dir`` (2000 points)."""
-    from dlx.train.gan import saved
+    from dlx.families.gan import saved
 
     drawn = []
 

@@ -102,7 +102,7 @@ def test_torchrun_two_processes_write_one_run(runs_dir):
 @pytest.mark.slow
 def test_evaluation_classifier_is_trained_once_and_cached(runs_dir, tmp_path, monkeypatch):
     from dlx.cli import main
-    from dlx.train.gan import classifier as gan_classifier
+    from dlx.families.gan import classifier as gan_classifier
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(gan_classifier, "CLASSIFIER_ARGS", [

@@ -1,4 +1,4 @@
-"""Recipes per (kind, dataset) for train-gan (dlx/configs/gan.py: RECIPES, MODEL_RECIPES, task_defaults)."""
+"""Recipes per (kind, dataset) for train-gan (dlx/families/gan/recipes/*.yaml, chosen by GANConfig.recipe)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,16 @@ import torch
 import yaml
 
 from dlx import config as config_mod
-from dlx.configs import gan as gan_configs
-from dlx.configs.gan import MODEL_RECIPES, RECIPES, GANConfig
+from dlx import recipes
 from dlx.errors import ConfigError
+from dlx.families.gan.config import GANConfig
 from tests.cnn_helpers import cli
+
+# Every (kind, dataset) recipe and every architecture's recipe, as the YAML files hold them.
+RECIPES = {tuple(name.split("-", 1)): recipes.load(GANConfig, name)
+           for name in recipes.names(GANConfig) if not name.startswith("model-")}
+MODEL_RECIPES = {name[len("model-"):]: recipes.load(GANConfig, name)
+                 for name in recipes.names(GANConfig) if name.startswith("model-")}
 
 CONDITIONAL_FASHION = {"model.kind": "conditional", "data.dataset": "fashion-mnist"}
 
@@ -89,26 +95,42 @@ def test_print_config_shows_the_recipe(capsys):
 
 
 def test_the_ring8_default_has_no_recipe():
-    assert GANConfig.task_defaults({}) == {} and ("gan", "ring8") not in RECIPES
-    assert plain() == plain(**{"data.dataset": "ring8"}) == config_mod.to_dict(GANConfig())
+    assert GANConfig.recipe({}, recipes.loader(GANConfig)) == {} and ("gan", "ring8") not in RECIPES
+    bare = config_mod.to_dict(config_mod.build(GANConfig, recipes=False))
+    assert plain() == plain(**{"data.dataset": "ring8"}) == bare
     config = config_mod.build(GANConfig)
     assert (config.model.name, config.noise_dim(), config.pack(), config.d_steps()) == ("mlp", 2, 2, 2)
     assert (config.optim.epochs, config.optim.batch_size, config.g_optim.lr) == (6, 256, 1e-3)
 
 
-def test_the_architectures_layer_follows_the_model_in_use(monkeypatch):
-    monkeypatch.setitem(MODEL_RECIPES, "dcgan", {"loss": {"name": "hinge"}})
+@pytest.fixture
+def recipe_folder(tmp_path, monkeypatch):
+    """A copy of the GAN's recipes/ that a test may edit; the family reads its recipes from it."""
+    import shutil
+
+    folder = tmp_path / "recipes"
+    shutil.copytree(recipes.recipes_dir(GANConfig), folder)
+    monkeypatch.setattr(recipes, "recipes_dir", lambda config_class: folder)
+    return folder
+
+
+def write_recipe(folder, name: str, data: dict) -> None:
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump(data))
+
+
+def test_the_architectures_layer_follows_the_model_in_use(recipe_folder):
+    write_recipe(recipe_folder, "model-dcgan", {"loss": {"name": "hinge"}})
     assert plain(**CONDITIONAL_FASHION)["loss"]["name"] == "hinge"  # dcgan, named by the recipe
     assert plain(**CONDITIONAL_FASHION, **{"model.name": "mlp"})["loss"]["name"] == "bce"
     assert plain(**CONDITIONAL_FASHION, **{"loss.name": "wgan-gp"})["loss"]["name"] == "wgan-gp"
     # SAGAN's hinge loss, whatever the (kind, dataset) recipe says; the recipe's other loss key stays.
     data = {"model": {"name": "sagan", "kind": "conditional"}, "data": {"dataset": "fashion-mnist"}}
-    assert GANConfig.task_defaults(data)["loss"] == {"name": "hinge", "class_weight": 1.0}
+    assert GANConfig.recipe(data, recipes.loader(GANConfig))["loss"] == {"name": "hinge", "class_weight": 1.0}
 
 
 def test_malformed_raw_keys_get_no_recipe_and_the_usual_error():
     for data in ({"model": 3}, {"model": {"kind": ["gan"]}}, {"data": None}, {"data": {"dataset": {"a": 1}}}):
-        assert GANConfig.task_defaults(data) == {}
+        assert GANConfig.recipe(data, recipes.loader(GANConfig)) == {}
     with pytest.raises(ConfigError, match="model.kind"):
         config_mod.build(GANConfig, overrides=["model.kind=[gan]"])
 
@@ -117,25 +139,25 @@ TINY_RING = ["train-gan", "--steps-per-epoch", "5", "--set", "eval.samples=100",
              "--set", "model.g_hidden=[8]", "--set", "model.d_hidden=[8]"]
 
 
-def test_resume_keeps_the_saved_config_when_the_recipe_table_changed(tmp_path, monkeypatch):
+def test_resume_keeps_the_saved_config_when_the_recipe_files_changed(tmp_path, recipe_folder):
     runs = tmp_path / "runs"
-    monkeypatch.setitem(RECIPES, ("gan", "ring8"), {"optim": {"batch_size": 32}, "g_optim": {"lr": 5e-4}})
+    write_recipe(recipe_folder, "gan-ring8", {"optim": {"batch_size": 32}, "g_optim": {"lr": 5e-4}})
     assert cli([*TINY_RING, "--epochs", "1", "--runs-dir", runs]) == 0
     (run_dir,) = [p for p in (runs / "gan").iterdir() if p.is_dir()]
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert (saved["optim"]["batch_size"], saved["g_optim"]["lr"]) == (32, 5e-4)  # the recipe reached the run
     # A later dlx ships another recipe for the same pair: the resumed run goes on as it began.
-    monkeypatch.setitem(RECIPES, ("gan", "ring8"), {"optim": {"batch_size": 64}, "g_optim": {"lr": 2e-3},
-                                                    "model": {"noise_dim": 4}})
+    write_recipe(recipe_folder, "gan-ring8", {"optim": {"batch_size": 64}, "g_optim": {"lr": 2e-3},
+                                              "model": {"noise_dim": 4}})
     assert cli(["train-gan", "--resume", run_dir, "--epochs", "2", "--no-progress"]) == 0
     resumed = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert resumed == {**saved, "optim": {**saved["optim"], "epochs": 2}}
-    assert gan_configs.RECIPES["gan", "ring8"]["optim"]["batch_size"] == 64  # the new table was in force
+    assert recipes.load(GANConfig, "gan-ring8")["optim"]["batch_size"] == 64  # the new recipe was in force
 
 
 def test_a_dcgan_saved_before_the_new_layers_is_rebuilt_with_its_own():
     """A run's saved config that predates model.upsample/spectral_norm loads as the DCGAN it trained."""
-    from dlx.models.gan import build_gan
+    from dlx.families.gan.model import build_gan
 
     saved = {"model": {"kind": "gan", "name": "dcgan", "channels": 8}, "data": {"dataset": "fashion-mnist"}}
     old = config_mod.build(GANConfig, base=saved, recipes=False)

@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from dlx import checkpoint
 from dlx.cli import main
-from dlx.configs.gan import GANConfig
+from dlx.families.gan.config import GANConfig
 from tests.cnn_helpers import interrupt_at
 from tests.conftest import FASHION_DIR, run_dirs
 
@@ -99,7 +99,7 @@ def test_other_losses_train(runs_dir, loss):
 
 
 def test_lazy_r1_runs_on_every_nth_discriminator_update_weighted_n_times(runs_dir, monkeypatch):
-    from dlx.train.gan import steps
+    from dlx.families.gan import steps
 
     calls = []
     real_r1 = steps.r1_penalty
@@ -194,7 +194,7 @@ def test_resume_refuses_changes_that_break_exactness(runs_dir, capsys):
 def test_non_finite_loss_stops_the_run_clearly(runs_dir, monkeypatch, capsys):
     import dataclasses
 
-    from dlx.train.gan import losses
+    from dlx.families.gan import losses
 
     poisoned = dataclasses.replace(losses.LOSSES["bce"], generator=lambda scores: scores.float().mean() * float("nan"))
     monkeypatch.setitem(losses.LOSSES, "bce", poisoned)
@@ -371,7 +371,7 @@ RGB = ["--dataset", "fashion-mnist", "--batch-size", 32, "--epochs", 1, "--steps
 def test_gan_trains_and_samples_on_three_channel_images(runs_dir, tmp_path, monkeypatch, model):
     from PIL import Image
 
-    from dlx.train.gan.evaluate import saved_models
+    from dlx.families.gan.evaluate import saved_models
     from tests.cnn_helpers import cli
 
     synthetic_rgb(monkeypatch)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from dlx.data.graphs import IGNORE, bundled_graph, node_split, read_graph_files
 from dlx.errors import ConfigError, DatasetError
-from dlx.models.graph import GraphTransformer
+from dlx.families.graph.model import GraphTransformer
 from tests.cnn_helpers import cli, interrupt_at, meta, same_weights
 
 # A small model and a short run: one run directory in a few seconds.
@@ -169,7 +169,7 @@ def test_missing_label_file_and_mixed_flags_are_one_line_cli_errors(runs_dir, tm
 
 def _test_accuracy(attention: str, seed: int) -> float:
     """Karate, 2 labels per class (data.seed 0), the task's recipe sizes, 200 full-batch steps."""
-    from dlx.configs.common import OptimConfig
+    from dlx.config_common import OptimConfig
     from dlx.optim import make_optimizer
 
     graph = bundled_graph("karate")
@@ -217,7 +217,7 @@ def test_graph_run_records_metrics_picture_and_evaluates(runs_dir, capsys):
     capsys.readouterr()
     assert cli(["eval", run, "--checkpoint", "last"]) == 0
     assert "test_accuracy" in capsys.readouterr().out
-    from dlx.train.transformer.evaluate import evaluate_run
+    from dlx.families.transformer.evaluate import evaluate_run
 
     evaluated = evaluate_run(run, "last")
     assert evaluated["test_accuracy"] == pytest.approx(result["test_accuracy"])
@@ -255,9 +255,9 @@ def test_own_graph_files_train_with_labels_flag(runs_dir, tmp_path):
 
 def test_additive_scores_over_a_large_graph_are_refused_before_the_run_exists(tmp_path):
     from dlx import config as config_mod
-    from dlx.configs.transformer import TransformerConfig
     from dlx.errors import ConfigError
-    from dlx.train.transformer.graph_loop import MAX_ADDITIVE_VALUES, check_score_memory
+    from dlx.families.graph.loop import MAX_ADDITIVE_VALUES, check_score_memory
+    from dlx.families.transformer.config import TransformerConfig
 
     config = config_mod.build(TransformerConfig, None, {"data.task": "graph", "model.score": "additive",
                                                         "model.d_model": 64})

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from dlx import families, hparams, hparams_scope
+from dlx import hparams, hparams_scope, registry
 from dlx.config import build, to_dict
 from dlx.rundir import flat_hparams
 from tests.test_tensorboard import ROOT, first_line, free_port, get, start_tensorboard, wait_for_runs
@@ -30,7 +30,7 @@ STATUSES = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNIN
 
 def resolved(family: str, *assignments: str):
     """A family's resolved config with ``--set`` assignments."""
-    return build(families.config_class(family), None, None, list(assignments))
+    return build(registry.config_class(family), None, None, list(assignments))
 
 
 def applied(family: str, *assignments: str) -> dict:
@@ -265,13 +265,13 @@ def check_sessions(groups: list[dict], root: Path, prefix: str) -> None:
     assert len(runs) == 7
     for run_dir, summary in runs.items():
         name = prefix + str(run_dir.relative_to(root))
-        family = families.get(summary["family"])
+        family = registry.get(summary["family"])
         headline = [key for key in family.headline_metrics if isinstance(summary.get(key), (int, float))]
         assert headline, summary
         for key in headline:
             assert session_metrics[name][f"hparam/{key}"] == pytest.approx(summary[key], abs=1e-6), (name, key)
         # ... and no other family's (each run's own metrics, not the first run's experiment).
-        foreign = {f"hparam/{key}" for other in families.FAMILIES.values() for key in other.headline_metrics}
+        foreign = {f"hparam/{key}" for other in registry.FAMILIES.values() for key in other.headline_metrics}
         assert not (foreign - {f"hparam/{key}" for key in summary}) & set(session_metrics[name])
         group = session_group[name]["hparams"]
         assert group["family"] == summary["family"]

@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dlx.configs.cnn import CNNModelConfig
-from dlx.inspect.models import inspect_lenet5
-from dlx.models.cnn import build_cnn
+from dlx.families.cnn.config import CNNModelConfig
+from dlx.families.cnn.inspect import inspect_lenet5
+from dlx.families.cnn.model import build_cnn
 from tests.inspect_helpers import run_cli, run_json, table_rows
 
 LENET_SHAPES = [(6, 28, 28), (6, 14, 14), (16, 10, 10), (16, 5, 5), (400,), (120,), (84,), (10,)]

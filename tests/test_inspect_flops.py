@@ -114,7 +114,7 @@ SMALL_TASK = ["data.train_size=64", "data.test_size=16", "model.d_model=32", "mo
     SMALL_TASK + ["data.task=majority", "model.window=2", "model.layers=1"],  # classification, windowed
 ], ids=["seq2seq", "classify-window"])
 def test_transformer_fused_and_explicit_paths_agree(overrides, monkeypatch):
-    from dlx.inspect.models import inspect_transformer
+    from dlx.families.transformer.inspect import inspect_transformer
 
     fused = inspect_transformer(None, overrides)
     _explicit(monkeypatch)
@@ -128,7 +128,7 @@ def test_transformer_fused_and_explicit_paths_agree(overrides, monkeypatch):
 
 
 def test_vit_fused_and_explicit_paths_agree_and_equal_the_hand_count(monkeypatch):
-    from dlx.inspect.models import inspect_cnn
+    from dlx.families.cnn.inspect import inspect_cnn
 
     fused = inspect_cnn("vit")
     _explicit(monkeypatch)
@@ -211,7 +211,7 @@ def test_vit_learned_positions_trace(capsys):
 
 
 def test_packed_gan_rows_and_legend_say_per_pack(capsys):
-    from dlx.inspect.models import inspect_gan
+    from dlx.families.gan.inspect import inspect_gan
     from tests.inspect_helpers import run_cli
 
     report = inspect_gan(None, [])  # ring8: PacGAN, D judges 2 samples at once
@@ -226,9 +226,9 @@ def test_packed_gan_rows_and_legend_say_per_pack(capsys):
 
 def test_packed_gan_total_is_two_generated_samples_plus_one_judgement():
     from dlx import config as config_mod
-    from dlx.configs.gan import GANConfig
-    from dlx.inspect.models import inspect_gan
-    from dlx.models.gan import build_gan
+    from dlx.families.gan.config import GANConfig
+    from dlx.families.gan.inspect import inspect_gan
+    from dlx.families.gan.model import build_gan
 
     report = inspect_gan(None, [])
     config = config_mod.build(GANConfig, None, {}, [])
@@ -249,9 +249,9 @@ def test_unpacked_gan_stays_per_example(capsys):
 
 def test_conditional_gan_takes_the_classes_the_trainer_keeps():
     from dlx import config as config_mod
-    from dlx.configs.gan import GANConfig
-    from dlx.inspect.models import inspect_gan
-    from dlx.models.gan import build_gan
+    from dlx.families.gan.config import GANConfig
+    from dlx.families.gan.inspect import inspect_gan
+    from dlx.families.gan.model import build_gan
 
     overrides = ["data.dataset=mnist", "model.kind=conditional", "data.classes=[0,3,5]"]
     report = inspect_gan(None, overrides)

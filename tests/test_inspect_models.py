@@ -48,9 +48,9 @@ def test_a_layer_torch_refuses_is_named_in_one_line():
 
 def test_transformer_target_traces_the_trainer_model():
     from dlx import config as config_mod
-    from dlx.configs.transformer import TransformerConfig
-    from dlx.data.sequences import load_task
-    from dlx.inspect.models import inspect_transformer
+    from dlx.families.transformer.config import TransformerConfig
+    from dlx.families.transformer.inspect import inspect_transformer
+    from dlx.families.transformer.tasks import load_task
     from dlx.models.transformer import build_model
 
     overrides = ["data.train_size=64", "data.test_size=16", "model.layers=1", "model.d_model=32", "model.ff=64"]
@@ -85,7 +85,7 @@ def test_gan_cycle_config_is_a_one_line_error(capsys):
 
 
 def test_gan_pair_traces_generator_then_discriminator_on_its_output():
-    from dlx.inspect.models import trace_gan_pair
+    from dlx.families.gan.inspect import trace_gan_pair
 
     generator = nn.Sequential(nn.Linear(8, 16 * 7 * 7), nn.Unflatten(1, (16, 7, 7)),
                               nn.ConvTranspose2d(16, 8, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(8, 1, 4, 2, 1),
@@ -109,9 +109,9 @@ def test_gan_pair_traces_generator_then_discriminator_on_its_output():
 ])
 def test_gan_target_traces_the_trainers_networks(overrides):
     from dlx import config as config_mod
-    from dlx.configs.gan import GANConfig
-    from dlx.inspect.models import inspect_gan
-    from dlx.models.gan import build_gan
+    from dlx.families.gan.config import GANConfig
+    from dlx.families.gan.inspect import inspect_gan
+    from dlx.families.gan.model import build_gan
 
     report = inspect_gan(None, overrides)
     config = config_mod.build(GANConfig, None, {}, overrides)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from dlx.configs.cnn import CNNModelConfig
-from dlx.models.cnn import build_cnn
+from dlx.families.cnn.config import CNNModelConfig
+from dlx.families.cnn.model import build_cnn
 from dlx.train import cadence
 from dlx.train.histograms import layer_names, log_histograms, parameter_names
 from tests.cnn_helpers import cli, only_run
@@ -38,8 +38,8 @@ def test_histograms_come_a_few_times_per_epoch(steps_per_epoch, expected):
 
 def test_the_log_every_default_is_auto_and_zero_validates():
     from dlx import config as config_mod
-    from dlx.configs.cnn import CNNConfig
     from dlx.errors import ConfigError
+    from dlx.families.cnn.config import CNNConfig
 
     assert CNNConfig().run.log_every == 0
     assert config_mod.build(CNNConfig, overrides=["run.log_every=0"]).run.log_every == 0

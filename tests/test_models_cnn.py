@@ -1,13 +1,13 @@
-"""dlx/models/cnn.py: the architectures the course describes."""
+"""dlx/families/cnn/model.py: the architectures the course describes."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from dlx.configs.cnn import CNNModelConfig, ConvLayerConfig
 from dlx.errors import ShapeError
-from dlx.models.cnn import build_cnn
+from dlx.families.cnn.config import CNNModelConfig, ConvLayerConfig
+from dlx.families.cnn.model import build_cnn
 from dlx.models.shapes import conv_output_size
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from dlx.configs.common import OptimConfig
+from dlx.config_common import OptimConfig
 from dlx.optim import lr_at
 
 

@@ -14,11 +14,11 @@ from torch.nn.utils import parametrize
 
 from dlx import checkpoint
 from dlx import config as config_mod
-from dlx.configs.gan import GANConfig
 from dlx.errors import ConfigError
-from dlx.models.gan import build_gan, dcgan_generator
-from dlx.models.sagan import SelfAttention2d, record_attention
-from dlx.train.gan.losses import hinge_discriminator
+from dlx.families.gan.config import GANConfig
+from dlx.families.gan.losses import hinge_discriminator
+from dlx.families.gan.model import build_gan, dcgan_generator
+from dlx.families.gan.sagan import SelfAttention2d, record_attention
 from tests.cnn_helpers import interrupt_at
 from tests.inspect_helpers import run_cli, run_json
 from tests.test_gan_train import assert_same_state, dlx, events, only_run
@@ -104,7 +104,7 @@ def test_attention_map_rows_sum_to_one_and_the_block_computes_x_plus_gamma_o():
 
 def test_attention_picture_is_legible_and_paints_only_above_uniform_weight():
     from dlx import viz
-    from dlx.train.gan.attention_maps import attention_norm, attention_of, overlay, plot_attention_overlay
+    from dlx.families.gan.attention_maps import attention_norm, attention_of, overlay, plot_attention_overlay
 
     torch.manual_seed(3)
     generator = build_gan(sagan_config(), SHAPE).generators["G"]
@@ -185,7 +185,7 @@ TINY = ["--dataset", "fashion-mnist", "--model", "sagan", "--limit-train", 256, 
 def test_tiny_sagan_run_logs_where_attention_looks_and_its_saved_run_works(runs_dir, tmp_path, capsys):
     from PIL import Image
 
-    from dlx.train.gan.evaluate import saved_models
+    from dlx.families.gan.evaluate import saved_models
 
     assert dlx("train-gan", *TINY, "--epochs", 1, "--steps-per-epoch", 3, "--runs-dir", runs_dir) == 0
     run_dir = only_run(runs_dir)

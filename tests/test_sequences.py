@@ -1,4 +1,4 @@
-"""dlx/data/sequences.py: generated tasks are correct and held out; files are read or refused clearly."""
+"""dlx/families/transformer/tasks.py: generated tasks are correct and held out; files are read or refused clearly."""
 
 from __future__ import annotations
 
@@ -6,9 +6,19 @@ import pytest
 import torch
 
 from dlx import config as config_mod
-from dlx.configs.transformer import SequenceDataConfig
-from dlx.data.sequences import BOS, EOS, IGNORE, PAD, SPECIALS, encode_input, load_task, pad_rows, wrap_targets
 from dlx.errors import ConfigError, DatasetError
+from dlx.families.transformer.config import SequenceDataConfig
+from dlx.families.transformer.tasks import (
+    BOS,
+    EOS,
+    IGNORE,
+    PAD,
+    SPECIALS,
+    encode_input,
+    load_task,
+    pad_rows,
+    wrap_targets,
+)
 
 
 def data_config(**values) -> SequenceDataConfig:

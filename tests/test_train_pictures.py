@@ -34,7 +34,7 @@ class Recorder:
 
 
 def tiny_image_data(classes: int = 10):
-    from dlx.train.cnn.data import ImageData
+    from dlx.families.cnn.data import ImageData
 
     generator = torch.Generator().manual_seed(0)
 
@@ -50,9 +50,9 @@ def tiny_image_data(classes: int = 10):
 @pytest.mark.parametrize("name", ["convnet", "lenet5", "vit", "mlp"])
 def test_cnn_pictures_of_the_validation_split(name):
     from dlx.config import build
-    from dlx.configs.cnn import CNNConfig
-    from dlx.models.cnn import build_cnn
-    from dlx.train.cnn.evaluate import evaluate, log_pictures
+    from dlx.families.cnn.config import CNNConfig
+    from dlx.families.cnn.evaluate import evaluate, log_pictures
+    from dlx.families.cnn.model import build_cnn
 
     data = tiny_image_data()
     model = build_cnn(build(CNNConfig, overrides=[f"model.name={name}"]).model, 1, 28, 10)
@@ -68,9 +68,9 @@ def test_cnn_pictures_of_the_validation_split(name):
 
 
 def test_feature_maps_are_taken_after_the_activation():
-    from dlx.configs.cnn import CNNConfig
-    from dlx.models.cnn import build_cnn
-    from dlx.train.cnn.evaluate import first_activation
+    from dlx.families.cnn.config import CNNConfig
+    from dlx.families.cnn.evaluate import first_activation
+    from dlx.families.cnn.model import build_cnn
 
     config = CNNConfig().model
     model = build_cnn(config, 1, 28, 10).eval()
@@ -85,10 +85,10 @@ def test_feature_maps_are_taken_after_the_activation():
 
 def gan_setup(*overrides: str):
     from dlx.config import build
-    from dlx.configs.gan import GANConfig
-    from dlx.models.gan import build_gan
-    from dlx.train.gan.data import load_gan_data
-    from dlx.train.gan.loop import make_fixed
+    from dlx.families.gan.config import GANConfig
+    from dlx.families.gan.data import load_gan_data
+    from dlx.families.gan.loop import make_fixed
+    from dlx.families.gan.model import build_gan
 
     config = build(GANConfig, overrides=list(overrides))
     device = torch.device("cpu")
@@ -98,7 +98,7 @@ def gan_setup(*overrides: str):
 
 
 def test_ring_gan_pictures_change_with_training_and_the_noise_is_shown_once():
-    from dlx.train.gan.evaluate import Evaluator
+    from dlx.families.gan.evaluate import Evaluator
 
     config, data, models, fixed = gan_setup("eval.samples=400")
     evaluator = Evaluator(config, data, torch.device("cpu"))
@@ -123,7 +123,7 @@ class StubClassifier:
 
 @pytest.mark.skipif(not Path(FASHION_DIR).is_dir(), reason="needs Debian's dataset-fashion-mnist")
 def test_conditional_gan_pictures_name_classes_and_compare_asked_with_seen():
-    from dlx.train.gan.evaluate import Evaluator
+    from dlx.families.gan.evaluate import Evaluator
 
     config, data, models, fixed = gan_setup(
         "data.dataset=fashion-mnist", "model.kind=conditional", "model.name=dcgan", "model.channels=8",
@@ -140,10 +140,10 @@ def test_conditional_gan_pictures_name_classes_and_compare_asked_with_seen():
 
 def test_transformer_attention_is_one_picture_per_kind_and_layer():
     from dlx.config import build
-    from dlx.configs.transformer import TransformerConfig
-    from dlx.data.sequences import load_task
+    from dlx.families.transformer.config import TransformerConfig
+    from dlx.families.transformer.evaluate import log_pictures
+    from dlx.families.transformer.tasks import load_task
     from dlx.models.transformer import build_model
-    from dlx.train.transformer.evaluate import log_pictures
 
     config = build(TransformerConfig, overrides=["data.train_size=20", "data.test_size=5", "data.val_size=5",
                                                  "model.layers=2", "model.pos=learned"])

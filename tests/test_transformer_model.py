@@ -1,4 +1,4 @@
-"""dlx/models/transformer.py and dlx/train/transformer/decoding.py.
+"""dlx/models/transformer.py and dlx/families/transformer/decoding.py.
 
 Shapes, masks in the whole model, positions, decoding.
 """
@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dlx.data.sequences import BOS, EOS, PAD
 from dlx.errors import ShapeError
+from dlx.families.transformer.decoding import beam_decode, beam_search, greedy_decode, stepper
+from dlx.families.transformer.tasks import BOS, EOS, PAD
 from dlx.models.transformer import (
     EncoderClassifier,
     LearnedEncoding,
@@ -17,7 +18,6 @@ from dlx.models.transformer import (
     SinusoidalEncoding,
     build_model,
 )
-from dlx.train.transformer.decoding import beam_decode, beam_search, greedy_decode, stepper
 
 VOCAB = 12
 
@@ -121,7 +121,7 @@ def test_encoder_classifier_labels_and_pools():
 
 
 def test_build_model_maps_config_onto_models():
-    from dlx.configs.transformer import TransformerModelConfig
+    from dlx.families.transformer.config import TransformerModelConfig
 
     config = TransformerModelConfig(d_model=16, heads=2, layers=1, ff=32)
     assert isinstance(build_model(config, "seq2seq", VOCAB, 0, 20), Seq2SeqTransformer)

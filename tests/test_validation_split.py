@@ -16,9 +16,9 @@ import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from dlx.configs.cnn import CNNConfig
 from dlx.data.splits import holdout
 from dlx.errors import ConfigError
+from dlx.families.cnn.config import CNNConfig
 from tests.cnn_helpers import TINY, cli, only_run, weights
 
 OLD_RUNS = Path(__file__).parent / "fixtures" / "runs-v0.1"
@@ -56,7 +56,7 @@ def test_holdout_refuses_to_leave_nothing_to_train_on():
 
 
 def test_validation_images_come_from_training_and_limit_train_applies_after():
-    from dlx.train.cnn.data import load_images
+    from dlx.families.cnn.data import load_images
 
     config = CNNConfig()
     config.data.limit_train, config.data.limit_test = 700, 300
@@ -105,7 +105,7 @@ def test_summary_separates_validation_from_test(runs_dir, capsys):
 
 def fake_validation(monkeypatch, accuracies: list[float]) -> None:
     """Make the per-epoch validation accuracy follow ``accuracies`` (the test split stays real)."""
-    from dlx.train.cnn import loop
+    from dlx.families.cnn import loop
 
     real = loop.evaluate
     given = iter(accuracies)
@@ -186,14 +186,14 @@ def test_an_old_run_resumes_without_a_split(old_cnn_run, capsys):
 
 def gan_config(**data):
     from dlx import config as config_mod
-    from dlx.configs.gan import GANConfig
+    from dlx.families.gan.config import GANConfig
 
     return config_mod.build(GANConfig, overrides=[f"data.{key}={value}" for key, value in data.items()])
 
 
 def test_gan_images_hold_out_train_cnns_split_before_classes_are_kept():
     from dlx.data import vision
-    from dlx.train.gan.data import load_image_set
+    from dlx.families.gan.data import load_image_set
 
     config = gan_config(dataset="fashion-mnist")
     sneakers = load_image_set("fashion-mnist", ["Sneaker"], "data.classes", config, torch.device("cpu"), False)
@@ -224,8 +224,8 @@ class _MeanPixelClassifier:
 
 def test_gan_evaluator_measures_against_validation_then_test():
     from dlx import metrics
-    from dlx.train.gan.data import GANData, load_image_set, to_signed
-    from dlx.train.gan.evaluate import Evaluator
+    from dlx.families.gan.data import GANData, load_image_set, to_signed
+    from dlx.families.gan.evaluate import Evaluator
 
     config = gan_config(dataset="fashion-mnist", limit_train=64)
     config.eval.samples = 200
@@ -258,7 +258,7 @@ def test_a_2d_mixture_needs_no_split(runs_dir):
 
 def sequence_config(**values):
     from dlx import config as config_mod
-    from dlx.configs.transformer import SequenceDataConfig
+    from dlx.families.transformer.config import SequenceDataConfig
 
     values.setdefault("train_size", 300)
     values.setdefault("test_size", 100)
@@ -270,7 +270,7 @@ def source_rows(split) -> set[bytes]:
 
 
 def test_generated_validation_comes_from_a_third_seed_and_changes_nothing_else():
-    from dlx.data.sequences import load_task
+    from dlx.families.transformer.tasks import load_task
 
     task = load_task(sequence_config(task="reverse", val_size=80))
     without = load_task(sequence_config(task="reverse", val_size=0))
@@ -281,7 +281,7 @@ def test_generated_validation_comes_from_a_third_seed_and_changes_nothing_else()
 
 
 def test_file_validation_comes_off_the_training_file_and_keeps_the_vocabulary(tmp_path):
-    from dlx.data.sequences import load_task
+    from dlx.families.transformer.tasks import load_task
 
     path = tmp_path / "pairs.tsv"
     path.write_text("".join(f"the cat {i}\tle chat {i}\n" for i in range(40)))
@@ -333,12 +333,12 @@ class _Session:
 
 @pytest.mark.parametrize("family", ["cnn", "gan", "transformer"])
 def test_only_checkpoints_from_before_splits_turn_the_split_off(family):
-    from dlx import families
+    from dlx import registry
 
-    module = {"cnn": "dlx.train.cnn.loop", "gan": "dlx.train.gan.loop",
-              "transformer": "dlx.train.transformer.loop"}[family]
+    module = {"cnn": "dlx.families.cnn.loop", "gan": "dlx.families.gan.loop",
+              "transformer": "dlx.families.transformer.loop"}[family]
     keep_old_split = importlib.import_module(module).keep_old_split
-    config_class = families.config_class(family)
+    config_class = registry.config_class(family)
     for position, expected in (({"step": 5}, 0), ({"step": 5, "val_size": 700}, None)):
         config = config_class()
         if family == "gan":

@@ -1,4 +1,4 @@
-"""dlx/models/vit.py and `dlx train-cnn --model vit`."""
+"""dlx/families/cnn/vit.py and `dlx train-cnn --model vit`."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from dlx import config as config_mod
-from dlx.configs.cnn import CNNConfig, CNNModelConfig, ViTConfig
 from dlx.errors import ConfigError, ShapeError
+from dlx.families.cnn.config import CNNConfig, CNNModelConfig, ViTConfig
+from dlx.families.cnn.model import CNN_MODELS, build_cnn
+from dlx.families.cnn.vit import VisionTransformer
 from dlx.models.attention import MultiHeadAttention
-from dlx.models.cnn import CNN_MODELS, build_cnn
-from dlx.models.vit import VisionTransformer
 from tests.cnn_helpers import cli, only_run
 
 

@@ -12,10 +12,10 @@ import torch
 import yaml
 
 from dlx import config as config_mod
-from dlx.configs.cnn import CNNConfig, CNNModelConfig, ViTConfig
 from dlx.errors import ConfigError, ShapeError
-from dlx.models.cnn import build_cnn
-from dlx.models.vit import VisionTransformer, patch_window_mask
+from dlx.families.cnn.config import CNNConfig, CNNModelConfig, ViTConfig
+from dlx.families.cnn.model import build_cnn
+from dlx.families.cnn.vit import VisionTransformer, patch_window_mask
 from dlx.sweep import load_sweep
 from tests.cnn_helpers import cli, only_run
 

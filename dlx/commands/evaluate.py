@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Directory searched first for the dataset."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     ) -> None:
-        from dlx import families
+        from dlx import registry
         from dlx.errors import CheckpointError, DlxError
         from dlx.rundir import read_meta
 
@@ -28,9 +28,9 @@ def register(app: typer.Typer) -> None:
             raise CheckpointError(f"{run_dir} is a file, not a run directory" if run_dir.exists()
                                   else f"run directory {run_dir} does not exist")
         family = read_meta(run_dir).get("family")
-        if family not in families.FAMILIES:
+        if family not in registry.FAMILIES:
             raise CheckpointError(f"{run_dir}: dlx eval does not support {family!r} runs")
-        result = families.get(family).evaluate_run()(run_dir, checkpoint, data_dir)
+        result = registry.get(family).evaluate_run()(run_dir, checkpoint, data_dir)
         if as_json:
             typer.echo(json.dumps(result, indent=2))
             return

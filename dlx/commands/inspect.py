@@ -8,12 +8,9 @@ by the parser itself, with its usage line. The reports are built by
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Optional
 
 import typer
-
-from dlx.commands import common
 
 HELP = """Show each layer's output shape with the rule that gives it, checked by running PyTorch.
 
@@ -38,7 +35,7 @@ Examples:
 inspect_app = typer.Typer(help=HELP, no_args_is_help=True, rich_markup_mode=None)
 
 
-def _text_opt(flag: str, metavar: str, help: str) -> Any:
+def text_option(flag: str, metavar: str, help: str) -> Any:
     """An optional flag taken as text (a size K or HxW, or a choice).
 
     Parsed and checked in ``dlx/inspect/``, so a bad value ends with the same
@@ -48,17 +45,22 @@ def _text_opt(flag: str, metavar: str, help: str) -> Any:
 
 
 # Flags that read the same wherever they appear.
-PaddingOpt = _text_opt("--padding", "<P|HxW>", "Zero padding per side, P or HxW (default 0).")
+PaddingOpt = text_option("--padding", "<P|HxW>", "Zero padding per side, P or HxW (default 0).")
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of the table.")
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``inspect-shapes`` and its six targets to the ``dlx`` app."""
+    """Add ``inspect-shapes`` to the ``dlx`` app: the layer targets here, then each family's own."""
+    from dlx import registry
+
+    for family in registry.FAMILIES.values():
+        if family.add_inspect_targets is not None:
+            family.add_inspect_targets(inspect_app)
     app.add_typer(inspect_app, name="inspect-shapes",
                   short_help="Layer-by-layer shapes and their rules, checked by torch.")
 
 
-def _show(report: Any, json_: bool) -> None:
+def show(report: Any, json_: bool) -> None:
     """Print a Report as the table, or as JSON with --json."""
     from dlx.inspect import render
 
@@ -70,12 +72,12 @@ def _show(report: Any, json_: bool) -> None:
 
 @inspect_app.command("conv")
 def conv(
-    input: Optional[str] = _text_opt("--input", "<CxHxW>", "Input CxHxW, e.g. 3x32x32 (default 1x28x28)."),
+    input: Optional[str] = text_option("--input", "<CxHxW>", "Input CxHxW, e.g. 3x32x32 (default 1x28x28)."),
     out_channels: Optional[int] = typer.Option(None, "--out-channels", help="Output channels (default 6)."),
-    kernel: Optional[str] = _text_opt("--kernel", "<K|HxW>", "Kernel size, K or HxW (default 5)."),
-    stride: Optional[str] = _text_opt("--stride", "<S|HxW>", "Stride, S or HxW (default 1)."),
+    kernel: Optional[str] = text_option("--kernel", "<K|HxW>", "Kernel size, K or HxW (default 5)."),
+    stride: Optional[str] = text_option("--stride", "<S|HxW>", "Stride, S or HxW (default 1)."),
     padding: Optional[str] = PaddingOpt,
-    dilation: Optional[str] = _text_opt("--dilation", "<D|HxW>", "Dilation, D or HxW (default 1)."),
+    dilation: Optional[str] = text_option("--dilation", "<D|HxW>", "Dilation, D or HxW (default 1)."),
     compare_fc: bool = typer.Option(False, "--compare-fc",
                                     help="Parameters a fully connected layer would need, side by side."),
     json_: bool = JsonOpt,
@@ -96,25 +98,31 @@ def conv(
     """
     layer_flags = (input, out_channels, kernel, stride, padding, dilation)
     if all(value is None for value in layer_flags):
-        from dlx.inspect.models import inspect_lenet5
+        from dlx import registry
 
-        report = inspect_lenet5(compare_fc=compare_fc)
+        examples = [family.conv_example for family in registry.FAMILIES.values() if family.conv_example]
+        if not examples:
+            from dlx.errors import DlxError
+
+            raise DlxError("inspect-shapes conv: no installed family offers a whole network to trace; "
+                           "give a layer (--input, --kernel …)")
+        report = examples[0](compare_fc)
     else:
         from dlx.inspect.layers import conv_layer, inspect_layer
 
         layer = conv_layer(input, out_channels, kernel, stride, padding, dilation)
         report = inspect_layer(layer, "conv", compare_fc=compare_fc)
-    _show(report, json_)
+    show(report, json_)
 
 
 @inspect_app.command("pool")
 def pool(
-    pool: Optional[str] = _text_opt("--pool", "<max|avg>", "Pooling type (default max)."),
-    input: Optional[str] = _text_opt("--input", "<CxHxW>", "Input CxHxW, e.g. 6x28x28 (default 6x28x28)."),
-    kernel: Optional[str] = _text_opt("--kernel", "<K|HxW>", "Kernel size, K or HxW (default 2)."),
-    stride: Optional[str] = _text_opt("--stride", "<S|HxW>", "Stride, S or HxW (default: the kernel)."),
+    pool: Optional[str] = text_option("--pool", "<max|avg>", "Pooling type (default max)."),
+    input: Optional[str] = text_option("--input", "<CxHxW>", "Input CxHxW, e.g. 6x28x28 (default 6x28x28)."),
+    kernel: Optional[str] = text_option("--kernel", "<K|HxW>", "Kernel size, K or HxW (default 2)."),
+    stride: Optional[str] = text_option("--stride", "<S|HxW>", "Stride, S or HxW (default: the kernel)."),
     padding: Optional[str] = PaddingOpt,
-    dilation: Optional[str] = _text_opt("--dilation", "<D|HxW>", "Dilation, D or HxW (max pool only)."),
+    dilation: Optional[str] = text_option("--dilation", "<D|HxW>", "Dilation, D or HxW (max pool only)."),
     json_: bool = JsonOpt,
 ) -> None:
     """One max or average pooling layer.
@@ -131,34 +139,7 @@ def pool(
     from dlx.inspect.layers import inspect_layer, pool_layer
 
     layer = pool_layer(pool or "max", input, kernel, stride, padding, dilation)
-    _show(inspect_layer(layer, "pool"), json_)
-
-
-@inspect_app.command("cnn")
-def cnn(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="A train-cnn model (lenet5, convnet, mlp, …)."),
-    config: Optional[Path] = common.ConfigOpt,
-    set_: Optional[list[str]] = common.SetOpt,
-    input: Optional[str] = _text_opt("--input", "<CxHxW>", "Input CxHxW, square, e.g. 3x32x32 (default 1x28x28)."),
-    compare_fc: bool = typer.Option(False, "--compare-fc",
-                                    help="Parameters a fully connected layer would need, for each conv layer."),
-    json_: bool = JsonOpt,
-) -> None:
-    """A train-cnn model from its config, on one image.
-
-    The config is resolved as train-cnn resolves it (defaults < --config <
-    --model < --set) and the model is built as train-cnn builds it.
-
-    Examples:
-
-    \b
-      dlx inspect-shapes cnn --model convnet --compare-fc
-      dlx inspect-shapes cnn --model lenet5 --set model.head=gap --json
-      dlx inspect-shapes cnn --config experiments/cnn/lenet5-mnist.yaml
-    """
-    from dlx.inspect.models import inspect_cnn
-
-    _show(inspect_cnn(model, config, set_, input, compare_fc), json_)
+    show(inspect_layer(layer, "pool"), json_)
 
 
 @inspect_app.command("attention")
@@ -166,7 +147,7 @@ def attention(
     seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Sequence length L (default 4)."),
     d_model: Optional[int] = typer.Option(None, "--d-model", help="Token vector width (default 8)."),
     heads: Optional[int] = typer.Option(None, "--heads", help="Heads, must divide --d-model (default 2)."),
-    score: Optional[str] = _text_opt("--score", "<dot|additive>", "Score function (default dot)."),
+    score: Optional[str] = text_option("--score", "<dot|additive>", "Score function (default dot)."),
     window: Optional[int] = typer.Option(None, "--window",
                                          help="Keep only keys with |i - j| <= K (default 0: no window)."),
     batch: Optional[int] = typer.Option(None, "--batch", help="Batch size for the memory figures (default 1)."),
@@ -189,58 +170,4 @@ def attention(
 
     # Only the flags given: inspect_attention's own defaults fill the rest.
     given = dict(seq_len=seq_len, d_model=d_model, heads=heads, score=score, window=window, batch=batch)
-    _show(inspect_attention(**{name: value for name, value in given.items() if value is not None}), json_)
-
-
-@inspect_app.command("transformer")
-def transformer(
-    config: Optional[Path] = common.ConfigOpt,
-    set_: Optional[list[str]] = common.SetOpt,
-    task: Optional[str] = typer.Option(None, "--task", help="The sequence task (as train-transformer)."),
-    json_: bool = JsonOpt,
-) -> None:
-    """The train-transformer model on its task's longest example.
-
-    The config is resolved as train-transformer resolves it (defaults <
-    --config < --task < --set); the input is the task's longest training example.
-
-    Examples:
-
-    \b
-      dlx inspect-shapes transformer
-      dlx inspect-shapes transformer --task majority --set model.layers=1
-    """
-    from dlx.inspect.models import inspect_transformer
-
-    _show(inspect_transformer(config, set_, task), json_)
-
-
-@inspect_app.command("gan")
-def gan(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="mlp, dcgan or sagan (as train-gan)."),
-    kind: Optional[str] = typer.Option(None, "--kind", help="gan or conditional (as train-gan)."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="As train-gan; an image model "
-                                          "(dcgan, sagan) given without one is traced on fashion-mnist."),
-    config: Optional[Path] = common.ConfigOpt,
-    set_: Optional[list[str]] = common.SetOpt,
-    json_: bool = JsonOpt,
-) -> None:
-    """The train-gan networks: G, then D on G's output.
-
-    For a gan or conditional config (a cycle GAN translates images and is not
-    traced); the config is resolved as train-gan resolves it (defaults <
-    --config < --model/--kind/--dataset < --set). With PacGAN packing
-    (model.pack, 2 for the 2-D datasets) the traced batch is one pack: rows
-    and totals are per pack. A sagan's rows include its attention blocks:
-    the N×N attention map (N = H·W positions) and the gate γ.
-
-    Examples:
-
-    \b
-      dlx inspect-shapes gan                       # the 2-D ring's MLPs
-      dlx inspect-shapes gan --model sagan         # DCGAN + self-attention on 28×28 images
-      dlx inspect-shapes gan --kind conditional --dataset fashion-mnist --model dcgan
-    """
-    from dlx.inspect.models import inspect_gan
-
-    _show(inspect_gan(config, set_, model=model, kind=kind, dataset=dataset), json_)
+    show(inspect_attention(**{name: value for name, value in given.items() if value is not None}), json_)

@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import typer
 
-from dlx import families
+from dlx import registry
 from dlx import runs as runs_mod
 from dlx.commands.common import console
 
@@ -50,8 +50,8 @@ def _check_family(family: Optional[str], status: Optional[list[str]] = None) -> 
     """Refuse an unknown --family or --status (a typo would silently match nothing)."""
     from dlx.errors import DlxError
 
-    if family is not None and family not in families.FAMILIES:
-        raise DlxError(f"--family: unknown family {family!r} (known: {', '.join(families.FAMILIES)})")
+    if family is not None and family not in registry.FAMILIES:
+        raise DlxError(f"--family: unknown family {family!r} (known: {', '.join(registry.FAMILIES)})")
     unknown = [s for s in status or [] if s not in STATUSES]
     if unknown:
         raise DlxError(f"--status: unknown status {unknown[0]!r} (known: {', '.join(STATUSES)})")
@@ -109,7 +109,7 @@ def list_(
 
 
 def _list_row(run: runs_mod.Run, root: Path, sort: Optional[str]) -> dict:
-    family = families.FAMILIES.get(run.family)
+    family = registry.FAMILIES.get(run.family)
     keys = family.key_hparams if family else ()
     hparams = {k: run.flat_config[k] for k in keys if k in run.flat_config}
     if sort:

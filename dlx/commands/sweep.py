@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
         sweep_mod.require_sweep_file(file)
         if parallel < 1:
             raise DlxError(f"--parallel must be >= 1, got {parallel}")
-        from dlx.configs.common import runs_dir_problem
+        from dlx.config_common import runs_dir_problem
 
         problem = runs_dir_problem(runs_dir)
         if problem:
@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
 
 def print_plan(sweep) -> None:
     """``--dry-run``: the points and the command each would run."""
-    from dlx import families
+    from dlx import registry
     from dlx import sweep as sweep_mod
 
     seeds = f"{sweep.seeds} seed{'s' if sweep.seeds > 1 else ''}"
@@ -79,7 +79,7 @@ def print_plan(sweep) -> None:
                f"{len(sweep.points)} runs")
     if sweep.question:
         typer.echo(f"answers: {sweep.question}")
-    metric = sweep.metric or " or ".join(families.get(sweep.family).headline_metrics)
+    metric = sweep.metric or " or ".join(registry.get(sweep.family).headline_metrics)
     typer.echo(f"metric: {', '.join(metric) if isinstance(metric, list) else metric}")
     width = max(len(p.run_name) for p in sweep.points)
     for point in sweep.points:

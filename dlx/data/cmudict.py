@@ -20,7 +20,7 @@ words keep all their pronunciations as references: a word is right when the
 output equals any of them (word error rate), and the phoneme error rate
 measures the edit distance to the closest one.
 
-This module is torch-free; ``dlx/data/sequences.py`` turns a ``G2PSplits``
+This module is torch-free; ``dlx/families/transformer/tasks.py`` turns a ``G2PSplits``
 into tensors.
 """
 

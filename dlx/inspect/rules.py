@@ -234,33 +234,34 @@ except ImportError:  # pragma: no cover - only while that family is not part of 
     ATTENTION_LAYERS = (nn.MultiheadAttention,)
 
 
-def _attention_map(module: nn.Module, in_shape: Shape) -> Rule:
+def attention_map(module: nn.Module, in_shape: Shape) -> Rule:
     height, width = in_shape[-2], in_shape[-1]
     positions = height * width
     return Rule((positions, positions), f"N = {height}·{width} = {positions} queries × {positions} keys; "
                                         "each row: softmax over the keys, sums to 1")
 
 
-def _attention_mix(module: nn.Module, in_shape: Shape) -> Rule:
+def attention_mix(module: nn.Module, in_shape: Shape) -> Rule:
     positions = in_shape[-2] * in_shape[-1]
     return Rule(tuple(in_shape), f"position i: Σ over all {positions} j of map(i, j)·value(j)")
 
 
-def _attention_gate(module: nn.Module, in_shape: Shape) -> Rule:
+def attention_gate(module: nn.Module, in_shape: Shape) -> Rule:
     return Rule(tuple(in_shape), f"x + γ·out, the learned gate γ = {float(module.gamma):.3g} (starts at 0)")
 
 
-# Layers after which every output position sees every input position (receptive field "full").
+# Layers after which every output position sees every input position (receptive field "full"):
+# a family adds its own with ``register`` (the Self-Attention GAN's blocks: dlx/families/gan/inspect.py).
 GLOBAL_LAYERS: tuple[type, ...] = ()
-try:  # the Self-Attention GAN's block (dlx/models/sagan.py): the map and the mix get rows of their own
-    from dlx.models.sagan import AttentionMix, AttentionWeights, SelfAttention2d
 
-    RULES[AttentionWeights] = _attention_map
-    RULES[AttentionMix] = _attention_mix
-    RULES[SelfAttention2d] = _attention_gate  # its "(ops in forward)" row: the gated residual
-    GLOBAL_LAYERS = (AttentionWeights, AttentionMix, SelfAttention2d)
-except ImportError:  # pragma: no cover - only while the GAN family is not part of the install
-    pass
+
+def register(kind: type, rule: Callable[[nn.Module, Shape], Rule], global_layer: bool = False) -> None:
+    """Give layers of class ``kind`` a shape rule (and, with ``global_layer``, a "full" receptive field)."""
+    global GLOBAL_LAYERS
+    RULES[kind] = rule
+    if global_layer and kind not in GLOBAL_LAYERS:
+        GLOBAL_LAYERS = (*GLOBAL_LAYERS, kind)
+
 
 # Layers whose output position sees a window of the input (receptive field).
 WINDOW_LAYERS = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)

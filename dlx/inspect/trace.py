@@ -33,12 +33,12 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from dlx.errors import ShapeError
+from dlx.inspect import rules
 from dlx.inspect.compare import fc_comparison
 from dlx.inspect.flops import flop_counter
 from dlx.inspect.report import Report, Row, Shape, fmt_shape
 from dlx.inspect.rules import (
     ATTENTION_LAYERS,
-    GLOBAL_LAYERS,
     WINDOW_LAYERS,
     _same,
     as_pair,
@@ -87,7 +87,7 @@ class _Field:
     def step(self, module: nn.Module, in_shape: Shape | None, out_shape: Shape | None):
         if self.state == "unknown":
             return None
-        if isinstance(module, GLOBAL_LAYERS) or (self.state == "full" and isinstance(module, WINDOW_LAYERS)):
+        if isinstance(module, rules.GLOBAL_LAYERS) or (self.state == "full" and isinstance(module, WINDOW_LAYERS)):
             self.state = "full"  # attention: every position sees every position; nothing narrows that again
         elif isinstance(module, WINDOW_LAYERS) and self.state == "window":
             kernel = module.kernel_size

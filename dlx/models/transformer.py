@@ -16,7 +16,7 @@ trains more stably without warmup and is the default.
 
 Encoder-only models share the same blocks: ``EncoderClassifier`` gives one
 label per token (sequence labeling) or, with mean pooling, one per
-sequence (classification). The vision transformer (``dlx/models/vit.py``)
+sequence (classification). The vision transformer (``dlx/families/cnn/vit.py``)
 reuses ``Encoder`` over image patches.
 
 Every constructor takes plain numbers (no config objects), so other tools

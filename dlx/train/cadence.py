@@ -17,8 +17,8 @@ HISTOGRAMS_PER_EPOCH = 4  # weight and gradient histograms per epoch, after the 
 
 
 def log_interval(log_every: int, total_steps: int) -> int:
-    """Steps between logged training scalars: ``log_every``, or (0: auto) the run's length / 30."""
-    if log_every > 0:
+    """Steps between logged training scalars: ``log_every``, or (null: automatic) the run's length / 30."""
+    if log_every:
         return log_every
     return max(1, total_steps // SCALAR_POINTS)
 

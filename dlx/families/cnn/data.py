@@ -1,0 +1,99 @@
+"""The CNN family's data: whole image datasets as tensors on the training device.
+
+Images are uint8 N×C×H×W; the number of channels comes from the data (the
+MNIST family's IDX files give N×H×W, which becomes N×1×H×W here).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from dlx.families.cnn.config import CNNConfig
+
+FAMILY = "cnn"  # the checkpoints' family tag and the folder under runs/
+
+
+@dataclass
+class ImageData:
+    """The whole dataset as tensors on the training device.
+
+    ``val_*`` is the validation split held out of the training images
+    (``data.val_size``; empty when 0): per-epoch metrics and ``best.pt``
+    use it, and the test split is evaluated once, at the end.
+    """
+
+    train_images: torch.Tensor  # uint8, N×C×H×W
+    train_labels: torch.Tensor  # int64, N
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    classes: list[str]
+    mean: float  # of training pixels in [0, 1], for normalisation
+    std: float
+
+    @property
+    def has_validation(self) -> bool:
+        return self.val_images.shape[0] > 0
+
+    @property
+    def selection_split(self) -> str:
+        """The split per-epoch metrics and best.pt use: ``val``, or ``test`` for a run without one."""
+        return "val" if self.has_validation else "test"
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, labels) of split ``val``, ``test`` or ``train``."""
+        if name not in ("train", "val", "test"):
+            raise ValueError(f"unknown split {name!r}")
+        return getattr(self, f"{name}_images"), getattr(self, f"{name}_labels")
+
+
+def with_channels(images: torch.Tensor) -> torch.Tensor:
+    """N×H×W → N×1×H×W (a view); N×C×H×W passes through as it is."""
+    return images.unsqueeze(1) if images.dim() == 3 else images
+
+
+def load_images(config: CNNConfig, device: torch.device, progress: bool = True,
+                validation: bool = True) -> ImageData:
+    """Find (or download) the dataset, hold out the validation split, apply the limits, move it to ``device``.
+
+    The validation split is taken from all the training images first, so
+    ``data.limit_train`` limits what is left for training. ``validation``
+    False holds nothing out (``dlx eval`` needs the test split only).
+    """
+    from dlx.data import vision
+    from dlx.data.splits import holdout
+
+    data = vision.load(config.data.dataset, data_dir=config.data.data_dir,
+                       download=config.data.download, progress=progress)
+    train_images, train_labels = with_channels(data.train_images), data.train_labels
+    test_images, test_labels = with_channels(data.test_images), data.test_labels
+    val_images, val_labels = train_images[:0], train_labels[:0]
+    if validation and config.data.val_size:
+        kept, held_out = holdout(train_images.shape[0], config.data.val_size)
+        val_images, val_labels = train_images[held_out], train_labels[held_out]
+        train_images, train_labels = train_images[kept], train_labels[kept]
+    if config.data.limit_train:
+        train_images, train_labels = train_images[: config.data.limit_train], train_labels[: config.data.limit_train]
+    if config.data.limit_test:
+        test_images, test_labels = test_images[: config.data.limit_test], test_labels[: config.data.limit_test]
+    # One mean and std over all channels: the checkpoint's "normalize" keeps two numbers.
+    pixels = train_images.float().div_(255)
+    return ImageData(
+        train_images.to(device), train_labels.to(device), val_images.to(device), val_labels.to(device),
+        test_images.to(device), test_labels.to(device), list(data.classes), float(pixels.mean()),
+        float(pixels.std()),
+    )
+
+
+def as_input(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """uint8 N×C×H×W → normalised float N×C×H×W."""
+    return (images.float().div_(255) - mean) / std
+
+
+def epoch_permutation(seed: int, epoch: int, count: int, device: torch.device) -> torch.Tensor:
+    """The shuffle for ``epoch``: a pure function of (seed, epoch), same on every rank."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(count, generator=generator).to(device)

@@ -1,0 +1,109 @@
+"""The CNN family: ``dlx train-cnn`` (CNNs, an MLP and a vision transformer on images).
+
+Its record, its flags and examples, and its ``inspect-shapes cnn`` target.
+Torch-free: the config, trainer and evaluator are imported when called.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from dlx.flags import Flag
+from dlx.registry import Family
+
+FLAGS = (
+    Flag("--dataset", "data.dataset", short="-d"),
+    Flag("--model", "model.name", short="-m"),
+    Flag("--pool", "model.pool"),
+    Flag("--head", "model.head"),
+    Flag("--limit-train", "data.limit_train"),
+    Flag("--data-dir", "data.data_dir"),
+)
+
+EXAMPLES = """
+Examples:
+
+\b
+  dlx train-cnn                                      # default convnet recipe, Fashion-MNIST
+  dlx train-cnn --model lenet5 --dataset mnist --epochs 3
+  dlx train-cnn --model lenet5 --pool avg --head gap # the course's switches
+  dlx train-cnn --model mlp --set model.hidden=[512,256]
+  dlx train-cnn --model vit --set model.vit.patch=7   # self-attention over patches
+  dlx train-cnn --model vit --set model.vit.window=1  # each patch sees its 3x3-patch neighbourhood
+  dlx train-cnn --config experiments/cnn/convnet-strong.yaml --print-config
+  dlx train-cnn --resume runs/cnn/<run>              # continue after Ctrl-C
+  torchrun --nproc-per-node 2 -m dlx train-cnn --epochs 1
+"""
+
+
+def _config() -> type:
+    from dlx.families.cnn.config import CNNConfig
+
+    return CNNConfig
+
+
+def _train() -> Any:
+    from dlx.families.cnn.loop import train
+
+    return train
+
+
+def _evaluate() -> Any:
+    from dlx.families.cnn.evaluate import evaluate_run
+
+    return evaluate_run
+
+
+def add_inspect_targets(inspect_app: typer.Typer) -> None:
+    """``dlx inspect-shapes cnn``."""
+    from dlx.commands import common
+    from dlx.commands.inspect import JsonOpt, show, text_option
+
+    @inspect_app.command("cnn")
+    def cnn(
+        model: Optional[str] = typer.Option(None, "--model", "-m",
+                                            help="A train-cnn model (lenet5, convnet, mlp, …)."),
+        config: Optional[Path] = common.ConfigOpt,
+        set_: Optional[list[str]] = common.SetOpt,
+        input: Optional[str] = text_option("--input", "<CxHxW>",
+                                           "Input CxHxW, square, e.g. 3x32x32 (default 1x28x28)."),
+        compare_fc: bool = typer.Option(False, "--compare-fc",
+                                        help="Parameters a fully connected layer would need, for each conv layer."),
+        json_: bool = JsonOpt,
+    ) -> None:
+        """A train-cnn model from its config, on one image.
+
+        The config is resolved as train-cnn resolves it (defaults < recipe <
+        --config < --model < --set) and the model is built as train-cnn builds it.
+
+        Examples:
+
+        \b
+          dlx inspect-shapes cnn --model convnet --compare-fc
+          dlx inspect-shapes cnn --model lenet5 --set model.head=gap --json
+          dlx inspect-shapes cnn --config experiments/cnn/lenet5-mnist.yaml
+        """
+        from dlx.families.cnn.inspect import inspect_cnn
+
+        show(inspect_cnn(model, config, set_, input, compare_fc), json_)
+
+
+def _lenet5_example(compare_fc: bool) -> Any:
+    from dlx.families.cnn.inspect import inspect_lenet5
+
+    return inspect_lenet5(compare_fc=compare_fc)
+
+
+FAMILY = Family(
+    name="cnn",
+    summary="Train a CNN (LeNet-5, convnet, MLP) or a vision transformer (vit) on the MNIST family.",
+    config_class=_config, train=_train, evaluate_run=_evaluate,
+    headline_metrics=("test_accuracy",),
+    key_hparams=("model.name", "data.dataset", "optim.epochs", "optim.lr"),
+    flags=FLAGS, examples=EXAMPLES,
+    add_inspect_targets=add_inspect_targets, conv_example=_lenet5_example,
+    recipes_dir=Path(__file__).parent / "recipes",
+)
