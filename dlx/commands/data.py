@@ -1,4 +1,4 @@
-"""``dlx data list`` and ``dlx data fetch``."""
+"""``dlx data list``, ``dlx data fetch`` and ``dlx data export``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-data_app = typer.Typer(help="Find and download datasets (MNIST family).", no_args_is_help=True)
+data_app = typer.Typer(help="Find, download and export datasets (MNIST family).", no_args_is_help=True)
 
 
 @data_app.command("list", help="Which datasets are found where (search order of DESIGN.md).")
@@ -38,6 +38,22 @@ def fetch(
 
     path = vision.fetch(name, dest_dir=dest, mirrors=mirror or None, progress=True)
     typer.echo(f"{name}: {path}")
+
+
+@data_app.command("export", help="Write a dataset as an image folder (PNG per image, train/ and test/ folders "
+                                 "with one subfolder per class), the layout train-cnn --data reads.\n\n"
+                                 "Example:\n\n\b\n  dlx data export fashion-mnist /tmp/fm\n"
+                                 "  dlx train-cnn --data /tmp/fm")
+def export(
+    name: str = typer.Argument(..., help="mnist | fashion-mnist | kmnist."),
+    dest: Path = typer.Argument(..., help="Folder to create (must not exist, or be empty)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Directory searched first."),
+    limit: int = typer.Option(0, "--limit", help="Write only the first N images of each split (0: all).", min=0),
+) -> None:
+    from dlx.data.export import export_folder
+
+    counts = export_folder(name, dest, data_dir=data_dir, limit=limit)
+    typer.echo(f"{name}: {counts['train']:,} training and {counts['test']:,} test images in {dest}")
 
 
 def register(app: typer.Typer) -> None:
