@@ -294,28 +294,45 @@ def _text_px(fonts: Fonts, title_lines: int, text_lines: int) -> int:
 
 
 def plot_filters(weights, title: str = ""):
-    """First-layer filters (out × in × k × k), input channel 0, enlarged, on one shared diverging scale."""
-    values = _array(weights)[:, 0]
-    count, size = values.shape[0], values.shape[-1]
+    """First-layer filters (out × in × k × k), enlarged, on one shared scale.
+
+    One input channel: a diverging colour map (red +, blue −). Three input
+    channels (RGB images): each filter as an RGB picture, weight 0 grey, the
+    shared scale's ± limit full or no intensity per channel.
+    """
+    array = _array(weights)
+    colour = array.shape[1] == 3
+    values = array.transpose(0, 2, 3, 1) if colour else array[:, 0]  # N×k×k(×3)
+    count, size = values.shape[0], values.shape[1]
+    limit = float(np.abs(values).max()) or 1.0
     scale = max(1, 48 // size)  # enlarge each weight to a block, so a 3×3 filter is no speck
-    tiles, pad = np.kron(values, np.ones((scale, scale))), max(2, scale // 3)
+    block = np.ones((scale, scale, 1)) if colour else np.ones((scale, scale))
+    tiles, pad = np.kron(values, block), max(2, scale // 3)
+    if colour:
+        tiles = 0.5 + tiles / (2 * limit)
     columns = _columns(count)
     rows = math.ceil(count / columns)
-    mosaic = _mosaic(tiles, columns, pad)
-    limit = float(np.abs(values).max()) or 1.0
+    mosaic = _mosaic(tiles, columns, pad, fill=1.0 if colour else np.nan)
     width = 640
     fonts = Fonts.for_width(width)
     height = int(0.62 * width * mosaic.shape[0] / mosaic.shape[1]) + _text_px(fonts, _title_lines(title), 2)
     figure, fonts = new_figure(width, height)
     axes = figure.subplots()
-    image = axes.imshow(mosaic, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
-    axes.set_xticks(_tile_centres(columns, tiles.shape[-1], pad), [f"+{c}" for c in range(columns)])
-    axes.set_yticks(_tile_centres(rows, tiles.shape[-1], pad), [str(row * columns) for row in range(rows)])
+    if colour:
+        image = axes.imshow(mosaic.clip(0, 1), interpolation="nearest")
+    else:
+        image = axes.imshow(mosaic, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+    axes.set_xticks(_tile_centres(columns, tiles.shape[1], pad), [f"+{c}" for c in range(columns)])
+    axes.set_yticks(_tile_centres(rows, tiles.shape[1], pad), [str(row * columns) for row in range(rows)])
     axes.tick_params(labelsize=fonts.small, length=0)
     axes.set_xlabel("filter number = row + column", fontsize=fonts.text)
     for spine in axes.spines.values():
         spine.set_visible(False)
-    _colorbar(figure, image, axes, fonts, "weight")
+    if colour:
+        axes.set_xlabel(f"filter number = row + column; RGB, grey = 0, full colour = ±{limit:.3g}",
+                        fontsize=fonts.text)
+    else:
+        _colorbar(figure, image, axes, fonts, "weight")
     if title:
         axes.set_title(title, fontsize=fonts.title)
     return figure

@@ -1,7 +1,8 @@
-"""Config for ``dlx train-cnn``: image classification on the MNIST family."""
+"""Config for ``dlx train-cnn``: image classification on the MNIST family or your own images (``data.path``)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,6 +20,8 @@ MODEL_KEYS_READ = {
     "vit": {"vit"},
 }
 VAL_SIZE = 5000  # validation images held out of the MNIST family's 60 000 training images
+AUGMENTATIONS = ("crop", "flip")  # data.augment's names (dlx/data/augment.py)
+MAX_IMAGE_SIZE = 1024  # data.image_size: pixels a side
 
 
 @dataclass
@@ -101,7 +104,20 @@ class CNNModelConfig:
 class CNNDataConfig:
     """Which images, from where."""
 
-    dataset: DatasetName = option("fashion-mnist", "MNIST-family dataset")
+    dataset: DatasetName = option("fashion-mnist", "MNIST-family dataset (unused when data.path is set)")
+    path: str | None = option(None, "your own images instead of data.dataset: a folder with one subfolder per "
+                                    "class, or with train/ [val/] [test/] folders of that shape, or a CSV of "
+                                    "path,label rows (dlx/data/images.py)")
+    image_size: int | None = option(None, "data.path: resize every image to N x N pixels (null: the images' "
+                                          "own size, when all share one square size)")
+    max_memory: float = option(4.0, "data.path: a decoded folder larger than this (GiB) streams from its "
+                                    "cache file instead of being loaded whole")
+    test_fraction: float = option(0.1, "data.path without a test/ folder: share of the images held out "
+                                       "(seeded) as the test split")
+    augment: str = option("", "training batches, on the device: comma-separated crop (random crop after "
+                              "data.crop_padding zeros each side) and flip (horizontal), e.g. crop,flip; "
+                              "empty or none: no augmentation")
+    crop_padding: int = option(4, "augment crop: zero padding on each side before the random crop (pixels)")
     data_dir: str | None = option(None, "directory searched first for the IDX files")
     val_size: int = option(VAL_SIZE, "training images held out (a seeded split, the same for every run.seed) "
                                      "for the per-epoch val/* metrics and best.pt; the test split is evaluated "
@@ -113,8 +129,34 @@ class CNNDataConfig:
 
     def check(self):
         problems = []
-        problems += at_least(self, 0, "val_size", "limit_train", "limit_test")
+        problems += at_least(self, 0, "val_size", "limit_train", "limit_test", "crop_padding")
+        if self.image_size is not None and not 1 <= self.image_size <= MAX_IMAGE_SIZE:
+            problems.append(("image_size", f"must be in [1, {MAX_IMAGE_SIZE}], got {self.image_size}"))
+        if not self.max_memory > 0:
+            problems.append(("max_memory", f"must be > 0 (GiB), got {self.max_memory}"))
+        if not 0 < self.test_fraction < 1:
+            problems.append(("test_fraction", f"must be in (0, 1), got {self.test_fraction}"))
+        names = self.augmentations()
+        unknown = [name for name in names if name not in AUGMENTATIONS]
+        if unknown:
+            problems.append(("augment", f"{unknown[0]!r} is not one of {', '.join(AUGMENTATIONS)} "
+                                        f"(comma-separated, e.g. crop,flip)"))
+        elif len(set(names)) != len(names):
+            problems.append(("augment", f"an augmentation is listed twice ({self.augment})"))
         return problems
+
+    def augmentations(self) -> list[str]:
+        """data.augment as a list: ``"crop,flip"`` → ``["crop", "flip"]``; ``""`` and ``"none"`` → ``[]``."""
+        names = [name.strip() for name in self.augment.split(",") if name.strip()]
+        return [] if names == ["none"] else names
+
+    @property
+    def name(self) -> str:
+        """What the images are, for run names and titles: the dataset, or the folder's name."""
+        if not self.path:
+            return self.dataset
+        base = self.path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].removesuffix(".csv")
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-.") or "images"
 
 
 def _cnn_optim() -> OptimConfig:
@@ -140,11 +182,18 @@ class CNNConfig:
 
     def default_name(self) -> str:
         """The run's name when none is given: ``convnet-fashion-mnist``, ``lenet5-mnist``, …"""
-        return f"{self.model.name}-{self.data.dataset}"
+        return f"{self.model.name}-{self.data.name}"
 
     def unused_keys(self) -> set[str]:
         """Config keys (dotted; a section stands for its keys) this run never reads, left out of its
         HParams record: ``model.pool`` only for lenet5, ``model.vit`` only for vit, ``conv_layers`` …"""
         every = set().union(*MODEL_KEYS_READ.values())
         unused = every - MODEL_KEYS_READ.get(self.model.name, every)
-        return {f"model.{key}" for key in unused} | unused_update_keys(self.optim, "optim")
+        unused = {f"model.{key}" for key in unused} | unused_update_keys(self.optim, "optim")
+        if self.data.path:
+            unused |= {"data.dataset", "data.data_dir", "data.download"}
+        else:
+            unused |= {"data.image_size", "data.max_memory", "data.test_fraction"}
+        if "crop" not in self.data.augmentations():
+            unused.add("data.crop_padding")
+        return unused

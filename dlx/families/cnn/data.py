@@ -1,11 +1,15 @@
 """The CNN family's data: whole image datasets as tensors on the training device.
 
 Images are uint8 N×C×H×W; the number of channels comes from the data (the
-MNIST family's IDX files give N×H×W, which becomes N×1×H×W here).
+MNIST family's IDX files give N×H×W, which becomes N×1×H×W here; your own
+folder of images, ``data.path``, gives 1 or 3 channels at its own size).
+A folder larger than ``data.max_memory`` stays in its cache file and each
+batch is read as it is needed (``dlx/data/image_cache.py``).
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -31,8 +35,9 @@ class ImageData:
     test_images: torch.Tensor
     test_labels: torch.Tensor
     classes: list[str]
-    mean: float  # of training pixels in [0, 1], for normalisation
-    std: float
+    mean: float | list[float]  # of training pixels in [0, 1], for normalisation (a list: one per channel)
+    std: float | list[float]
+    name: str = ""  # what the images are: the dataset, or the folder's name
 
     @property
     def has_validation(self) -> bool:
@@ -56,13 +61,16 @@ def with_channels(images: torch.Tensor) -> torch.Tensor:
 
 
 def load_images(config: CNNConfig, device: torch.device, progress: bool = True,
-                validation: bool = True) -> ImageData:
+                validation: bool = True, say=None) -> ImageData:
     """Find (or download) the dataset, hold out the validation split, apply the limits, move it to ``device``.
 
     The validation split is taken from all the training images first, so
     ``data.limit_train`` limits what is left for training. ``validation``
     False holds nothing out (``dlx eval`` needs the test split only).
+    ``data.path`` reads your own images instead (``load_folder_images``).
     """
+    if config.data.path:
+        return load_folder_images(config, device, progress, validation, say)
     from dlx.data import vision
     from dlx.data.splits import holdout
 
@@ -84,12 +92,48 @@ def load_images(config: CNNConfig, device: torch.device, progress: bool = True,
     return ImageData(
         train_images.to(device), train_labels.to(device), val_images.to(device), val_labels.to(device),
         test_images.to(device), test_labels.to(device), list(data.classes), float(pixels.mean()),
-        float(pixels.std()),
+        float(pixels.std()), name=data.name,
     )
 
 
-def as_input(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    """uint8 N×C×H×W → normalised float N×C×H×W."""
+def load_folder_images(config: CNNConfig, device: torch.device, progress: bool = True,
+                       validation: bool = True, say=None) -> ImageData:
+    """``data.path``: a folder (or CSV) of images, decoded once into the cache, split, limited.
+
+    Splits the folder lacks are held out of its training images
+    (``dlx/data/image_cache.py``: ``standard_splits``); the per-channel
+    mean and std are measured on what is left to train on.
+    """
+    from dlx.data.image_cache import load_folder, standard_splits, take
+    from dlx.data.images import channel_stats
+
+    if say is None and progress:  # the main process tells what it decoded, converted or held out
+        say = _say
+    folder = load_folder(config.data.path, config.data.image_size, config.data.max_memory * 2**30, device,
+                         progress, say)
+    splits = standard_splits(folder, config.data.val_size, config.data.test_fraction, validation, say)
+    (train_images, train_labels), (val_images, val_labels), (test_images, test_labels) = (
+        splits["train"], splits["val"], splits["test"])
+    if config.data.limit_train:
+        limit = slice(0, config.data.limit_train)
+        train_images, train_labels = take(train_images, limit), train_labels[limit]
+    if config.data.limit_test:
+        limit = slice(0, config.data.limit_test)
+        test_images, test_labels = take(test_images, limit), test_labels[limit]
+    mean, std = channel_stats(train_images)
+    return ImageData(train_images, train_labels, val_images, val_labels, test_images, test_labels,
+                     list(folder.classes), mean, std, name=folder.name)
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def as_input(images: torch.Tensor, mean: float | list[float], std: float | list[float]) -> torch.Tensor:
+    """uint8 N×C×H×W → normalised float N×C×H×W (``mean``, ``std``: one number, or one per channel)."""
+    if isinstance(mean, (list, tuple)):
+        mean = torch.tensor(mean, device=images.device).view(-1, 1, 1)
+        std = torch.tensor(std, device=images.device).view(-1, 1, 1)
     return (images.float().div_(255) - mean) / std
 
 

@@ -107,7 +107,8 @@ def log_pictures(writer, model, data: ImageData, result: dict, step: int,
     if model.first_conv is not None and len(images):
         weights = model.first_conv.weight.detach().float().cpu().contiguous()  # out × in × k × k
         count, size = weights.shape[0], weights.shape[-1]
-        channel_note = "" if weights.shape[1] == 1 else f" (input channel 0 of {weights.shape[1]})"
+        channel_note = ("" if weights.shape[1] == 1 else " in RGB" if weights.shape[1] == 3
+                        else f" (input channel 0 of {weights.shape[1]})")
         filters_title = f"first conv: {count} filters {size}×{size}{channel_note}\nstep {step}, one shared scale"
         jobs.append(lambda: viz.add_figure(writer, "filters/first_conv",
                                            viz.plot_filters(weights, title=filters_title), step))

@@ -21,6 +21,7 @@ are resolved when the config is built (``resolve_automatic``), so
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -56,6 +57,15 @@ class GANDataConfig:
     domain_a: DomainConfig = section(lambda: DomainConfig(classes=["Sneaker"]))
     domain_b: DomainConfig = section(lambda: DomainConfig(classes=["Ankle boot"]))
     data_dir: str | None = option(None, "directory searched first for the IDX files")
+    path: str | None = option(None, "your own images instead of data.dataset (kinds gan and conditional): a "
+                                    "folder with one subfolder per class, or train/ [val/] [test/] folders of "
+                                    "that shape, or a CSV of path,label rows (dlx/data/images.py)")
+    image_size: int | None = option(None, "data.path: resize every image to N x N pixels (null: the images' own "
+                                          "size, when all share one square size; dcgan needs a multiple of 4)")
+    max_memory: float = option(4.0, "data.path: a decoded folder larger than this (GiB) streams from its cache "
+                                    "file instead of being loaded whole")
+    test_fraction: float = option(0.1, "data.path without a test/ folder: share of the images held out "
+                                       "(seeded) as the test split")
     limit_train: int = option(0, "images: use only the first N (kept) training images (0: all)")
     val_size: int = option(VAL_SIZE, "images: training images held out (the seeded split train-cnn uses, taken "
                                      "before data.classes are kept) as the reference of the evaluations during "
@@ -69,7 +79,21 @@ class GANDataConfig:
         if self.toy_std is not None and not self.toy_std > 0:
             problems.append(("toy_std", f"must be > 0, got {self.toy_std}"))
         problems += at_least(self, 0, "limit_train", "val_size")
+        if self.image_size is not None and not 1 <= self.image_size <= 1024:
+            problems.append(("image_size", f"must be in [1, 1024], got {self.image_size}"))
+        if not self.max_memory > 0:
+            problems.append(("max_memory", f"must be > 0 (GiB), got {self.max_memory}"))
+        if not 0 < self.test_fraction < 1:
+            problems.append(("test_fraction", f"must be in (0, 1), got {self.test_fraction}"))
         return problems
+
+    @property
+    def name(self) -> str:
+        """What the samples are, for run names: the dataset, or the image folder's name."""
+        if not self.path:
+            return self.dataset
+        base = self.path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].removesuffix(".csv")
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-.") or "images"
 
 
 @dataclass
@@ -221,7 +245,10 @@ class GANConfig:
 
     def check(self):
         problems = []
-        is_toy = self.data.dataset in TOY_DATASETS
+        is_toy = self.data.dataset in TOY_DATASETS and not self.data.path
+        if self.data.path and self.model.kind == "cycle":
+            problems.append(("data.path", "your own images train kinds gan and conditional; a cycle GAN "
+                                          "translates between data.domain_a and data.domain_b"))
         if self.model.kind == "cycle" and is_toy:
             if self.data.domain_a.dataset is None or self.data.domain_b.dataset is None:
                 problems.append(("data.dataset", f"cycle translates images; {self.data.dataset} is 2-D "
@@ -256,6 +283,8 @@ class GANConfig:
         """
         kind = _raw(data, "model", "kind", "gan")
         dataset = _raw(data, "data", "dataset", "ring8")
+        if _raw(data, "data", "path", None):  # your own images: the image recipe (a DCGAN)
+            dataset = "fashion-mnist"
         recipe = load(f"{kind}-{dataset}")
         name = _raw(data, "model", "name", recipe.get("model", {}).get("name", "mlp"))
         return merge(recipe, load(f"model-{name}"))
@@ -288,7 +317,7 @@ class GANConfig:
 
     def default_name(self) -> str:
         """The run's name when none is given: ``gan-mlp-ring8``, ``cycle-dcgan-fashion-mnist``, …"""
-        return f"{self.model.kind}-{self.model.name}-{self.data.dataset}"
+        return f"{self.model.kind}-{self.model.name}-{self.data.name}"
 
     def unused_keys(self) -> set[str]:
         """Config keys (dotted; a section stands for its keys) this run never reads, left out of its
@@ -300,6 +329,10 @@ class GANConfig:
             unused |= {"data.classes", "data.limit_train", "data.val_size", "eval.classifier", "eval.image_metrics"}
         else:
             unused.add("data.toy_std")
+        if self.data.path:
+            unused |= {"data.dataset", "data.data_dir", "data.download"}
+        else:
+            unused |= {"data.path", "data.image_size", "data.max_memory", "data.test_fraction"}
         if kind == "cycle":
             unused |= {"data.classes", "model.noise", "model.noise_dim", "model.noise_scale"}  # images, not noise
         else:
@@ -324,7 +357,7 @@ class GANConfig:
 
     @property
     def is_toy(self) -> bool:
-        return self.model.kind != "cycle" and self.data.dataset in TOY_DATASETS
+        return self.model.kind != "cycle" and self.data.dataset in TOY_DATASETS and not self.data.path
 
     # The accessors below read values that resolve_automatic() has filled in.
 

@@ -9,6 +9,7 @@ configs are matched loosely ("ankle-boot", "Ankle boot", "9" all work).
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +37,7 @@ class ImageSet:
     class_names: list[str]  # every class name of the dataset (indexed by dataset label)
     val_images: torch.Tensor | None = None  # None: no validation split (as test_images[:0])
     val_labels: torch.Tensor | None = None
+    custom: bool = False  # your own images (data.path): no evaluation classifier knows them
 
     def __post_init__(self) -> None:
         if self.val_images is None:
@@ -136,6 +138,8 @@ def load_image_set(dataset: str, classes: list[str], key: str, config: GANConfig
     ``validation`` False holds nothing out (``dlx eval`` measures the test
     split). Tensors go to ``device`` (N×C×H×W).
     """
+    if config.data.path:
+        return load_folder_set(classes, key, config, device, progress, validation)
     from dlx.data import vision
     from dlx.data.splits import holdout
 
@@ -160,6 +164,39 @@ def load_image_set(dataset: str, classes: list[str], key: str, config: GANConfig
         train_images, train_labels = train_images[:config.data.limit_train], train_labels[:config.data.limit_train]
     return ImageSet(dataset, train_images, train_labels, test_images, test_labels, class_ids, spec_classes,
                     val_images, val_labels)
+
+
+def load_folder_set(classes: list[str], key: str, config: GANConfig, device: torch.device,
+                    progress: bool = True, validation: bool = True) -> ImageSet:
+    """``data.path``: your own images (decoded once into the cache), split as train-cnn splits them, the
+    classes kept, ``data.limit_train`` applied."""
+    from dlx.data.image_cache import load_folder, standard_splits, take
+
+    folder = load_folder(config.data.path, config.data.image_size, config.data.max_memory * 2**30, device,
+                         progress, _say if progress else None)
+    class_ids = resolve_classes(classes, folder.classes, key, folder.name)
+    splits = standard_splits(folder, config.data.val_size, config.data.test_fraction, validation,
+                             _say if progress else None)
+    remap = torch.full((len(folder.classes),), -1, dtype=torch.long)
+    remap[torch.tensor(class_ids)] = torch.arange(len(class_ids))
+    kept = []
+    for images, labels in (splits["train"], splits["val"], splits["test"]):
+        new_labels = remap.to(labels.device)[labels]
+        keep = torch.nonzero(new_labels >= 0).flatten()
+        if len(class_ids) == len(folder.classes):
+            kept.append((images, new_labels))
+        else:
+            kept.append((take(images, keep), new_labels[keep]))
+    (train_images, train_labels), (val_images, val_labels), (test_images, test_labels) = kept
+    if config.data.limit_train:
+        limit = slice(0, config.data.limit_train)
+        train_images, train_labels = take(train_images, limit), train_labels[limit]
+    return ImageSet(folder.name, train_images, train_labels, test_images, test_labels, class_ids,
+                    list(folder.classes), val_images, val_labels, custom=True)
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def load_gan_data(config: GANConfig, device: torch.device, progress: bool = True,

@@ -347,6 +347,12 @@ def make_evaluator(config: GANConfig, data: GANData, device: torch.device, say) 
     datasets = ({data.images.dataset} if data.images is not None
                 else {d.dataset for d in data.domains} if data.domains is not None else set())
     classifier = None
+    if data.images is not None and data.images.custom:  # data.path: no evaluation classifier knows them
+        note = ("skipped: FID, class histogram and conditional accuracy need an evaluation classifier of "
+                "these images, and dlx has none for your own images (data.path); samples are drawn")
+        if config.eval.image_metrics:
+            say(f"image metrics {note}")
+        return Evaluator(config, data, device, None), {"image_metrics": note}
     if config.eval.image_metrics and len(datasets) == 1:
         (dataset,) = datasets
         run_dir = resolve_classifier(config.eval.classifier, dataset, config.data.data_dir, say)
