@@ -30,7 +30,7 @@ import yaml
 
 from dlx.errors import CheckpointError
 
-STATUSES = ("running", "completed", "interrupted", "failed")
+STATUSES = ("running", "completed", "interrupted", "failed", "pruned")
 
 
 def now() -> str:
@@ -270,3 +270,41 @@ def flat_hparams(config: dict, skip: frozenset[str] = frozenset(), prefix: str =
         elif value is not None:
             flat[name] = json.dumps(value)
     return flat
+
+# --------------------------------------------------------------------------
+# Validation numbers as they come (read by searches for early stopping), and pruned runs
+
+EVALS_FILE = "evals.jsonl"
+PRUNED = "pruned"  # the status of a run a search stopped early (dlx/search_runner.py)
+
+
+def append_eval(run_dir: Path, step: int, metrics: dict[str, float]) -> None:
+    """Add one line ``{"step", "time", "metrics"}`` to ``<run>/evals.jsonl``: the validation numbers of one
+    evaluation, written as the run logs them, so that a search can stop a hopeless trial early.
+
+    One short ``write`` in append mode: a reader sees whole lines (it skips a
+    line without its newline). A full disk loses the line, never the run.
+    """
+    line = json.dumps({"step": int(step), "time": round(time.time(), 3), "metrics": metrics}) + "\n"
+    try:
+        with open(Path(run_dir) / EVALS_FILE, "a") as handle:
+            handle.write(line)
+    except OSError:
+        pass
+
+
+def mark_pruned(run_dir: Path, note: str) -> None:
+    """Record that a search stopped this run early (status ``pruned``; its checkpoint and curves stay).
+
+    Called by the search once the run's process has ended; the run's lock
+    makes sure no process still writes it.
+    """
+    run_dir = Path(run_dir)
+    lock = RunLock(run_dir)
+    try:
+        meta = read_json(run_dir / "meta.json")
+        if meta:
+            meta.update(status=PRUNED, error=note)
+            write_json(run_dir / "meta.json", meta)
+    finally:
+        lock.release()

@@ -345,6 +345,17 @@ class Session:
     def log_scalars(self, step: int, scalars: dict[str, float]) -> None:
         for tag, value in scalars.items():
             self.writer.add_scalar(tag, value, step)
+        self._record_validation(step, scalars)
+
+    def _record_validation(self, step: int, scalars: dict[str, float]) -> None:
+        """The ``val/*`` numbers go to ``<run>/evals.jsonl`` too, as they come (``val/accuracy`` as
+        ``val_accuracy``): a search reads them to stop a hopeless trial early (dlx/search_runner.py)."""
+        if self.is_main and self.run_dir is not None:
+            metrics = {f"val_{tag[4:]}": float(value) for tag, value in scalars.items() if tag.startswith("val/")}
+            if metrics:
+                from dlx.rundir import append_eval
+
+                append_eval(self.run_dir, step, metrics)
 
     def progress(self, total: int, description: str) -> Any:
         """A live progress bar on rank 0 (a no-op elsewhere or when disabled)."""

@@ -48,7 +48,7 @@ from dlx import config as config_mod
 from dlx import registry
 from dlx.errors import ConfigError, DlxError
 
-SWEEP_KEYS = ("family", "base", "set", "grid", "variants", "seeds", "metric")
+SWEEP_KEYS = ("family", "base", "set", "grid", "variants", "seeds", "metric", "search")
 VARIANT_KEYS = ("name", "set")
 # Set by the sweep itself for every point; a sweep file must not set them.
 # More runs than this is almost surely a mistake (a grid typed too wide).
@@ -88,6 +88,8 @@ class Sweep:
     seeds: int
     metric: str | list[str] | None  # None: the family's headline metric; a list: each one a point reports
     cli_set: list[str] = field(default_factory=list)  # `dlx sweep --set` overrides, as typed
+    search: Any = None  # a search: section (dlx/search.py): trials chosen as it runs, not points up front
+    common: dict[str, Any] = field(default_factory=dict)  # overrides for every point (sweep set, CLI --set)
     labels: list[str] = field(default_factory=list)  # points in order, without seeds
     points: list[Point] = field(default_factory=list)  # seed-major: all points of seed 0 first
 
@@ -176,6 +178,10 @@ def load_sweep(path: str | Path, extra_set: list[str] | None = None, max_points:
         seeds = 1
     metric = _metric(body.get("metric"), f"{where}: sweep.metric", problems)
     base = _base(body.get("base"), path, problems)
+    if "search" in body:  # trials instead of points (dlx/search.py)
+        from dlx.search import load_search
+
+        return load_search(path, body, family, base, common, grid, metric, list(extra_set or []), problems)
     for key in set(common) & (set(grid) | {k for _, s in variants for k in s}):
         problems.append(f"{where}: {key}: set for every point and also by the grid or a variant")
     if problems:
@@ -377,4 +383,3 @@ def require_sweep_file(path: Path) -> None:
     if "sweep" not in data and path.suffix in (".yaml", ".yml"):
         raise DlxError(f"{path} has no top-level 'sweep:' key; it looks like a plain config "
                        f"(train it with dlx train-<family> --config {path})")
-

@@ -229,8 +229,12 @@ def summarize(sweep_dir: Path, record: dict) -> dict:
     """Per point (label): the metric's values over seeds, mean and sample std.
 
     The numbers are read from each completed run's summary.json, so the table
-    always equals what the runs recorded.
+    always equals what the runs recorded. A search's trials are ranked instead (dlx/search_report.py).
     """
+    if record.get("search"):
+        from dlx.search_report import summarize_search
+
+        return summarize_search(sweep_dir, record)
     summaries = {i: _read_summary(sweep_dir, p["run_dir"]) for i, p in enumerate(record["points"])
                  if p["status"] == "completed"}
     metric = record.get("metric")

@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(runs_app, name="runs")
 
 
-STATUSES = ("running", "completed", "interrupted", "failed", "crashed")
+STATUSES = ("running", "completed", "interrupted", "failed", "crashed", "pruned")
 
 
 def _check_family(family: Optional[str], status: Optional[list[str]] = None) -> None:

@@ -46,6 +46,8 @@ def register(app: typer.Typer) -> None:
                                                                       "HOST:6379; default: start a local Ray)."),
         cpus_per_run: float = typer.Option(1.0, "--cpus-per-run", help="ray: CPUs each point reserves."),
         gpus_per_run: float = typer.Option(0.0, "--gpus-per-run", help="ray: GPUs each point reserves."),
+        resume: bool = typer.Option(False, "--resume", help="search: carry on the newest unfinished search of "
+                                                            "this file (its study, its trials) under --runs-dir."),
     ) -> None:
         from dlx import sweep as sweep_mod
         from dlx.errors import DlxError
@@ -61,6 +63,19 @@ def register(app: typer.Typer) -> None:
         launch = Launch(launcher, parallel, address, cpus_per_run, gpus_per_run)
         launch.check()
         sweep = sweep_mod.load_sweep(file, set_, max_points)
+        if sweep.search is not None:  # trials chosen as the search goes (dlx/commands/search.py)
+            from dlx.commands import search as search_cmd
+
+            if dry_run:
+                search_cmd.print_plan(sweep)
+                return
+            code = search_cmd.run(sweep, runs_dir, launch, markdown, resume)
+            if code:
+                sys.exit(code)
+            return
+        if resume:
+            raise DlxError("--resume carries on a search (a sweep file with a search: section); "
+                           "a grid's runs resume one by one with dlx train-<family> --resume")
         if dry_run:
             print_plan(sweep)
             return
@@ -151,7 +166,12 @@ def run(sweep, runs_dir: Path, launch: Launch, markdown: bool) -> int:
 
 
 def print_summary(record: dict, summary: dict, markdown: bool = False) -> None:
-    """The summary table: one row per point, mean ± std of the metric over seeds."""
+    """The summary table: one row per point, mean ± std of the metric over seeds (a search: its trials ranked)."""
+    if summary.get("search"):
+        from dlx.commands.search import print_search
+
+        print_search(record, summary, markdown)
+        return
     metric = summary["metric"] or "metric"
     rows = [(row["point"], _mean_std(row), f"{row['completed']}/{row['runs']}",
              ", ".join(f"{v:.4f}" for v in row["values"]) or "—",
