@@ -120,6 +120,10 @@ def _fixed_parameters() -> list[inspect.Parameter]:
             help="Continue an interrupted run directory exactly where it stopped; 'auto': the newest "
                  "interrupted (or killed) run with this run's name, or a fresh run when there is none "
                  "(what a requeued cluster job wants).")),
+        inspect.Parameter("allow_changed_data", kind, annotation=bool, default=typer.Option(
+            False, "--allow-changed-data",
+            help="With --resume: go on although a data file the run read has changed since it started "
+                 "(recorded in the run's meta.json); without it such a resume is refused.")),
     ]
 
 
@@ -166,6 +170,7 @@ def add_train_command(app: typer.Typer, family: Any) -> None:
     def command(**values: Any) -> None:
         config_file, overrides = values.pop("config"), values.pop("set_")
         print_only, resume = values.pop("print_config"), values.pop("resume")
+        allow_changed = values.pop("allow_changed_data")
         settings: dict[str, Any] = {}
         for flag, keys in table:
             value = values[flag.param]
@@ -179,8 +184,16 @@ def add_train_command(app: typer.Typer, family: Any) -> None:
         if print_only:
             common.print_config(resolved)
             return
+        if allow_changed and resume is None:
+            from dlx.errors import DlxError
+
+            raise DlxError("--allow-changed-data only applies with --resume RUN_DIR")
         if family.check_inputs is not None:
             family.check_inputs(resolved)
+        if resume is not None:
+            from dlx.inputs import check_unchanged
+
+            check_unchanged(resume, "resume", allow_changed)
         common.run_training(family.train(), resolved, resume)
 
     command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]

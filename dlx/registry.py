@@ -80,6 +80,10 @@ class Family:
     # A torch-free check of the run's input files, made before anything heavy
     # loads, so that a bad file is refused at once (None: nothing to check).
     check_inputs: Callable[[Any], None] | None = None
+    # The files a run of this config reads (``input_files(config) -> [path or None, …]``): their
+    # fingerprints go into meta.json when the run starts, and resume and ``dlx eval`` refuse a
+    # file that changed since (dlx/inputs.py). None: the family reads no user files.
+    input_files: Callable[[Any], list[Any]] | None = None
     # Commands of the family's own beside train-<name> (``dlx sample``,
     # ``dlx translate``): called with the Typer app to add them.
     add_commands: Callable[[Any], None] | None = None

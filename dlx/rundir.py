@@ -73,17 +73,32 @@ class RunLock:
 
     def __init__(self, run_dir: Path):
         import fcntl
+        import stat
 
         self.path = Path(run_dir) / LOCK_FILE
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW, 0o644)
+        except OSError as error:
+            raise CheckpointError(f"cannot open {self.path}: {error.strerror}") from None
+        try:
+            if not stat.S_ISREG(os.fstat(self.fd).st_mode):
+                raise CheckpointError(f"{self.path} is not a regular file; remove it to use {run_dir}")
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.ftruncate(self.fd, 0)
+            os.write(self.fd, f"{os.getpid()}\n".encode())
         except BlockingIOError:
             os.close(self.fd)
             raise CheckpointError(f"{run_dir} is in use by another dlx process (training or resuming it); "
                                   "one run directory has one writer") from None
-        os.ftruncate(self.fd, 0)
-        os.write(self.fd, f"{os.getpid()}\n".encode())
+        except OSError as error:
+            os.close(self.fd)
+            from dlx.errors import disk_full_error
+
+            raise (disk_full_error(error, self.path)
+                   or CheckpointError(f"cannot write {self.path}: {error.strerror}")) from None
+        except BaseException:
+            os.close(self.fd)
+            raise
 
     def release(self) -> None:
         if self.fd >= 0:
@@ -97,7 +112,7 @@ def is_locked(run_dir: Path) -> bool | None:
 
     path = Path(run_dir) / LOCK_FILE
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return None
     try:
@@ -120,19 +135,27 @@ def stale_temp_files(run_dir: Path) -> list[Path]:
 
 
 def read_json(path: Path) -> dict:
-    """A JSON object from ``path``; {} when missing, unreadable or not an object."""
+    """A JSON object from ``path``; {} when missing, unreadable, not a regular file (a FIFO never
+    blocks), larger than ``MAX_JSON_BYTES`` or not an object."""
+    from dlx.errors import DlxError
+    from dlx.safeio import MAX_JSON_BYTES, read_bytes
+
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+        data = json.loads(read_bytes(path, MAX_JSON_BYTES, "JSON file"))
+    except (DlxError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
 def read_meta(run_dir: str | Path) -> dict:
     """meta.json of a run; a CheckpointError (one line) when missing or unreadable."""
+    from dlx.safeio import is_regular
+
     meta_path = Path(run_dir) / "meta.json"
-    if not meta_path.is_file():
+    if not meta_path.exists():
         raise CheckpointError(f"{run_dir} is not a dlx run directory (no meta.json)")
+    if not is_regular(meta_path):
+        raise CheckpointError(f"{meta_path} is not a regular file")
     meta = read_json(meta_path)
     if not meta:
         raise CheckpointError(f"{meta_path} is unreadable or not a JSON object")
@@ -140,10 +163,14 @@ def read_meta(run_dir: str | Path) -> dict:
 
 
 def read_config(run_dir: str | Path) -> dict:
-    """config.yaml of a run as plain data; {} when missing or unreadable."""
+    """config.yaml of a run as plain data; {} when missing, unreadable, not a regular file or too large."""
+    from dlx.errors import DlxError
+    from dlx.yamlfile import MAX_CONFIG_BYTES, read_text_file, safe_yaml
+
     try:
-        data = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
-    except (OSError, yaml.YAMLError):
+        path = Path(run_dir) / "config.yaml"
+        data = safe_yaml(read_text_file(path, "config file", MAX_CONFIG_BYTES), str(path))
+    except DlxError:
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -161,6 +188,30 @@ def read_run_config(run_dir: str | Path, family: str) -> dict:
     if not config:
         raise CheckpointError(f"{run_dir}/config.yaml is missing or not a config mapping")
     return config
+
+
+def record_changed_data(run_dir: Path, command: str, files: list[str]) -> None:
+    """Record in meta.json that ``command`` went on with changed input files (``--allow-changed-data``).
+
+    Takes the run's lock for the write; a run another process holds (training)
+    is left as it is, with a warning.
+    """
+    import sys
+
+    try:
+        lock = RunLock(run_dir)
+    except CheckpointError:
+        print(f"dlx: warning: {run_dir} is in use; the changed data was not recorded in its meta.json",
+              file=sys.stderr)
+        return
+    try:
+        meta = read_meta(run_dir)
+        entries = meta.get("changed_data_allowed")
+        entries = entries if isinstance(entries, list) else []
+        meta["changed_data_allowed"] = [*entries, {"at": now(), "command": command, "files": list(files)}]
+        write_json(Path(run_dir) / "meta.json", meta)
+    finally:
+        lock.release()
 
 
 @dataclass

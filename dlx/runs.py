@@ -14,9 +14,12 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
+import secrets
 import shlex
 import shutil
 import socket
+import stat
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -25,6 +28,7 @@ from typing import Any
 from dlx import registry
 from dlx.errors import DlxError
 from dlx.rundir import is_locked, read_config, read_json, read_meta
+from dlx.safeio import kind_of
 
 # Metric names containing one of these words are better when lower.
 _LOWER_IS_BETTER = ("loss", "fid", "error", "distance", "perplexity")
@@ -389,19 +393,116 @@ def confine(path: Path, root: Path) -> Path:
     return current
 
 
+TRASH = ".trash"  # inside the runs folder: a run is moved here in one rename, then deleted
+
+
+def _mount_points() -> list[str]:
+    """Every mount point of this process (``/proc/self/mountinfo``; none where there is no such file)."""
+    try:
+        text = Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        return []
+    points = []
+    for line in text.splitlines():
+        fields = line.split(" ")
+        if len(fields) > 4:  # octal escapes: \040 is a space
+            points.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4]))
+    return points
+
+
+def check_tree(path: Path, root: Path) -> None:
+    """Raise (one line) unless every entry under ``path`` can be deleted without touching anything else.
+
+    Walks without following links: every directory on the runs folder's
+    filesystem (``st_dev``) and no mount point, no FIFO, socket or device,
+    and every directory writable (its entries can be removed); the run's
+    parent must be writable too (the run is renamed out of it).
+    """
+    device = os.stat(root).st_dev
+    real = os.path.realpath(path)
+    for point in _mount_points():
+        if point == real or point.startswith(real.rstrip("/") + "/"):
+            raise DlxError(f"{path}: {point} is a mount point (another filesystem inside the run); "
+                           "refusing to delete through it — unmount it first")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise DlxError(f"cannot delete {path}: no permission to change {path.parent}; nothing was deleted")
+    pending = [path]
+    while pending:
+        folder = pending.pop()
+        info = os.lstat(folder)
+        if info.st_dev != device:
+            raise DlxError(f"{path}: {folder} is on another filesystem than the runs folder {root}; "
+                           "refusing to delete it; nothing was deleted")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise DlxError(f"cannot delete {path}: no permission to remove the files in {folder}; "
+                           "nothing was deleted")
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as error:
+            raise DlxError(f"cannot delete {path}: cannot list {folder}: {error.strerror}; "
+                           "nothing was deleted") from None
+        for entry in entries:
+            mode = entry.stat(follow_symlinks=False).st_mode
+            if stat.S_ISDIR(mode):
+                pending.append(Path(entry.path))
+            elif not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+                raise DlxError(f"{path}: {entry.path} is {kind_of(mode)}; refusing to delete a run holding "
+                               "one; nothing was deleted")
+            elif os.lstat(entry.path).st_dev != device:
+                raise DlxError(f"{path}: {entry.path} is on another filesystem; nothing was deleted")
+
+
 def check_removable(run: Run, root: Path) -> None:
-    """Raise unless ``run`` may be deleted: a real run directory inside ``root`` that is not running."""
+    """Raise unless ``run`` may be deleted: a real run directory inside ``root`` that is not running,
+    whose every file can go (``check_tree``)."""
     confine(run.path, root)
     fresh = load_run(run.path)  # the status may have changed since listing
     if fresh.live():
         raise DlxError(f"{run.path} is still running (pid {fresh.meta.get('pid')}); stop it first")
+    check_tree(run.path, Path(root))
 
 
-def remove_run(run: Run, root: Path) -> None:
-    """Delete one run directory (and nothing else) after ``check_removable``."""
+def _trash(root: Path) -> Path:
+    """``<root>/.trash``: a real directory on the runs folder's filesystem (made when missing)."""
+    trash = Path(root) / TRASH
+    try:
+        trash.mkdir(exist_ok=True)
+    except OSError as error:
+        raise DlxError(f"cannot make {trash}: {error.strerror}; nothing was deleted") from None
+    info = os.lstat(trash)
+    if not stat.S_ISDIR(info.st_mode) or info.st_dev != os.stat(root).st_dev:
+        raise DlxError(f"{trash} is not a directory on the runs folder's filesystem; remove it; nothing was deleted")
+    return trash
+
+
+def empty_trash(root: Path) -> list[str]:
+    """Delete what ``.trash`` holds (runs moved there); the names that could not be deleted."""
+    trash = Path(root) / TRASH
+    left = []
+    if trash.is_dir() and not trash.is_symlink():
+        for entry in sorted(trash.iterdir()):
+            try:
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+            except OSError:
+                left.append(str(entry))
+    return left
+
+
+def remove_run(run: Run, root: Path) -> list[str]:
+    """Delete one run directory (and nothing else) after ``check_removable``: all or nothing.
+
+    The run is moved into ``<root>/.trash`` with one rename (it is gone from
+    every listing at once, or still whole where it was), then deleted there;
+    returns what could not be deleted from the trash (a later rm or prune tries again).
+    """
     check_removable(run, root)
-    # rmtree never follows symbolic links inside the tree: only the links go.
-    shutil.rmtree(run.path)
+    trash = _trash(root)
+    target = trash / f"{run.path.name}-{secrets.token_hex(3)}"
+    try:
+        os.rename(run.path, target)
+    except OSError as error:
+        raise DlxError(f"cannot delete {run.path}: {error.strerror}; nothing was deleted") from None
+    return empty_trash(root)
 
 
 def prune_plan(runs: list[Run], keep_best: int, metric: str | None = None,

@@ -46,6 +46,7 @@ from dlx import checkpoint
 from dlx.config import to_dict
 from dlx.errors import DlxError, NonFiniteLossError, TrainingInterrupted, disk_full_error
 from dlx.hardware import auto_threads, autocast, resolve_precision
+from dlx.inputs import fingerprints
 from dlx.progress import NullProgress, TrainProgress
 from dlx.rundir import RunDir, RunLock
 
@@ -118,6 +119,8 @@ class Session:
         # A resumed run is locked before anything loads: a second --resume of
         # the same run stops here, in one line. (Last: nothing after can fail.)
         self._lock = RunLock(self.resume_dir) if self.resume_dir and self.is_main else None
+        # The input files' fingerprints, taken before anything reads them (dlx/inputs.py).
+        self._inputs = fingerprints(family, config) if self.is_main else []
 
     # -- device, precision, DDP ------------------------------------------
 
@@ -278,6 +281,7 @@ class Session:
             "world_size": self.world_size, "precision": self.precision,
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "dlx": _dlx_version()},
             "git_commit": _git_commit(), "host": socket.gethostname(), "pid": os.getpid(),
+            "inputs": self._inputs,
         }
         self.rundir = RunDir.create(run.runs_dir, self.family, run.name or "run", to_dict(self.config), meta)
         self.rundir.started = self._start_time
@@ -286,6 +290,7 @@ class Session:
     def _reopen_run(self) -> Path:
         updates = {"pid": os.getpid(), "host": socket.gethostname(), "device": self._device_name(),
                    "world_size": self.world_size, "precision": self.precision}
+        updates["inputs"] = self._inputs  # compared with the record before resuming (dlx/inputs.py)
         self.rundir = RunDir.reopen(self.resume_dir, to_dict(self.config), updates, lock=self._lock)
         self.rundir.started = self._start_time
         return self.rundir.path

@@ -58,6 +58,18 @@ RESERVED_KEYS = {"run.seed": "use seeds:", "run.name": "points are named by the 
                  "run.runs_dir": "use dlx sweep --runs-dir"}
 
 
+def reserved(key: str) -> str | None:
+    """Why the sweep file may not set ``key`` (None: it may): the sweep sets the seed, each point's
+    name and the runs folder itself, and ``run`` as a whole (``set: {run: {}}``) would replace all three."""
+    normal = ".".join(part.strip() for part in str(key).split("."))
+    for name, why in RESERVED_KEYS.items():
+        if normal == name or normal.startswith(name + "."):
+            return why
+        if name.startswith(normal + "."):
+            return f"it would replace {name} ({why})"
+    return None
+
+
 @dataclass
 class Point:
     """One run of a sweep: a labelled set of overrides and a seed."""
@@ -243,8 +255,8 @@ def _overrides(mapping: Any, where: str, problems: list[str]) -> dict[str, Any]:
             problems.append(f"{where}: {key!r}: config keys are dotted names like optim.lr")
         elif isinstance(value, dict) and value:
             flat.update(_overrides({f"{key}.{k}": v for k, v in value.items()}, where, problems))
-        elif key in RESERVED_KEYS:
-            problems.append(f"{where}.{key}: set by the sweep itself ({RESERVED_KEYS[key]})")
+        elif reserved(key):
+            problems.append(f"{where}.{key}: set by the sweep itself ({reserved(key)})")
         else:
             flat[key] = value
     return flat
@@ -258,8 +270,8 @@ def _grid(mapping: Any, where: str, problems: list[str]) -> dict[str, list]:
     for key, values in mapping.items():
         if not isinstance(values, list) or not values:
             problems.append(f"{where}.{key}: expected a non-empty list of values, got {values!r}")
-        elif key in RESERVED_KEYS:
-            problems.append(f"{where}.{key}: set by the sweep itself ({RESERVED_KEYS[key]})")
+        elif reserved(key):
+            problems.append(f"{where}.{key}: set by the sweep itself ({reserved(key)})")
         elif not isinstance(key, str):
             problems.append(f"{where}: {key!r}: config keys are dotted names like optim.lr")
         elif len({yaml_scalar(v) for v in values}) < len(values):

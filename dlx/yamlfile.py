@@ -39,22 +39,18 @@ MAX_CONFIG_DEPTH = 50
 
 
 def read_text_file(path: Path, what: str, limit: int) -> str:
-    """A small UTF-8 text file's contents; a one-line ConfigError for anything else."""
+    """A small UTF-8 text file's contents; a one-line ConfigError for anything else.
+
+    Only a regular file is read (a FIFO, device or socket is refused without
+    blocking; ``dlx/safeio.py``).
+    """
+    from dlx.errors import DlxError
+    from dlx.safeio import read_text
+
     try:
-        if not path.is_file():
-            if path.exists():
-                raise ConfigError([f"{what} {path} is not a file"])
-            raise ConfigError([f"{what} {path} does not exist"])
-        size = path.stat().st_size
-        if size > limit:
-            raise ConfigError([f"{what} {path} is {size:,} bytes; the limit is {limit:,}"])
-        raw = path.read_bytes()
-    except OSError as error:
-        raise ConfigError([f"cannot read {what} {path}: {error.strerror}"]) from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ConfigError([f"{what} {path} is not UTF-8 text (byte {error.start} is invalid)"]) from None
+        return read_text(path, limit, what)
+    except DlxError as error:
+        raise ConfigError([str(error)]) from None
 
 
 def expanded_size(data: Any, limit: int = MAX_CONFIG_NODES, depth_limit: int = MAX_CONFIG_DEPTH) -> int:

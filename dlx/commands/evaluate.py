@@ -17,6 +17,9 @@ def register(app: typer.Typer) -> None:
         checkpoint: str = typer.Option("best", "--checkpoint", help="best | last."),
         data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Directory searched first for the dataset."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+        allow_changed_data: bool = typer.Option(
+            False, "--allow-changed-data", help="Evaluate although a data file the run read has changed since "
+                                                "it started (recorded in the run's meta.json)."),
     ) -> None:
         from dlx import registry
         from dlx.errors import CheckpointError, DlxError
@@ -30,6 +33,9 @@ def register(app: typer.Typer) -> None:
         family = read_meta(run_dir).get("family")
         if family not in registry.FAMILIES:
             raise CheckpointError(f"{run_dir}: dlx eval does not support {family!r} runs")
+        from dlx.inputs import check_unchanged
+
+        check_unchanged(run_dir, "eval", allow_changed_data, data_dir)
         result = registry.get(family).evaluate_run()(run_dir, checkpoint, data_dir)
         if as_json:
             typer.echo(json.dumps(result, indent=2))

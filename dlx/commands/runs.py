@@ -345,7 +345,7 @@ def _delete(doomed: list[runs_mod.Run], root: Path, yes: bool, dry_run: bool,
     from rich.table import Table
 
     for run in doomed:  # refuse the whole command before anything is shown as deletable
-        runs_mod.confine(run.path, root)
+        runs_mod.check_removable(run, root)
     sizes = {run.path: runs_mod.directory_size(run.path) for run in doomed}
     table = Table(title=f"{'would delete' if dry_run else 'to delete'}: {len(doomed)} runs, "
                         f"{runs_mod.human_size(sum(sizes.values()))}")
@@ -363,9 +363,13 @@ def _delete(doomed: list[runs_mod.Run], root: Path, yes: bool, dry_run: bool,
         return
     if not yes:
         typer.confirm(f"Delete these {len(doomed)} run directories?", abort=True)
+    left: list[str] = []
     for run in doomed:
-        runs_mod.remove_run(run, root)
+        left = runs_mod.remove_run(run, root)
         typer.echo(f"deleted {run.path}")
+    if left:
+        typer.echo(f"dlx: warning: could not free {', '.join(left)} (no longer listed; dlx runs rm or prune "
+                   "tries again)", err=True)
 
 
 # --------------------------------------------------------------------------

@@ -157,11 +157,17 @@ def _check_inputs(config: Any) -> None:
     check_files(config.data.path, config.data.test_path, getattr(config.data, "labels_path", None))
 
 
+def _input_files(config: Any) -> list[Any]:
+    """The files a run reads: --data, --test-data (and a graph's --labels)."""
+    data = config.data
+    return [data.path, data.test_path, getattr(data, "labels_path", None)]
+
+
 FAMILY = Family(
     name="transformer",
     summary="Train a Transformer (encoder-decoder or encoder-only) on a sequence task.",
     config_class=_config, train=_train, evaluate_run=_evaluate,
-    check_inputs=_check_inputs,
+    check_inputs=_check_inputs, input_files=_input_files,
     extra_resumable_keys=frozenset({"eval.bleu_tokenize"}),  # how BLEU is reported, not what trains
     headline_metrics=("exact_match", "token_accuracy", "bleu", "test_loss"),
     key_hparams=("data.task", "model.score", "model.pos", "model.window", "optim.epochs"),
