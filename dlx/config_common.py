@@ -42,6 +42,9 @@ class RunConfig:
                                        "physical cores shared by this machine's processes of the run or sweep, "
                                        "OMP_NUM_THREADS when set; the number is saved, so a resume uses it)")
     progress: bool = option(True, "show a live progress bar")
+    max_time: str | int | None = option(
+        None, "training time budget: 15m, 90s, 1h30m or 2:00:00 (a number: seconds); training stops at the "
+              "first step past it, then validation, test and summary run as usual (null: no limit)")
 
     def resolve_automatic(self) -> None:
         """The thread count is chosen once, here, and saved with the run (a resume computes with it)."""
@@ -67,7 +70,51 @@ class RunConfig:
         problem = runs_dir_problem(self.runs_dir)
         if problem:
             problems.append(("runs_dir", problem))
+        if self.max_time is not None:
+            try:
+                parse_duration(self.max_time)
+            except ValueError as error:
+                problems.append(("max_time", str(error)))
         return problems
+
+    def max_seconds(self) -> float | None:
+        """``max_time`` in seconds (None: no limit)."""
+        return None if self.max_time is None else parse_duration(self.max_time)
+
+
+MAX_DURATION_S = 366 * 24 * 3600  # a year: a typo such as 15000h must not pass silently
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
+_DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(text: str | int | float) -> float:
+    """Seconds in ``15m``, ``90s``, ``1h30m``, ``2:00:00`` (h:mm:ss), ``1:30`` (m:ss) or a number of seconds.
+
+    Raises ``ValueError`` with a one-line message saying what is accepted.
+    """
+    accepted = "use e.g. 15m, 90s, 1h30m or 2:00:00"
+    if isinstance(text, bool):
+        raise ValueError(f"must be a duration, got {text!r}; {accepted}")
+    if isinstance(text, (int, float)):  # YAML reads 2:00:00 as 7200 (sexagesimal), and 90 as 90
+        seconds = float(text)
+    else:
+        spec = text.strip().lower().replace(" ", "")
+        seconds = None
+        if re.fullmatch(r"\d+(\.\d+)?", spec):
+            seconds = float(spec)
+        elif re.fullmatch(r"\d+(:\d{1,2}){1,3}(\.\d+)?", spec):  # [[d:]h:]m:ss
+            parts = [float(part) for part in spec.split(":")]
+            if all(part < 60 for part in parts[1:]):
+                seconds = sum(part * unit for part, unit in zip(reversed(parts), (1, 60, 3600, 86400)))
+        elif spec and _DURATION_PART.sub("", spec) == "":
+            units = [unit for _, unit in _DURATION_PART.findall(spec)]
+            if len(set(units)) == len(units):
+                seconds = sum(float(number) * _DURATION_UNITS[unit] for number, unit in _DURATION_PART.findall(spec))
+        if seconds is None:
+            raise ValueError(f"cannot read {text!r} as a duration; {accepted}")
+    if not 0 < seconds <= MAX_DURATION_S:
+        raise ValueError(f"must be more than 0 s and at most 366 days, got {text!r}")
+    return seconds
 
 
 def runs_dir_problem(runs_dir: str | Path) -> str | None:

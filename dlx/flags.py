@@ -56,6 +56,7 @@ COMMON_FLAGS: tuple[Flag, ...] = (
     Flag("--name", "run.name"),
     Flag("--runs-dir", "run.runs_dir"),
     Flag("--progress", "run.progress"),
+    Flag("--max-time", "run.max_time"),
 )
 
 

@@ -9,6 +9,7 @@ The thread rule is derived from ``benchmarks/thread_scaling.py`` (README:
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:  # torch is imported where needed: sweep launchers use this mo
 # AVX-512 BF16 dot products (Intel Cooper Lake+, AMD Zen 4+) and Intel AMX tiles.
 # Without them bf16 is emulated and slower than fp32.
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+LOAD_SAMPLE_S = 0.2  # how long auto_threads watches the CPUs to see how busy they are
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
@@ -69,31 +71,136 @@ def smt_width(sysfs: Path = Path("/sys/devices/system/cpu/cpu0/topology/thread_s
     return max(1, count)
 
 
-def usable_cores() -> int:
-    """Physical cores this process may run on: its CPU affinity (cgroup/taskset limits count) over SMT width.
+def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """CPUs' worth of time this process's cgroup may use (its CFS quota), or None without a limit.
 
-    Compute-bound intra-op threads gain little from a core's second hardware
-    thread, which is why torch's own default counts physical cores too.
+    cgroup v2: ``cpu.max`` ("200000 100000" is 2 CPUs, "max 100000" none);
+    v1: ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` (quota -1: none).
     """
     try:
-        logical = len(os.sched_getaffinity(0))
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    for folder in (root / "cpu", root / "cpu,cpuacct", root / "cpuacct,cpu"):
+        try:
+            quota_us = int((folder / "cpu.cfs_quota_us").read_text())
+            period_us = int((folder / "cpu.cfs_period_us").read_text())
+        except (OSError, ValueError):
+            continue
+        return quota_us / period_us if quota_us > 0 and period_us > 0 else None
+    return None
+
+
+def usable_cpus() -> list[int]:
+    """The logical CPUs this process may run on (its affinity: taskset, cpusets)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        logical = os.cpu_count() or 1
-    return max(1, logical // smt_width())
+        return list(range(os.cpu_count() or 1))
+
+
+def usable_cores() -> int:
+    """Physical cores this process may use: its CPU affinity over SMT width, capped by the cgroup CPU quota.
+
+    Compute-bound intra-op threads gain little from a core's second hardware
+    thread, which is why torch's own default counts physical cores too. A
+    quota of 1.5 CPUs gives 1 (more threads than the quota are throttled).
+    """
+    cores = max(1, len(usable_cpus()) // smt_width())
+    limit = cgroup_cpu_limit()
+    if limit is not None:
+        cores = min(cores, max(1, int(limit)))
+    return cores
+
+
+def _cpu_times(stat: Path, cpus: set[int]) -> tuple[float, float]:
+    """(busy, total) clock ticks of ``cpus`` so far, from /proc/stat's per-CPU lines."""
+    busy = total = 0.0
+    with stat.open() as lines:
+        for line in lines:
+            name, _, rest = line.partition(" ")
+            if not (name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus):
+                continue
+            # user nice system idle iowait irq softirq steal (guest time is inside user)
+            ticks = [float(value) for value in rest.split()[:8]]
+            total += sum(ticks)
+            busy += sum(ticks) - ticks[3] - (ticks[4] if len(ticks) > 4 else 0.0)
+    return busy, total
+
+
+def _own_ticks(stat: Path = Path("/proc/self/stat")) -> float:
+    """This process's user + system clock ticks so far (all its threads)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return float(fields[11]) + float(fields[12])  # utime, stime (fields 14, 15 of proc(5))
+
+
+def busy_cpus(seconds: float = LOAD_SAMPLE_S, stat: Path = Path("/proc/stat")) -> float | None:
+    """How many of this process's usable CPUs other processes kept busy over a short sample.
+
+    Two readings of /proc/stat ``seconds`` apart, counted over the CPUs in
+    this process's affinity, less this process's own share. None where
+    /proc/stat cannot be read (not Linux).
+    """
+    cpus = set(usable_cpus())
+    try:
+        busy_0, total_0 = _cpu_times(stat, cpus)
+        own_0 = _own_ticks()
+        time.sleep(seconds)
+        busy_1, total_1 = _cpu_times(stat, cpus)
+        own_1 = _own_ticks()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total_1 <= total_0:
+        return None
+    # total ticks over the sample = len(cpus) * elapsed ticks: busy CPUs = busy share x CPU count
+    share = (busy_1 - busy_0 - (own_1 - own_0)) / (total_1 - total_0)
+    return max(0.0, share * len(cpus))
+
+
+# The machine's load as measured at this process's first automatic choice (a run resolves its
+# config once; tests and sweeps that build many configs in one process measure once).
+_measured_busy: list[float | None] = []
+last_thread_choice: dict | None = None  # how the last automatic count was chosen (meta.json's thread_choice)
+
+
+def measured_busy_cpus() -> float | None:
+    """``busy_cpus()``, measured once per process."""
+    if not _measured_busy:
+        _measured_busy.append(busy_cpus())
+    return _measured_busy[0]
 
 
 def auto_threads() -> int:
-    """``run.threads: null`` → this process's share of the machine's physical cores.
+    """``run.threads: null`` → the physical cores free at the start: usable cores less the busy ones, at least 1.
 
     ``OMP_NUM_THREADS``, when set, is the launcher's or the user's decision
     and wins (Ray sets it to a task's CPUs; ``dlx sweep -j N`` to each
     point's share of the cores; torchrun to 1 unless told otherwise).
-    Otherwise the cores are shared by this run's processes on this machine
-    (``LOCAL_WORLD_SIZE``). The count depends on the machine, never on its
-    momentary load: a resumed run must compute as the uninterrupted one did.
+    Otherwise the usable cores (affinity, SMT, cgroup quota: ``usable_cores``)
+    are shared by this run's processes on this machine (``LOCAL_WORLD_SIZE``),
+    and one process alone leaves out the cores other processes keep busy
+    (``busy_cpus``, a 0.2 s sample): on 2 cores beside one CPU-bound process,
+    two threads make plain ``train-cnn`` 2.6x slower than one (README: "CPU
+    threads"). The count is chosen once, when the config is built, and saved
+    in config.yaml: a resume computes with the recorded number, whatever the
+    load then.
     """
+    global last_thread_choice
     explicit = os.environ.get("OMP_NUM_THREADS", "")
     if explicit.isdigit() and int(explicit) > 0:
+        last_thread_choice = {"threads": int(explicit), "from": "OMP_NUM_THREADS"}
         return int(explicit)
     processes_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
-    return max(1, usable_cores() // max(1, processes_here))
+    cores = usable_cores()
+    if processes_here > 1:  # the run's own processes start together: their load is not others'
+        threads = max(1, cores // processes_here)
+        last_thread_choice = {"threads": threads, "from": "usable cores / processes",
+                              "usable_cores": cores, "processes": processes_here}
+        return threads
+    busy = measured_busy_cpus()
+    busy_cores = 0 if busy is None else round(busy / smt_width())
+    threads = max(1, cores - busy_cores)
+    last_thread_choice = {"threads": threads, "from": "free cores at start", "usable_cores": cores,
+                          "busy_cpus": None if busy is None else round(busy, 2)}
+    return threads

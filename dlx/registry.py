@@ -42,9 +42,11 @@ PRESENTATION_KEYS = frozenset({"run.runs_dir", "run.progress", "run.log_every", 
 # depends on the run's length (cosine, onecycle, warmup-cosine) the learning
 # rate follows the new length from the resume step on. Thread count and
 # torch.compile are not here: both can change floating-point results.
+# ``run.max_time`` only says where training stops (a run stopped on time
+# continues with a larger budget).
 RESUMABLE_KEYS = frozenset({
     "optim.epochs", "run.device", "run.progress", "run.log_every", "run.checkpoint_every",
-    "run.runs_dir", "data.data_dir", "data.download",
+    "run.runs_dir", "data.data_dir", "data.download", "run.max_time",
 })
 
 

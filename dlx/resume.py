@@ -36,12 +36,27 @@ def check_resume_target(run_dir: str | Path, saved: dict, resolved: dict) -> Non
     """
     run_dir = Path(run_dir)
     confine(run_dir, Path(resolved["run"]["runs_dir"]))
-    if read_meta(run_dir).get("status") != "completed":
+    meta = read_meta(run_dir)
+    if meta.get("status") != "completed":
+        return
+    if meta.get("stopped") == "max_time":  # stopped on time: a larger budget (or none) continues it
+        check_larger_budget(run_dir, saved["run"].get("max_time"), resolved["run"].get("max_time"))
         return
     done, wanted = saved["optim"]["epochs"], resolved["optim"]["epochs"]
     if wanted <= done:
         raise ConfigError([f"optim.epochs: {run_dir} already completed {done} epochs; "
                            f"pass --epochs N with N > {done} to train longer"])
+
+
+def check_larger_budget(run_dir: Path, before: str | int | None, after: str | int | None) -> None:
+    """Refuse to resume a run stopped by ``run.max_time`` with a budget it has already spent (one line)."""
+    from dlx.config_common import parse_duration
+
+    if before is None or after is None:
+        return
+    if parse_duration(after) <= parse_duration(before):
+        raise ConfigError([f"run.max_time: {run_dir} stopped when its {before} budget was spent; "
+                           f"pass --max-time with more time than that (or --set run.max_time=null) to continue"])
 
 
 def check_resume_changes(family: str, saved: dict, resolved: dict) -> list[str]:

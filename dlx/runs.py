@@ -278,7 +278,11 @@ def reproduce_command(run: Run) -> str:
     else:
         launch = f"dlx {command}"
     cd = f"cd {shlex.quote(run.meta['cwd'])} && " if run.meta.get("cwd") else ""
-    return f"{cd}{launch} --config {shlex.quote(str(config_path))}"
+    # The thread count the run computed with (config.yaml holds it too), spelled out: it was chosen
+    # from the cores free when the run started, and another count can change the last bits.
+    threads = (run.config.get("run") or {}).get("threads") or run.meta.get("threads")
+    threads_flag = f" --threads {int(threads)}" if threads else ""
+    return f"{cd}{launch} --config {shlex.quote(str(config_path))}{threads_flag}"
 
 
 def original_command(run: Run) -> str:

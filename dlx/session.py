@@ -10,8 +10,9 @@ A trainer's loop stays explicit; everything around it lives here:
 - the TensorBoard writer, including the HParams record;
 - the progress bar;
 - stop signals (first Ctrl-C/SIGTERM: stop at the next step boundary and
-  save; second: exit at once);
+  save; second: exit at once) and the time budget (``run.max_time``);
 - the non-finite-loss guard;
+- the tail of every training step (``end_step``: log, check, checkpoint, stop);
 - atomic checkpoints and exact resume.
 
 Typical use (see ``dlx/families/cnn/loop.py``)::
@@ -21,7 +22,9 @@ Typical use (see ``dlx/families/cnn/loop.py``)::
         session.open_run()
         state = session.resume_state()   # None for a fresh run
         for step ...:
-            if session.should_stop(): session.save_checkpoint(...); session.interrupt()
+            ... the update ...
+            if session.end_step(step, bar, loss=..., log_every=..., report=..., save=...):
+                break  # out of time (run.max_time): evaluate, test and finish as usual
         session.finish(summary, hparam_metrics)
 """
 
@@ -49,6 +52,7 @@ from dlx.hardware import auto_threads, autocast, resolve_precision
 from dlx.inputs import fingerprints
 from dlx.progress import NullProgress, TrainProgress
 from dlx.rundir import RunDir, RunLock
+from dlx.train import cadence
 
 
 @dataclass(frozen=True)
@@ -103,8 +107,12 @@ class Session:
         self._resume_cache: dict | None = None
         self._start_time = time.time()
         self.started_at = self._start_time
+        self._seconds_before = 0.0  # training time of earlier sessions of a resumed run (from its checkpoint)
+        self.time_is_up = False  # set by end_step when run.max_time has passed
+        self._out_of_time = False  # what the last should_stop() found
 
         run = config.run
+        self.max_seconds = run.max_seconds() if hasattr(run, "max_seconds") else None
         torch.set_num_threads(run.threads or auto_threads())
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
@@ -231,17 +239,31 @@ class Session:
                   "then stopping (send again to stop at once)", file=sys.stderr, flush=True)
 
     def should_stop(self) -> bool:
-        """True when a stop signal arrived (on any rank, under DDP)."""
+        """True when a stop signal arrived (on any rank, under DDP).
+
+        The same exchange between ranks notes whether ``run.max_time`` has
+        passed (``_out_of_time``), so that every rank stops at the same step.
+        """
+        signum, self._out_of_time = self._stops()
+        return bool(signum)
+
+    def _stops(self) -> tuple[int, bool]:
+        """(stop signal or 0, time budget spent), agreed by every rank so that all stop at the same step."""
+        out_of_time = self.max_seconds is not None and self.elapsed() >= self.max_seconds
         if not self.distributed:
-            return bool(self._stop_signal)
+            return self._stop_signal, out_of_time
         import torch.distributed as dist
 
-        flag = torch.tensor([float(self._stop_signal)], device=self.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)  # every rank stops at the same step
-        signum = int(flag.item())
+        flags = torch.tensor([float(self._stop_signal), float(out_of_time)], device=self.device)
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        signum = int(flags[0].item())
         if signum and not self._stop_signal:
             self._stop_signal = signum
-        return bool(signum)
+        return signum, bool(flags[1].item())
+
+    def elapsed(self) -> float:
+        """Seconds this run has spent so far: this session's (from its start) plus earlier sessions' (resume)."""
+        return self._seconds_before + time.time() - self._start_time
 
     def interrupt(self) -> None:
         """Call after saving the checkpoint when ``should_stop()`` is true."""
@@ -257,6 +279,8 @@ class Session:
         """
         if self.should_stop():  # Ctrl-C while loading: nothing to save yet
             raise DlxError("interrupted before the run started; no run directory was created")
+        if self.resume_dir:  # the time earlier sessions spent counts against run.max_time
+            self._seconds_before = float(self.resume_state().get("elapsed_seconds", 0.0))
         if self.is_main:
             self.run_dir = self._reopen_run() if self.resume_dir else self._create_run()
         if self.distributed:
@@ -278,7 +302,8 @@ class Session:
         run = self.config.run
         meta = {
             "command": self.argv, "cwd": os.getcwd(), "seed": run.seed, "device": self._device_name(),
-            "world_size": self.world_size, "precision": self.precision,
+            "world_size": self.world_size, "precision": self.precision, "threads": torch.get_num_threads(),
+            **({"thread_choice": self._thread_choice()} if self._thread_choice() else {}),
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "dlx": _dlx_version()},
             "git_commit": _git_commit(), "host": socket.gethostname(), "pid": os.getpid(),
             "inputs": self._inputs,
@@ -289,11 +314,19 @@ class Session:
 
     def _reopen_run(self) -> Path:
         updates = {"pid": os.getpid(), "host": socket.gethostname(), "device": self._device_name(),
-                   "world_size": self.world_size, "precision": self.precision}
+                   "world_size": self.world_size, "precision": self.precision,
+                   "threads": torch.get_num_threads(), "stopped": None}
         updates["inputs"] = self._inputs  # compared with the record before resuming (dlx/inputs.py)
         self.rundir = RunDir.reopen(self.resume_dir, to_dict(self.config), updates, lock=self._lock)
         self.rundir.started = self._start_time
         return self.rundir.path
+
+    def _thread_choice(self) -> dict | None:
+        """How ``run.threads`` was chosen, when this process chose it (``dlx/hardware.py``)."""
+        from dlx import hardware
+
+        choice = hardware.last_thread_choice
+        return dict(choice) if choice and choice.get("threads") == self.config.run.threads else None
 
     def _device_name(self) -> str:
         if self.device.type == "cuda":
@@ -325,7 +358,8 @@ class Session:
         _check_finite_state(state)  # on every rank, so all of them raise together
         if not self.is_main:
             return
-        payload = dict(state, family=self.family, rng=checkpoint.rng_state(generators))
+        payload = dict(state, family=self.family, rng=checkpoint.rng_state(generators),
+                       elapsed_seconds=round(self.elapsed(), 3))
         checkpoints = self.run_dir / "checkpoints"
         checkpoint.save(checkpoints / "last.pt", payload)
         if best:
@@ -344,6 +378,53 @@ class Session:
                 f"loss became {float(value)} at step {step}; stopped without saving "
                 "(try a lower --lr or gradient clipping; the last good checkpoint is kept)"
             )
+
+    # -- the step's tail ----------------------------------------------------------
+
+    def end_step(self, step: int, bar: Any, *, loss: Any, log_every: int,
+                 report: Callable[[], tuple[dict[str, float], dict[str, Any]]], save: Callable[[], None],
+                 log_also: bool = False, save_also: bool = False) -> bool:
+        """The tail of every training step, after its update: log, check, checkpoint, stop.
+
+        ``step`` counts the updates made before this one: the step's numbers
+        are logged under it (``dlx/train/cadence.py``), the bar and the
+        checkpoint cadence count ``step + 1``. In order:
+
+        1. on a logging step (``log_every`` due, ``log_also``, or a checkpoint
+           or stop to come) ``loss`` (a tensor, or several) must be finite,
+           then ``report()`` gives the scalars to log and the progress bar's
+           numbers; otherwise the bar just advances;
+        2. ``save()`` writes the checkpoint every ``run.checkpoint_every``
+           steps, on a stop signal, when the time budget is spent, and when
+           ``save_also`` (a loop that evaluates here saves there);
+        3. a stop signal ends the run (``TrainingInterrupted``) after the save.
+
+        Returns True when ``run.max_time`` has passed: the loop stops here
+        and goes on to its final evaluation, test and summary.
+        """
+        done = step + 1
+        every = self.config.run.checkpoint_every
+        checkpoint_now = bool(every) and done % every == 0
+        stop_signal = self.should_stop()
+        out_of_time = self._out_of_time
+        stop_now = stop_signal or out_of_time
+        if cadence.due(step, log_every) or log_also or checkpoint_now or stop_now:
+            for value in loss if isinstance(loss, (tuple, list)) else (loss,):
+                self.check_finite(value, done)  # also guards every checkpoint
+            scalars, shown = report()
+            self.log_scalars(step, scalars)
+            bar.update(done, **shown)
+        else:
+            bar.update(done)
+        if checkpoint_now or stop_now or save_also:
+            save()
+        if stop_signal:
+            self.interrupt()
+        if out_of_time and not self.time_is_up:
+            self.time_is_up = True
+            self.print(f"run.max_time ({self.config.run.max_time}) reached after step {done}: "
+                       "training stops here; evaluation, test and summary follow")
+        return out_of_time
 
     # -- logging ----------------------------------------------------------------
 
@@ -391,6 +472,9 @@ class Session:
             return
         if self.device.type == "cuda":  # what benchmarks/gpu_check.sh reports
             summary = dict(summary, peak_gpu_memory_mb=round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1))
+        if self.time_is_up:  # stopped on time: complete, and a resume with a larger budget continues it
+            summary = dict(summary, stopped="max_time")
+            self.rundir.meta.update(stopped="max_time", max_time=self.config.run.max_time)
         self.rundir.write_summary(summary)
         self._write_hparams(summary, hparam_metrics or {}, int(summary.get("global_step", 0)))
         self.writer.flush()

@@ -102,8 +102,9 @@ def list_(
     for row in rows:
         metric = " ".join(f"{k} {runs_mod.format_value(v)}" for k, v in row["metric"].items())
         hparams = " ".join(f"{k.rsplit('.', 1)[-1]}={runs_mod.format_value(v)}" for k, v in row["hparams"].items())
+        status = row["status"] + (" (max-time)" if row.get("stopped") == "max_time" else "")
         cells = [row["id"], row["name"], row["family"], row["started_at"][:16].replace("T", " "),
-                 row["status"], runs_mod.human_duration(row["duration_s"]), hparams, metric or "—"]
+                 status, runs_mod.human_duration(row["duration_s"]), hparams, metric or "—"]
         table.add_row(*cells, *([row["sweep"] or ""] if in_sweeps else []))
     console().print(table)
 
@@ -121,7 +122,8 @@ def _list_row(run: runs_mod.Run, root: Path, sort: Optional[str]) -> dict:
     relative = run.relative_to(root)
     sweep = relative.split("/")[1] if relative.startswith("sweeps/") and relative.count("/") >= 3 else None
     return {"id": run.id, "name": run.name, "family": run.family, "status": run.status,
-            "started_at": run.started_at, "duration_s": run.meta.get("duration_s"), "hparams": hparams,
+            "stopped": run.meta.get("stopped"), "started_at": run.started_at,
+            "duration_s": run.meta.get("duration_s"), "hparams": hparams,
             "metric": metric, "sweep": sweep, "path": str(run.path)}
 
 
@@ -158,6 +160,8 @@ def _show_text(run: runs_mod.Run, info: dict) -> str:
         f"run         {run.name} (id {run.id}, {run.family})",
         f"path        {run.path}",
         f"status      {run.status}" + (f" — {meta['error']}" if meta.get("error") else "")
+        + (f" — stopped on time (run.max_time {meta.get('max_time')}; --resume with a larger "
+           "--max-time continues it)" if meta.get("stopped") == "max_time" and run.status == "completed" else "")
         + ("  (process alive)" if run.live() else ""),
         f"started     {meta.get('started_at')}   ended {meta.get('ended_at') or '—'}   "
         f"duration {runs_mod.human_duration(meta.get('duration_s'))}",

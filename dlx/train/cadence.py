@@ -12,6 +12,8 @@ updates), so every chart starts at step 0.
 
 from __future__ import annotations
 
+import time
+
 SCALAR_POINTS = 30  # at least this many points per training scalar (every step when the run is shorter)
 HISTOGRAMS_PER_EPOCH = 4  # weight and gradient histograms per epoch, after the one at step 0
 
@@ -31,3 +33,25 @@ def histogram_interval(steps_per_epoch: int) -> int:
 def due(step: int, interval: int) -> bool:
     """True at steps 0, interval, 2·interval, … (``step`` counts updates already made)."""
     return step % interval == 0
+
+
+class Throughput:
+    """Items (images, tokens, steps) per second of training since the last reading.
+
+    ``per_s()`` reads and starts a new interval; ``restart()`` starts one
+    without reading (after an evaluation: its time is not training time).
+    """
+
+    def __init__(self) -> None:
+        self.count, self.since = 0, time.time()
+
+    def add(self, count: int) -> None:
+        self.count += count
+
+    def per_s(self) -> float:
+        rate = self.count / max(time.time() - self.since, 1e-9)
+        self.restart()
+        return rate
+
+    def restart(self) -> None:
+        self.count, self.since = 0, time.time()

@@ -9,6 +9,7 @@ Everything around the loop (run directory, DDP, signals, checkpoints) is
 ``Session``'s job.
 """
 
+# ruff: noqa: B023  (the step tail's report/save closures run inside the iteration that defines them)
 from __future__ import annotations
 
 import copy
@@ -111,7 +112,12 @@ def train(config: CNNConfig, argv: list[str] | None = None, resume_dir: str | Pa
                 for epoch in range(position["epoch"], config.optim.epochs):
                     train_loss, train_accuracy = run_epoch(loop, epoch, bar)
                     end_epoch(loop, epoch, train_loss, train_accuracy, bar)
+                    if position["batch"] < loop.steps_per_epoch:  # out of time inside the epoch
+                        validate(loop, bar)
+                        break
 
+                    if session.time_is_up:
+                        break
             test = final_test(loop)
             if session.is_main:
                 log_embedding(session.writer, model, data, config.embedding_samples, position["step"])
@@ -137,27 +143,36 @@ def keep_old_split(config: CNNConfig, state: dict, session: Session) -> None:
 def end_epoch(loop: Loop, epoch: int, train_loss: float, train_accuracy: float, bar) -> None:
     """Evaluate the selection split, log numbers and pictures, checkpoint (best.pt when it improved)."""
     session, data, position = loop.session, loop.data, loop.position
+    loop.position.update(epoch=epoch + 1, batch=0, epoch_sums=[0.0, 0, 0])
+    validate(loop, bar, {"train/epoch_loss": train_loss, "train/accuracy": train_accuracy},
+                      f"epoch {epoch + 1}/{loop.config.optim.epochs}  train loss {train_loss:.4f}  "
+                      f"acc {train_accuracy:.4f}  ")
+    if loop.session.should_stop():
+        loop.session.interrupt()
+
+
+def validate(loop: Loop, bar, train_scalars: dict | None = None, heading: str = "") -> None:
+    """Evaluate the selection split now, log numbers and pictures, checkpoint (best.pt when it improved).
+
+    At every epoch's end, and where training stopped on time inside an epoch.
+    """
     split = data.selection_split  # "val"; "test" only for runs without a validation split
     result = evaluate(loop.model, data, session.shard, session.autocast, split=split)
     improved = result["accuracy"] > position["best_accuracy"]
-    position.update(epoch=epoch + 1, batch=0, epoch_sums=[0.0, 0, 0],
-                    best_accuracy=max(position["best_accuracy"], result["accuracy"]))
+    position["best_accuracy"] = max(position["best_accuracy"], result["accuracy"])
     if improved:
         position.update(best_step=position["step"], best_val_loss=result["loss"])
         if data.has_validation:  # the weights the test split measures at the end
             loop.best_weights = {key: value.detach().clone() for key, value in loop.model.state_dict().items()}
     loop.result = result
     session.log_scalars(position["step"], {
-        "train/epoch_loss": train_loss, "train/accuracy": train_accuracy,
-        f"{split}/loss": result["loss"], f"{split}/accuracy": result["accuracy"],
+        **(train_scalars or {}), f"{split}/loss": result["loss"], f"{split}/accuracy": result["accuracy"],
     })
     if session.is_main:
         log_pictures(session.writer, loop.model, data, result, position["step"], draw_later=loop.draw_later)
-    bar.log(f"epoch {epoch + 1}/{loop.config.optim.epochs}  train loss {train_loss:.4f}  "
-            f"acc {train_accuracy:.4f}  {split} loss {result['loss']:.4f}  acc {result['accuracy']:.4f}")
+    heading = heading or f"step {position['step']}  "
+    bar.log(f"{heading}{split} loss {result['loss']:.4f}  acc {result['accuracy']:.4f}")
     loop.save(best=improved)
-    if session.should_stop():
-        session.interrupt()
 
 
 def final_test(loop: Loop) -> dict:
@@ -229,7 +244,7 @@ def run_epoch(loop: Loop, epoch: int, bar) -> tuple[float, float]:
     loss_sum = torch.tensor(float(saved_loss), dtype=torch.float64, device=session.device)
     correct = torch.tensor(int(saved_correct), device=session.device)
     seen = int(saved_seen)
-    seen_since, since = 0, time.time()
+    throughput = cadence.Throughput()
     loop.train_model.train()
     for batch_index in range(position["batch"], loop.steps_per_epoch):
         step = position["step"]  # updates made before this batch
@@ -254,30 +269,25 @@ def run_epoch(loop: Loop, epoch: int, bar) -> tuple[float, float]:
         loss_sum += loss.detach().double() * labels.shape[0]
         correct += (logits.detach().argmax(1) == labels).sum()
         seen += labels.shape[0]
-        seen_since += labels.shape[0]
+        throughput.add(labels.shape[0])
         position["step"] += 1
         position["batch"] = batch_index + 1
         position["epoch_sums"] = [loss_sum, correct, seen]  # tensors until saved
-        done = position["step"]
-        last_batch = batch_index + 1 == loop.steps_per_epoch
-        checkpoint_now = bool(config.run.checkpoint_every) and done % config.run.checkpoint_every == 0
-        stop_now = session.should_stop()
-        if cadence.due(step, loop.log_every) or last_batch or checkpoint_now or stop_now:
-            session.check_finite(loss_sum, done)  # also guards every checkpoint
-            if norm is None:  # gradients are intact until the next zero_grad
-                norm = grad_norm(loop.model.parameters())
-            images_per_s = seen_since * session.world_size / max(time.time() - since, 1e-9)
-            session.log_scalars(step, {"train/loss": float(loss.detach()), "opt/lr": lr,
-                                       "opt/grad_norm": float(norm), "perf/images_per_s": images_per_s})
-            bar.update(done, loss=float(loss_sum) / seen, acc=int(correct) / seen, img_s=round(images_per_s))
-            seen_since, since = 0, time.time()
-        else:
-            bar.update(done)
-        if checkpoint_now or stop_now:
+
+        def report():  # the step's numbers, computed only on the steps that log them
+            gradient_norm = norm if norm is not None else grad_norm(loop.model.parameters())  # intact until zero_grad
+            images_per_s = throughput.per_s() * session.world_size
+            return ({"train/loss": float(loss.detach()), "opt/lr": lr, "opt/grad_norm": float(gradient_norm),
+                     "perf/images_per_s": images_per_s},
+                    {"loss": float(loss_sum) / seen, "acc": int(correct) / seen, "img_s": round(images_per_s)})
+
+        def save():
             position["epoch_sums"] = [float(loss_sum), int(correct), seen]
             loop.save()
-        if stop_now:
-            session.interrupt()
+
+        if session.end_step(step, bar, loss=loss_sum, log_every=loop.log_every, report=report, save=save,
+                            log_also=batch_index + 1 == loop.steps_per_epoch):
+            break  # out of time (run.max_time)
     return float(loss_sum) / max(seen, 1), int(correct) / max(seen, 1)
 
 

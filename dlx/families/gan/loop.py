@@ -15,6 +15,7 @@ averages gradients by hand (see ``steps.py``, where the step of each kind
 lives); metrics and pictures are in ``evaluate.py``.
 """
 
+# ruff: noqa: B023  (the step tail's report/save closures run inside the iteration that defines them)
 from __future__ import annotations
 
 import copy
@@ -189,15 +190,21 @@ def train(config: GANConfig, argv: list[str] | None = None, resume_dir: str | Pa
             for epoch in range(position["epoch"], config.optim.epochs):
                 loop.shards = epoch_shards(loop, epoch)
                 run_epoch(loop, evaluator, bar)
+                if position["batch"] < loop.steps_per_epoch:  # out of time inside the epoch
+                    break
                 position.update(epoch=epoch + 1, batch=0)
                 best = evaluate_and_log(loop, evaluator, bar) if config.eval.every == 0 else False
                 loop.save(best=best)
                 if session.should_stop():
                     session.interrupt()
+                if session.time_is_up:
+                    break
             every = config.eval.every
-            if position["step"] == first_step or (every and position["step"] % every):
-                # The last steps were not measured yet (eval.every does not divide the run, or a
-                # resumed run had already finished its epochs). Decided alike on every rank.
+            if position["step"] == first_step or (every and position["step"] % every) or \
+                    (not every and position["batch"]):
+                # The last steps were not measured yet (eval.every does not divide the run, a
+                # resumed run had already finished its epochs, or time ran out inside an epoch).
+                # Decided alike on every rank.
                 loop.save(best=evaluate_and_log(loop, evaluator, bar))
         test = final_test(loop, evaluator)
         summary, hparams = make_summary(loop, test)
@@ -216,7 +223,7 @@ def run_epoch(loop: Loop, evaluator: evaluate.Evaluator | None, bar) -> None:
     log_every = cadence.log_interval(config.run.log_every, loop.total_steps)
     histogram_every = cadence.histogram_interval(loop.steps_per_epoch)
     sums: dict[str, torch.Tensor] = {}
-    steps_since, since = 0, time.time()
+    throughput = cadence.Throughput()
     for _ in range(position["batch"], loop.steps_per_epoch):
         step = position["step"]  # generator steps made before this one
         g_lr = lr_at(step, loop.total_steps, loop.steps_per_epoch, config.g_optim)
@@ -232,30 +239,27 @@ def run_epoch(loop: Loop, evaluator: evaluate.Evaluator | None, bar) -> None:
             log_networks(loop, step, weights=False)
         for key, value in stats.items():  # running sums on the device: no sync per step
             sums[key] = sums.get(key, 0) + value.detach().float()
-        steps_since += 1
+        throughput.add(1)
         position["step"] += 1
         position["batch"] += 1
-        done = position["step"]
-        checkpoint_now = bool(config.run.checkpoint_every) and done % config.run.checkpoint_every == 0
-        eval_now = bool(config.eval.every) and done % config.eval.every == 0
-        stop_now = session.should_stop()
-        if cadence.due(step, log_every) or checkpoint_now or eval_now or stop_now:
-            means = {key: float(value) / steps_since for key, value in sums.items()}
-            for key in ("loss/D", "loss/G"):
-                session.check_finite(means[key], done)  # also guards every checkpoint
-            steps_per_s = steps_since / max(time.time() - since, 1e-9)
-            session.log_scalars(step, {**means, "opt/lr_G": g_lr, "opt/lr_D": d_lr, "perf/steps_per_s": steps_per_s,
-                                       "perf/samples_per_s": steps_per_s * config.optim.batch_size
-                                       * config.d_steps() * session.world_size})
-            bar.update(done, D=means["loss/D"], G=means["loss/G"], it_s=round(steps_per_s))
-            sums, steps_since, since = {}, 0, time.time()
-        else:
-            bar.update(done)
-        best = evaluate_and_log(loop, evaluator, bar) if eval_now else False
-        if checkpoint_now or stop_now or eval_now:
-            loop.save(best=best)
-        if stop_now:
-            session.interrupt()
+        eval_now = bool(config.eval.every) and position["step"] % config.eval.every == 0
+
+        def report():  # the mean losses since the last report, computed only on the steps that log them
+            steps = throughput.count
+            means = {key: float(value) / steps for key, value in sums.items()}
+            sums.clear()
+            steps_per_s = throughput.per_s()
+            return ({**means, "opt/lr_G": g_lr, "opt/lr_D": d_lr, "perf/steps_per_s": steps_per_s,
+                     "perf/samples_per_s": steps_per_s * config.optim.batch_size * config.d_steps()
+                     * session.world_size},
+                    {"D": means["loss/D"], "G": means["loss/G"], "it_s": round(steps_per_s)})
+
+        def save():
+            loop.save(best=evaluate_and_log(loop, evaluator, bar) if eval_now else False)
+
+        if session.end_step(step, bar, loss=(sums["loss/D"], sums["loss/G"]), log_every=log_every,
+                            report=report, save=save, log_also=eval_now, save_also=eval_now):
+            break  # out of time (run.max_time)
 
 
 def log_networks(loop: Loop, step: int, weights: bool) -> None:

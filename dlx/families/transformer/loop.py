@@ -8,6 +8,7 @@ signals and checkpoints are ``Session``'s job; evaluation, decoding and
 pictures live in ``evaluate.py`` and ``decoding.py``.
 """
 
+# ruff: noqa: B023  (the step tail's report/save closures run inside the iteration that defines them)
 from __future__ import annotations
 
 import time
@@ -97,6 +98,10 @@ def train(config: TransformerConfig, argv: list[str] | None = None,
             set_rng_state(state["rng"])  # last, so nothing above consumes randomness
 
         with session.progress(loop.total_steps, f"{config.data.task} ({config.model.pos}, "
+                if position["batch"] < loop.steps_per_epoch:  # out of time inside the epoch
+                    if not position["history"] or position["history"][-1][0] != position["step"]:
+                        evaluate_now(loop, bar)  # not evaluated at this step yet
+                    break
                                                 f"{config.model.score})") as bar:
             bar.update(position["step"])
             for epoch in range(position["epoch"], config.optim.epochs):
@@ -108,6 +113,8 @@ def train(config: TransformerConfig, argv: list[str] | None = None,
                     loop.save()  # the epoch boundary is a position worth keeping
                 else:
                     evaluate_now(loop, bar)
+                if session.time_is_up:
+                    break
                 bar.log(f"epoch {epoch + 1}/{config.optim.epochs}  train loss {train_loss:.4f}  "
                         f"token acc {train_accuracy:.4f}  " + report.describe(loop.result))
                 if session.should_stop():
@@ -167,7 +174,7 @@ def run_epoch(loop: Loop, epoch: int, bar) -> tuple[float, float]:
     correct = torch.tensor(int(saved_correct), device=session.device)
     counted = torch.tensor(int(saved_counted), device=session.device)
     examples = int(saved_examples)
-    tokens_since, since = 0, time.time()
+    throughput = cadence.Throughput()
     log_every = cadence.log_interval(config.run.log_every, loop.total_steps)
     histogram_every = cadence.histogram_interval(loop.steps_per_epoch)
     loop.train_model.train()
@@ -193,36 +200,33 @@ def run_epoch(loop: Loop, epoch: int, bar) -> tuple[float, float]:
         correct += batch_correct
         counted += batch_counted
         examples += batch.source.shape[0]
-        tokens_since += batch.tokens
+        throughput.add(batch.tokens)
         position["step"] += 1
         position["batch"] = batch_index + 1
         step = position["step"]
         last_batch = batch_index + 1 == loop.steps_per_epoch
-        checkpoint_now = bool(config.run.checkpoint_every) and step % config.run.checkpoint_every == 0
         evaluate_here = bool(config.eval.every) and (step % config.eval.every == 0 or
                                                       (last_batch and epoch + 1 == config.optim.epochs))
-        stop_now = session.should_stop()
-        if cadence.due(before, log_every) or last_batch or checkpoint_now or stop_now or evaluate_here:
-            session.check_finite(loss_sum, step)  # also guards every checkpoint
-            if norm is None:  # gradients are intact until the next zero_grad
-                norm = grad_norm(loop.model.parameters())
-            tokens_per_s = tokens_since * session.world_size / max(time.time() - since, 1e-9)
-            session.log_scalars(before, {"train/loss": float(loss.detach()), "opt/lr": lr,
-                                       "opt/grad_norm": float(norm), "perf/tokens_per_s": tokens_per_s})
-            bar.update(step, loss=float(loss_sum) / examples, acc=int(correct) / max(int(counted), 1),
-                       tok_s=round(tokens_per_s))
-            tokens_since, since = 0, time.time()
-        else:
-            bar.update(step)
-        if checkpoint_now or stop_now or evaluate_here:  # a checkpoint follows: store the sums
+
+        def report():  # the step's numbers, computed only on the steps that log them
+            gradient_norm = norm if norm is not None else grad_norm(loop.model.parameters())  # intact until zero_grad
+            tokens_per_s = throughput.per_s() * session.world_size
+            return ({"train/loss": float(loss.detach()), "opt/lr": lr, "opt/grad_norm": float(gradient_norm),
+                     "perf/tokens_per_s": tokens_per_s},
+                    {"loss": float(loss_sum) / examples, "acc": int(correct) / max(int(counted), 1),
+                     "tok_s": round(tokens_per_s)})
+
+        def save():  # a checkpoint follows: store the sums
             position["epoch_sums"] = [float(loss_sum), int(correct), int(counted), examples]
-        if evaluate_here:
-            evaluate_now(loop, bar)
-            since = time.time()  # evaluation time is not training time
-        elif checkpoint_now or stop_now:
-            loop.save()
-        if stop_now:
-            session.interrupt()
+            if evaluate_here:
+                evaluate_now(loop, bar)
+                throughput.restart()  # evaluation time is not training time
+            else:
+                loop.save()
+
+        if session.end_step(before, bar, loss=loss_sum, log_every=log_every, report=report, save=save,
+                            log_also=last_batch or evaluate_here, save_also=evaluate_here):
+            break  # out of time (run.max_time)
     return float(loss_sum) / max(examples, 1), int(correct) / max(int(counted), 1)
 
 
