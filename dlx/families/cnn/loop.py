@@ -111,13 +111,13 @@ def train(config: CNNConfig, argv: list[str] | None = None, resume_dir: str | Pa
                 bar.update(position["step"])
                 for epoch in range(position["epoch"], config.optim.epochs):
                     train_loss, train_accuracy = run_epoch(loop, epoch, bar)
-                    end_epoch(loop, epoch, train_loss, train_accuracy, bar)
                     if position["batch"] < loop.steps_per_epoch:  # out of time inside the epoch
                         validate(loop, bar)
                         break
-
+                    end_epoch(loop, epoch, train_loss, train_accuracy, bar)
                     if session.time_is_up:
                         break
+
             test = final_test(loop)
             if session.is_main:
                 log_embedding(session.writer, model, data, config.embedding_samples, position["step"])
@@ -142,7 +142,6 @@ def keep_old_split(config: CNNConfig, state: dict, session: Session) -> None:
 
 def end_epoch(loop: Loop, epoch: int, train_loss: float, train_accuracy: float, bar) -> None:
     """Evaluate the selection split, log numbers and pictures, checkpoint (best.pt when it improved)."""
-    session, data, position = loop.session, loop.data, loop.position
     loop.position.update(epoch=epoch + 1, batch=0, epoch_sums=[0.0, 0, 0])
     validate(loop, bar, {"train/epoch_loss": train_loss, "train/accuracy": train_accuracy},
                       f"epoch {epoch + 1}/{loop.config.optim.epochs}  train loss {train_loss:.4f}  "
@@ -156,6 +155,7 @@ def validate(loop: Loop, bar, train_scalars: dict | None = None, heading: str = 
 
     At every epoch's end, and where training stopped on time inside an epoch.
     """
+    session, data, position = loop.session, loop.data, loop.position
     split = data.selection_split  # "val"; "test" only for runs without a validation split
     result = evaluate(loop.model, data, session.shard, session.autocast, split=split)
     improved = result["accuracy"] > position["best_accuracy"]

@@ -98,14 +98,14 @@ def train(config: TransformerConfig, argv: list[str] | None = None,
             set_rng_state(state["rng"])  # last, so nothing above consumes randomness
 
         with session.progress(loop.total_steps, f"{config.data.task} ({config.model.pos}, "
-                if position["batch"] < loop.steps_per_epoch:  # out of time inside the epoch
-                    if not position["history"] or position["history"][-1][0] != position["step"]:
-                        evaluate_now(loop, bar)  # not evaluated at this step yet
-                    break
                                                 f"{config.model.score})") as bar:
             bar.update(position["step"])
             for epoch in range(position["epoch"], config.optim.epochs):
                 train_loss, train_accuracy = run_epoch(loop, epoch, bar)
+                if position["batch"] < loop.steps_per_epoch:  # out of time inside the epoch
+                    if not position["history"] or position["history"][-1][0] != position["step"]:
+                        evaluate_now(loop, bar)  # not evaluated at this step yet
+                    break
                 position.update(epoch=epoch + 1, batch=0, epoch_sums=[0.0, 0, 0, 0])
                 session.log_scalars(position["step"], {"train/epoch_loss": train_loss,
                                                        "train/token_accuracy": train_accuracy})
@@ -113,12 +113,12 @@ def train(config: TransformerConfig, argv: list[str] | None = None,
                     loop.save()  # the epoch boundary is a position worth keeping
                 else:
                     evaluate_now(loop, bar)
-                if session.time_is_up:
-                    break
                 bar.log(f"epoch {epoch + 1}/{config.optim.epochs}  train loss {train_loss:.4f}  "
                         f"token acc {train_accuracy:.4f}  " + report.describe(loop.result))
                 if session.should_stop():
                     session.interrupt()
+                if session.time_is_up:
+                    break
 
         result = report.final_result(loop.result, model, task, config, position["step"], session.shard,
                                      session.autocast)
