@@ -44,8 +44,21 @@ NOT_HPARAMS = frozenset({"run.name", "run.runs_dir", "run.progress", "run.log_ev
 # Numeric summary.json keys that count the run's steps or examples (or echo
 # its config) rather than measure the model: not HParams metrics. Neither are
 # ``first_*`` values (the first evaluation, not the final one).
-NOT_METRICS = frozenset({"epochs", "global_step", "beam"})
-NOT_METRIC_ENDINGS = ("_step", "_images", "_examples")
+NOT_METRICS = frozenset({"epochs", "global_step", "beam", "nodes", "edges"})
+NOT_METRIC_ENDINGS = ("_step", "_images", "_examples", "_nodes", "_edges")
+# The metrics every run has, whatever its family, first in the HParams tab
+# (which ticks its first five metrics and draws in parallel coordinates only
+# the runs that have every ticked one): the run's headline, normalised so that
+# higher is better (the family's ``score``, dlx/registry.py), then what the
+# run cost.
+SCORE = "score"
+SHARED_METRICS = (SCORE, "train_seconds", "parameters", "steps_per_second", "peak_memory_mb")
+SHARED_DESCRIPTIONS = {
+    "train_seconds": "wall-clock seconds from start to the end of the final test",
+    "parameters": "trainable and frozen weights of every network the run trains",
+    "steps_per_second": "optimizer steps per wall-clock second (global_step / train_seconds)",
+    "peak_memory_mb": "peak resident memory of the training process, MiB",
+}
 
 
 @dataclass(frozen=True)
@@ -82,11 +95,14 @@ def sweep_point(run_dir: str | Path, name: str, seed: int) -> SweepPoint | None:
     return None
 
 
-def run_hparams(family: str, config: Any, point: SweepPoint | None = None) -> dict[str, Any]:
-    """The hyperparameters a run of ``config`` (a family's config dataclass) records: the keys that apply."""
+def run_hparams(family: str, config: Any, point: SweepPoint | None = None,
+                columns: dict[str, str] | None = None) -> dict[str, Any]:
+    """The hyperparameters a run of ``config`` (a family's config dataclass) records: the keys that apply,
+    and the shared ``columns`` (short name -> config key: ``task``, ``kind``, ``model``, ``noise``)."""
     unused = config.unused_keys() if hasattr(config, "unused_keys") else set()
     flat = flat_hparams(to_dict(config), NOT_HPARAMS)
     values: dict[str, Any] = {"family": family}
+    values.update((short, flat[key]) for short, key in (columns or {}).items() if flat.get(key) is not None)
     values.update((key, value) for key, value in flat.items()
                   if not any(key == prefix or key.startswith(prefix + ".") for prefix in unused))
     if point is not None:
@@ -106,10 +122,41 @@ def group_name(meta: dict, point: SweepPoint | None) -> str:
 
 def run_metrics(summary: dict) -> dict[str, float]:
     """``hparam/<key>`` → value for every final metric in ``summary`` (summary.json's numbers, less the
-    counts of steps and examples). ``dlx tensorboard`` orders them, headline metrics first."""
-    return {METRIC_PREFIX + key: float(value) for key, value in summary.items()
-            if key not in NOT_METRICS and not key.startswith("first_") and not key.endswith(NOT_METRIC_ENDINGS)
-            and _is_number(value)}
+    counts of steps, examples, nodes and edges). ``best_<key>`` is left out where ``val_<key>`` says the
+    same (one number, one name). ``dlx tensorboard`` orders them, the shared metrics first."""
+    found = {key: float(value) for key, value in summary.items()
+             if key not in NOT_METRICS and not key.startswith("first_") and not key.endswith(NOT_METRIC_ENDINGS)
+             and _is_number(value)}
+    for key in [key for key in found if key.startswith("best_")]:
+        rest = key[len("best_"):]
+        if found.get(rest if rest.startswith("val_") else "val_" + rest) == found[key]:
+            del found[key]
+    return {METRIC_PREFIX + key: value + 0.0 for key, value in found.items()}  # + 0.0: never -0.0
+
+
+def shared_metrics(summary: dict, score: float | None, peak_memory_mb: float | None = None) -> dict[str, float]:
+    """The ``hparam/*`` metrics every run has (``SHARED_METRICS``): its score, then what it cost."""
+    parameters = summary.get("parameters")
+    if not _is_number(parameters):  # a GAN counts each network: parameters_G, parameters_D
+        parts = [value for key, value in summary.items() if key.startswith("parameters_") and _is_number(value)]
+        parameters = sum(parts) if parts else None
+    seconds, steps = summary.get("train_seconds"), summary.get("global_step")
+    values = {SCORE: score, "train_seconds": seconds, "parameters": parameters,
+              "steps_per_second": steps / seconds if _is_number(steps) and _is_number(seconds) and seconds > 0
+              else None,
+              "peak_memory_mb": peak_memory_mb}
+    return {METRIC_PREFIX + key: float(value) + 0.0 for key, value in values.items() if _is_number(value)}
+
+
+def peak_memory_mb() -> float | None:
+    """The peak resident memory of this process so far, MiB (None where the OS does not say)."""
+    try:
+        import resource
+        import sys
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / 2**20 if sys.platform == "darwin" else peak / 2**10, 1)  # bytes on macOS, KiB on Linux
 
 
 def _is_number(value: Any) -> bool:

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from dlx import registry
-from dlx.hparams import METRIC_PREFIX, experiment_content
+from dlx.hparams import METRIC_PREFIX, SCORE, SHARED_DESCRIPTIONS, SHARED_METRICS, experiment_content
 
 # The HParams tab ticks this many hyperparameters (those marked first) and metrics by default.
 SHOWN_BY_DEFAULT = 5
@@ -38,6 +38,8 @@ SHOWN_BY_DEFAULT = 5
 SCOPE_RUN = ".dlx-hparams"
 # Grouping keys: set by dlx itself, not by the config.
 GROUPING_KEYS = ("sweep", "sweep_point")
+# The columns every family fills (dlx/registry.py's Family.columns), shown first after a sweep's keys.
+SHARED_COLUMNS = ("family", "task", "kind", "model", "noise")
 
 
 def experiment(start_infos: dict[str, Any], metric_tags: dict[str, Iterable[str]]) -> Any:
@@ -51,11 +53,26 @@ def experiment(start_infos: dict[str, Any], metric_tags: dict[str, Iterable[str]
             plain = _plain(value)
             if plain is not None:
                 values[name].append(plain)
-    marked = set(_first_columns(start_infos, values))
-    infos = [_hparam_info(name, found, name in marked) for name, found in sorted(values.items())]
-    metrics = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), display_name=tag[len(METRIC_PREFIX):])
+    first = _first_columns(start_infos, values)
+    # A key with one value in every run is left out where there are several runs: it tells them not apart.
+    constant = {name for name, found in values.items() if len(set(map(repr, found))) == 1 and len(start_infos) > 1
+                and len(found) == len(start_infos)}
+    order = first + sorted(name for name in values if name not in first and name not in constant)
+    infos = [_hparam_info(name, values[name], name in first) for name in order]
+    families = sorted({str(_plain(info.hparams["family"])) for info in start_infos.values()
+                       if "family" in info.hparams})
+    metrics = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), display_name=tag[len(METRIC_PREFIX):],
+                                  description=_metric_description(tag[len(METRIC_PREFIX):], families))
                for tag in _metric_order(start_infos, metric_tags)]
     return api_pb2.Experiment(hparam_infos=infos, metric_infos=metrics)
+
+
+def _metric_description(name: str, families: list[str]) -> str:
+    if name == SCORE:
+        parts = [f"{family}: {registry.FAMILIES[family].score_description}" for family in families
+                 if family in registry.FAMILIES]
+        return "each run's headline, higher is better (" + "; ".join(parts) + ")"
+    return SHARED_DESCRIPTIONS.get(name, "")
 
 
 def _plain(value: Any) -> Any:
@@ -86,36 +103,43 @@ def _text(value: Any) -> str:
 
 
 def _first_columns(start_infos: dict[str, Any], values: dict[str, list[Any]]) -> list[str]:
-    """The hyperparameters to mark, in priority order: ``family``, what each sweep varies and
-    ``sweep_point`` always; then the families' key hyperparameters and any other key that differs
-    between runs, up to SHOWN_BY_DEFAULT in all. Only keys whose value differs between runs qualify."""
+    """The hyperparameters to mark, in priority order: what each sweep varies and ``sweep_point``, the
+    shared columns (``family``, ``task``, ``kind``, ``model``, ``noise``); then the families' key
+    hyperparameters and any other key that differs between runs, up to SHOWN_BY_DEFAULT in all. Only
+    keys whose value differs between runs qualify."""
     differs = {name for name, found in values.items() if len(set(map(repr, found))) > 1}
     by_sweep: dict[str, list[Any]] = collections.defaultdict(list)
     for info in start_infos.values():
         if "sweep" in info.hparams:
             by_sweep[str(_plain(info.hparams["sweep"]))].append(info)
-    must = ["family"]
+    must = []
     for sessions in by_sweep.values():  # what each sweep varies (seeds aside)
         seen: dict[str, set[str]] = collections.defaultdict(set)
         for info in sessions:
             for name, value in info.hparams.items():
                 seen[name].add(repr(_plain(value)))
         must += sorted(name for name, found in seen.items()
-                       if len(found) > 1 and name not in GROUPING_KEYS and name != "run.seed")
-    must.append("sweep_point")
+                       if len(found) > 1 and name not in GROUPING_KEYS and name not in SHARED_COLUMNS
+                       and name != "run.seed")  # a shared column repeats a config key: the key is named
+    must += ["sweep_point", *SHARED_COLUMNS]
     must = [name for name in dict.fromkeys(must) if name in differs]
     present = {str(v) for v in values.get("family", [])}
     key_hparams = [key for name, family in registry.FAMILIES.items() if name in present for key in family.key_hparams]
     rest = [name for name in dict.fromkeys(key_hparams + sorted(differs)) if name in differs and name not in must]
-    return (must + rest)[:max(SHOWN_BY_DEFAULT, len(must))]
+    # TensorBoard sorts the columns by name and ticks the first five marked ``differs``: marking no
+    # more than five is the only way to choose which.
+    return (must + rest)[:SHOWN_BY_DEFAULT]
 
 
 def _metric_order(start_infos: dict[str, Any], metric_tags: dict[str, Iterable[str]]) -> list[str]:
-    """Every session's ``hparam/*`` tag: first each session's leading headline metric (the first one it
-    has), then the families' other headline metrics in turn, then the rest by name."""
+    """Every session's ``hparam/*`` tag: first the shared metrics every run has (``hparam/score`` first:
+    TensorBoard ticks the first five, and parallel coordinates draw only the runs that have every ticked
+    one), then each session's leading headline metric (the first one it has), then the families' other
+    headline metrics in turn, then the rest by name."""
     present: dict[str, set[str]] = {run: {t for t in metric_tags.get(run, ()) if t.startswith(METRIC_PREFIX)}
                                     for run in start_infos}
     every = set().union(*present.values()) if present else set()
+    shared = [METRIC_PREFIX + name for name in SHARED_METRICS if METRIC_PREFIX + name in every]
     headline = {name: [METRIC_PREFIX + key for key in family.headline_metrics]
                 for name, family in registry.FAMILIES.items()}
     leading = []
@@ -124,7 +148,7 @@ def _metric_order(start_infos: dict[str, Any], metric_tags: dict[str, Iterable[s
             if "family" in info.hparams and _plain(info.hparams["family"]) == family:
                 leading += [tag for tag in tags if tag in present[run]][:1]
     turns = [tag for row in _zip_longest(headline.values()) for tag in row if tag in every]
-    ordered = list(dict.fromkeys(_sorted_by(leading, headline) + turns))
+    ordered = list(dict.fromkeys(shared + _sorted_by(leading, headline) + turns))
     return ordered + sorted(every - set(ordered))
 
 
@@ -135,7 +159,10 @@ def _zip_longest(lists: Iterable[list[str]]) -> list[list[str]]:
 
 def _sorted_by(tags: list[str], headline: dict[str, list[str]]) -> list[str]:
     """``tags`` once each, in family order then headline order."""
-    rank = {tag: (f, i) for f, (_, row) in enumerate(headline.items()) for i, tag in enumerate(row)}
+    rank: dict[str, tuple[int, int]] = {}
+    for f, row in enumerate(headline.values()):
+        for i, tag in enumerate(row):
+            rank.setdefault(tag, (f, i))  # a tag several families headline ranks with the first
     return sorted(set(tags), key=lambda tag: rank.get(tag, (len(rank), 0)))
 
 

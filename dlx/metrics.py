@@ -225,4 +225,4 @@ def normalized_entropy(fractions: list[float]) -> float:
     if len(fractions) < 2:
         return 1.0
     entropy = -sum(p * math.log(p) for p in fractions if p > 0)
-    return max(entropy / math.log(len(fractions)), 0.0)  # never -0.0
+    return max(entropy / math.log(len(fractions)), 0.0) + 0.0  # + 0.0: never -0.0 (max(-0.0, 0.0) is -0.0)

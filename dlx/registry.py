@@ -69,6 +69,16 @@ class Family:
     headline_metrics: tuple[str, ...]
     # Config keys shown in ``dlx runs list`` (those a run lacks are skipped).
     key_hparams: tuple[str, ...]
+    # The run's headline as one number, higher is better, that every run of
+    # every family has: HParams' shared metric ``hparam/score`` (ticked by
+    # default, so that parallel coordinates draw every run of a mixed folder).
+    # ``score(summary) -> float | None`` (None: use the first headline metric
+    # the run has) and what it is, in a few words ("test accuracy").
+    score: Callable[[Mapping[str, Any]], float | None] | None = None
+    score_means: str = ""
+    # The columns every family can fill, as HParams shows them first (``task``,
+    # ``kind``, ``model``, ``noise``): short name -> the config key that says it.
+    columns: Mapping[str, str] = field(default_factory=dict)
     # The train command's own flags (``dlx.flags.Flag``; the common ones are
     # added to every family) and the examples its --help ends with.
     flags: tuple[Any, ...] = ()
@@ -115,6 +125,24 @@ class Family:
 
     def load_config_class(self) -> type:
         return self.config_class()
+
+    def run_score(self, summary: Mapping[str, Any]) -> float | None:
+        """``hparam/score`` of a run with ``summary``: the family's score, else its first headline number."""
+        if self.score is not None:
+            value = self.score(summary)
+        else:
+            value = next((summary[key] for key in self.headline_metrics if _is_number(summary.get(key))), None)
+        return float(value) + 0.0 if _is_number(value) else None  # + 0.0: never -0.0
+
+    @property
+    def score_description(self) -> str:
+        return self.score_means or (self.headline_metrics[0].replace("_", " ") if self.headline_metrics else "")
+
+
+def _is_number(value: Any) -> bool:
+    import math
+
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # --------------------------------------------------------------------------

@@ -488,12 +488,18 @@ class Session:
         from dlx import hparams
 
         point = hparams.sweep_point(self.run_dir, self.rundir.meta.get("name", ""), self.config.run.seed)
-        values = hparams.run_hparams(self.family, self.config, point)
+        from dlx import registry
+
+        values = hparams.run_hparams(self.family, self.config, point, dict(registry.get(self.family).columns))
         group = hparams.group_name(self.rundir.meta, point)
         for record in hparams.session_records(values, group, self.started_at):
             self.writer.file_writer.add_summary(record)
+        # summary.json's numbers under their summary names, and the shared ones every run has
+        # (its score first); a loop's own hparam/* names for the same numbers are not logged
+        # again (one number, one name).
         metrics = hparams.run_metrics(summary)
-        metrics.update({tag: value for tag, value in extra_metrics.items() if tag not in metrics})
+        metrics.update(hparams.shared_metrics(summary, registry.get(self.family).run_score(summary),
+                                              hparams.peak_memory_mb()))
         for tag, value in metrics.items():
             self.writer.add_scalar(tag, value, step)
 

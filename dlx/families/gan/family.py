@@ -22,6 +22,7 @@ Examples:
   dlx train-gan --noise uniform --noise-scale 3   # the notes' U(-3, 3); 1.732 (sqrt 3) matches N(0, 1)'s variance
   dlx train-gan --dataset fashion-mnist --model dcgan --epochs 5
   dlx train-gan --kind conditional --dataset fashion-mnist --model dcgan
+  dlx train-gan --data ~/pictures/flowers --image-size 32   # your own images, in colour
   dlx train-gan --dataset fashion-mnist --model sagan   # + self-attention; hinge loss
   dlx train-gan --kind cycle --dataset fashion-mnist   # Sneaker <-> Ankle boot
   dlx train-gan --loss wgan-gp --d-steps 5 --set g_optim.beta1=0 --set d_optim.beta1=0
@@ -34,6 +35,9 @@ Examples:
 
 FLAGS = (
     Flag("--dataset", "data.dataset", short="-d"),
+    Flag("--data", "data.path", help="Your own images instead of --dataset (kinds gan, conditional): a folder "
+                                     "with one subfolder per class, or a CSV of path,label rows; a DCGAN by default"),
+    Flag("--image-size", "data.image_size"),
     Flag("--kind", "model.kind"),
     Flag("--model", "model.name", short="-m"),
     Flag("--noise", "model.noise"),
@@ -141,6 +145,32 @@ def _evaluate() -> Any:
     return evaluate_run
 
 
+# Modes of each 2-D mixture (dlx/families/gan/data.py), for the score's fraction of modes captured.
+MIXTURE_MODES = {"ring8": 8, "grid25": 25}
+SCORE_MEANS = ("conditional: test conditional accuracy; images: exp(-test FID / 100); 2-D mixtures: fraction of "
+               "modes captured x fraction of high-quality samples; cycle: exp(-test cycle error)")
+
+
+def _score(summary: Any) -> float | None:
+    """One number in [0, 1], higher is better, for every kind of GAN run (``hparam/score``)."""
+    import math
+
+    def first(*keys: str) -> Any:
+        return next((summary[key] for key in keys if isinstance(summary.get(key), (int, float))), None)
+
+    accuracy = first("test_conditional_accuracy", "conditional_accuracy")
+    if accuracy is not None:
+        return accuracy
+    fid = first("test_fid", "fid")
+    if fid is not None:
+        return math.exp(-fid / 100)
+    modes, quality = first("modes_captured"), first("high_quality")
+    if modes is not None and quality is not None and summary.get("dataset") in MIXTURE_MODES:
+        return modes / MIXTURE_MODES[summary["dataset"]] * quality
+    error = first("test_cycle_error", "cycle_error")
+    return None if error is None else math.exp(-error)
+
+
 FAMILY = Family(
     name="gan",
     summary="Train a GAN (typical, conditional or cycle) on 2-D mixtures or images.",
@@ -150,6 +180,8 @@ FAMILY = Family(
                       "test_cycle_error", "cycle_error"),
     key_hparams=("data.dataset", "model.kind", "model.name", "model.noise", "model.noise_scale", "loss.name",
                  "optim.epochs"),
+    score=_score, score_means=SCORE_MEANS,
+    columns={"task": "data.dataset", "kind": "model.kind", "model": "model.name", "noise": "model.noise"},
     flags=FLAGS, examples=EXAMPLES, shared_keys=SHARED_KEYS,
     add_commands=add_commands, add_inspect_targets=add_inspect_targets,
     recipes_dir=Path(__file__).parent / "recipes",

@@ -171,6 +171,9 @@ FAMILY = Family(
     extra_resumable_keys=frozenset({"eval.bleu_tokenize"}),  # how BLEU is reported, not what trains
     headline_metrics=("exact_match", "token_accuracy", "bleu", "test_loss"),
     key_hparams=("data.task", "model.score", "model.pos", "model.window", "optim.epochs"),
+    # exact_match is left out for frame tasks (no sequence of thousands is all right): token accuracy then.
+    score_means="test exact-sequence accuracy (frame tasks: token accuracy)",
+    columns={"task": "data.task", "model": "model.score"},
     flags=FLAGS, examples=EXAMPLES, adjust_flags=infer_task,
     add_commands=add_commands, add_inspect_targets=add_inspect_targets,
     recipes_dir=Path(__file__).parent / "recipes",
