@@ -22,7 +22,7 @@ from dlx.flags import add_train_command
 HELP = """\
 dlx: train, compare and understand CNNs, attention, Transformers and GANs.
 
-Every run lands in runs/<family>/<time>-<name>-<id>/ (config, metrics,
+Every run lands in runs/<family>/<name>-<time>-<id>/ (config, metrics,
 pictures, checkpoints); review with `dlx tensorboard`.
 
 Examples:
@@ -31,7 +31,7 @@ Examples:
   dlx train-cnn                                  # convnet on Fashion-MNIST
   dlx train-cnn --model lenet5 --pool avg --epochs 3
   dlx train-cnn --config experiments/cnn/lenet5-mnist.yaml --set optim.lr=0.01
-  dlx eval runs/cnn/20261127-101500-convnet-fashion-mnist-1a2b3c
+  dlx eval runs/cnn/convnet-fashion-mnist-20261127-101500-1a2b3c
   dlx data list
 """
 

@@ -1,6 +1,9 @@
 """The run directory on disk: the one module that writes its bookkeeping files.
 
-A run directory is ``<runs_dir>/<family>/<time>-<name>-<id>/`` holding
+A run directory is ``<runs_dir>/<family>/<name>-<time>-<id>/`` (the run's
+name first, so that TensorBoard's legends and run lists tell runs apart
+before they cut the name; runs made before dlx 0.3 are
+``<time>-<name>-<id>/`` and read alike: ``folder_time``) holding
 
 - ``config.yaml``: the resolved config the run trains with;
 - ``meta.json``: command line, environment, seed and a ``status`` that is
@@ -19,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import secrets
 import shutil
 import time
@@ -36,6 +40,27 @@ STATUSES = ("running", "completed", "interrupted", "failed", "pruned")
 def now() -> str:
     """Local time with offset, to the second (the format of every timestamp in meta.json)."""
     return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+# The time in a run's (or sweep's) folder name: ``<name>-<time>-<id>``, or ``<time>-<name>-<id>`` before dlx 0.3.
+FOLDER_TIME = (re.compile(r"-(\d{8}-\d{6})-[0-9a-f]+$"), re.compile(r"^(\d{8}-\d{6})-"))
+
+
+def folder_stamp() -> str:
+    """The time part of a new run or sweep folder's name (local time, to the second)."""
+    return dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def folder_time(path: str | Path) -> str:
+    """The ``YYYYmmdd-HHMMSS`` in a run or sweep folder's name, either layout ("" when there is none)."""
+    name = Path(path).name
+    found = FOLDER_TIME[0].search(name) or FOLDER_TIME[1].search(name)
+    return found.group(1) if found else ""
+
+
+def newest_first(paths: Any) -> list[Path]:
+    """Run or sweep folders, newest first by the time in their names (either layout), then by name."""
+    return sorted(paths, key=lambda path: (folder_time(path), Path(path).name), reverse=True)
 
 
 LOCK_FILE = ".lock"
@@ -232,9 +257,9 @@ class RunDir:
         """
         family_dir = Path(runs_dir) / family
         family_dir.mkdir(parents=True, exist_ok=True)
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        stamp = folder_stamp()
         while True:
-            path = family_dir / f"{stamp}-{name}-{secrets.token_hex(3)}"
+            path = family_dir / f"{name}-{stamp}-{secrets.token_hex(3)}"
             try:
                 path.mkdir()  # exclusive: fails if it exists
                 break

@@ -24,7 +24,7 @@ stops the sweep at once with a one-line error.
 
 Running (``dlx/sweep_runner.py``): each point is a normal run (``python -m dlx train-<family> …`` in a
 subprocess, one at a time or ``parallel`` at once), all grouped under one
-sweep directory ``<root>/sweeps/<time>-<name>-<id>/`` that holds the runs
+sweep directory ``<root>/sweeps/<name>-<time>-<id>/`` that holds the runs
 (``<family>/<run>/``), each point's log (``logs/``), the sweep file as run
 (``sweep.yaml``) and ``sweep.json`` (every point's outcome and the summary:
 mean ± std of the metric over seeds). A failed point is recorded and the

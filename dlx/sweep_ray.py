@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from dlx.errors import DlxError
-from dlx.rundir import read_json
+from dlx.rundir import newest_first, read_json
 from dlx.sweep import Sweep, point_argv
 from dlx.sweep_runner import finish_point, mark_running, write_record
 
@@ -53,7 +53,7 @@ def resumable_run(folder: Path, run_name: str) -> Path | None:
     """A run directory of this point with a checkpoint (left by an earlier attempt), else None."""
     if not folder.is_dir():
         return None
-    for run_dir in sorted(folder.iterdir(), reverse=True):
+    for run_dir in newest_first(folder.iterdir()):
         if read_json(run_dir / "meta.json").get("name") == run_name and (run_dir / "checkpoints" / "last.pt").is_file():
             return run_dir
     return None

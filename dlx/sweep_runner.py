@@ -1,6 +1,6 @@
 """Running a sweep: every point as a normal run, grouped under one sweep directory.
 
-``<root>/sweeps/<time>-<name>-<id>/`` holds the points' runs
+``<root>/sweeps/<name>-<time>-<id>/`` holds the points' runs
 (``<family>/<run>/``), each point's log (``logs/<run name>.log``), the sweep
 file as it was run (``sweep.yaml``) and ``sweep.json``: the plan, every
 point's outcome, and the summary (mean ± std of the metric over seeds, read
@@ -44,13 +44,15 @@ class Outcome:
 
 
 def create_sweep_dir(sweep: Sweep, root: str | Path) -> Path:
-    """``<root>/sweeps/<time>-<name>-<id6>/``, created exclusively, with the sweep file copied in."""
+    """``<root>/sweeps/<name>-<time>-<id6>/``, created exclusively, with the sweep file copied in."""
+    from dlx.rundir import folder_stamp
+
     sweeps = Path(root) / "sweeps"
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    stamp = folder_stamp()
     try:
         sweeps.mkdir(parents=True, exist_ok=True)
         while True:
-            sweep_dir = sweeps / f"{stamp}-{slug(sweep.name)}-{secrets.token_hex(3)}"
+            sweep_dir = sweeps / f"{slug(sweep.name)}-{stamp}-{secrets.token_hex(3)}"
             try:
                 sweep_dir.mkdir()
                 break
@@ -289,11 +291,13 @@ def finish_record(sweep_dir: Path, record: dict, completed: bool) -> dict:
 
 
 def sweep_dirs(root: str | Path) -> list[Path]:
-    """Sweep directories under ``<root>/sweeps``, newest first."""
+    """Sweep directories under ``<root>/sweeps``, newest first (either folder layout, dlx/rundir.py)."""
+    from dlx.rundir import newest_first
+
     folder = Path(root) / "sweeps"
     if not folder.is_dir():
         return []
-    return sorted((d for d in folder.iterdir() if (d / "sweep.json").is_file()), reverse=True)
+    return newest_first(d for d in folder.iterdir() if (d / "sweep.json").is_file())
 
 
 def read_record(sweep_dir: Path) -> dict:

@@ -150,7 +150,7 @@ def test_real_sweep_groups_runs_reports_failures_and_summarizes_exactly(tmp_path
     assert cli(["sweep", path, "--parallel", "2", "--runs-dir", root, "--set", "optim.batch_size=64"]) == 1
     captured = capsys.readouterr()
     (sweep_dir,) = (root / "sweeps").iterdir()
-    assert sweep_dir.name.split("-")[2] == "tiny" and (sweep_dir / "sweep.yaml").read_text() == path.read_text()
+    assert sweep_dir.name.split("-")[0] == "tiny" and (sweep_dir / "sweep.yaml").read_text() == path.read_text()
     record = json.loads((sweep_dir / "sweep.json").read_text())
     assert record["status"] == "completed" and len(record["points"]) == 6
     runs = sorted((sweep_dir / "cnn").iterdir())

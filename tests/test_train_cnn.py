@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def test_run_directory_holds_everything_the_design_promises(runs_dir, capsys):
     assert cli(["train-cnn", *TINY, "--epochs", "1", "--runs-dir", runs_dir, "--name", "smoke"]) == 0
     run = only_run(runs_dir)
-    assert run.name.split("-")[2] == "smoke"
+    assert run.name.split("-")[0] == "smoke"  # <name>-<time>-<id>
     info = meta(run)
     assert info["status"] == "completed" and info["family"] == "cnn" and info["seed"] == 0
     assert info["versions"]["torch"] and info["duration_s"] > 0 and info["command"]

@@ -11,7 +11,7 @@ import typer
 
 EXAMPLES = """
 Runs every point (variant × grid combination × seed) as a normal run, each in
-its own process, grouped under runs/sweeps/<time>-<name>-<id>/, then prints
+its own process, grouped under runs/sweeps/<name>-<time>-<id>/, then prints
 the summary table (mean ± std of the metric over seeds). A failed point is
 reported and the sweep goes on. Progress goes to stderr, the table to stdout.
 

@@ -98,7 +98,9 @@ def find_cached(dataset: str) -> Path | None:
     family_dir = cache_root() / dataset / "cnn"
     if not family_dir.is_dir():
         return None
-    for run_dir in sorted(family_dir.iterdir(), reverse=True):
+    from dlx.rundir import newest_first
+
+    for run_dir in newest_first(family_dir.iterdir()):
         meta_path = run_dir / "meta.json"
         try:
             meta = json.loads(meta_path.read_text())
