@@ -12,6 +12,7 @@ through ``Session``, checkpoints with the RNG states so a resumed run
 continues bit for bit, a stop signal saves at the next step.
 """
 
+# ruff: noqa: B023  (the step tail's report/save closures run inside the iteration that defines them)
 from __future__ import annotations
 
 from pathlib import Path
@@ -65,21 +66,16 @@ def train(config: TransformerConfig, argv: list[str] | None = None, resume_dir: 
                 loss, accuracy = train_step(config, session, task, model, train_model, optimizer, step, total)
                 position["step"] = step + 1
                 last = step + 1 == total
-                stop_now = session.should_stop()
                 evaluate_here = (step + 1) % (config.eval.every or 1) == 0 or last
-                checkpoint_now = bool(config.run.checkpoint_every) and (step + 1) % config.run.checkpoint_every == 0
-                if evaluate_here or checkpoint_now or stop_now or cadence.due(step, cadence.log_interval(
-                        config.run.log_every, total)):
-                    session.check_finite(loss, step + 1)  # also guards every checkpoint
-                    bar.update(step + 1, loss=float(loss), acc=float(accuracy))
-                else:
-                    bar.update(step + 1)
-                if evaluate_here:
-                    evaluate_now(config, session, task, model, optimizer, position, bar, last)
-                elif checkpoint_now or stop_now:
-                    save(session, model, optimizer, position, task)
-                if stop_now:
-                    session.interrupt()
+                if session.end_step(  # the scalars were logged by train_step; evaluating here saves here
+                        step, bar, loss=loss, log_every=cadence.log_interval(config.run.log_every, total),
+                        report=lambda: ({}, {"loss": float(loss), "acc": float(accuracy)}),
+                        save=lambda: (evaluate_now(config, session, task, model, optimizer, position, bar, last)
+                                      if evaluate_here else save(session, model, optimizer, position, task)),
+                        log_also=evaluate_here, save_also=evaluate_here):
+                    if not evaluate_here:  # out of time (run.max_time): the validation nodes, scored here
+                        evaluate_now(config, session, task, model, optimizer, position, bar, True)
+                    break
 
         result = report.evaluate(model, task, "test", session.autocast)  # once, with the final weights
         session.log_scalars(position["step"], report.scalars(result))
