@@ -364,17 +364,27 @@ def _finish(sweep: Sweep, sweep_dir: Path, record: dict, study: Any, item: Runni
         if outcome.run_dir:
             mark_pruned(sweep_dir / outcome.run_dir, item.pruned)
         entry.update(status="pruned", error=item.pruned)
-        study.tell(item.trial, state=optuna.trial.TrialState.PRUNED)
+        _tell(study, item.trial, state=optuna.trial.TrialState.PRUNED)
     elif outcome.status == "completed" and metric and isinstance(summary.get(metric), (int, float)):
         entry.update(value=float(summary[metric]), steps=summary.get("global_step", entry.get("steps")))
-        study.tell(item.trial, float(summary[metric]))
+        _tell(study, item.trial, float(summary[metric]))
     else:
         if outcome.status == "completed":
             names = " or ".join(sweep.search.metric_candidates(sweep.family))
             entry.update(status="failed", error=f"its summary.json has no {names}")
-        study.tell(item.trial, state=optuna.trial.TrialState.FAIL)
+        _tell(study, item.trial, state=optuna.trial.TrialState.FAIL)
     done = sum(e["status"] in ("completed", "pruned", "failed") for e in record["points"])
     value = f"  {metric} {entry['value']:.4f}" if metric and isinstance(entry.get("value"), float) else ""
     tail = f": {entry['error']}" if entry["status"] != "completed" and entry.get("error") else ""
     echo(f"[{done}/{sweep.search.trials}] {item.point.run_name}: {entry['status']}{value}  "
          f"({entry['seconds']:.1f}s){tail}")
+
+
+def _tell(study: Any, trial: Any, *args: Any, **kwargs: Any) -> None:
+    """``study.tell``. Optuna's grid sampler calls ``study.stop()`` once its last point is told, which outside
+    ``optimize`` raises after the trial is stored: the search ends by its own count anyway."""
+    try:
+        study.tell(trial, *args, **kwargs)
+    except RuntimeError as error:
+        if "Study.stop" not in str(error):
+            raise

@@ -59,6 +59,10 @@ def run(sweep, runs_dir: Path, launch, markdown: bool, resume: bool) -> int:
     def echo(line: str) -> None:
         typer.echo(line, err=True)
 
+    if resume and launch.launcher == "ray":
+        from dlx.errors import DlxError
+
+        raise DlxError("--resume carries on a search locally (--launcher local); a Ray search starts afresh")
     if resume:
         sweep_dir = find_resumable_search(sweep, runs_dir)
         record = sweep_runner.read_record(sweep_dir)
