@@ -47,8 +47,9 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
 # Speed and scaling benchmarks (JSON each). kill_campaign.py (minutes, a
-# robustness check) and gpu_check.sh (needs CUDA) are run by hand.
-BENCHES ?= $(filter-out benchmarks/kill_campaign.py benchmarks/gpu_check.py,$(wildcard benchmarks/*.py))
+# robustness check), busy_machine.py (every family three times over, minutes
+# each) and gpu_check.sh (needs CUDA) are run by hand.
+BENCHES ?= $(filter-out benchmarks/kill_campaign.py benchmarks/gpu_check.py benchmarks/busy_machine.py,$(wildcard benchmarks/*.py))
 bench: setup data
 	@for script in $(BENCHES); do $(BIN)/python $$script; done
 

@@ -41,6 +41,8 @@ import subprocess
 import sys
 import time
 
+from cpuinfo import cpu_info  # benchmarks/cpuinfo.py (this folder is on sys.path)
+
 PATHS = ("full", "full_explicit", "banded")
 # Peak bytes per (batch · head · L²) entry, rounded up from CPU measurements at
 # L = 4096 and 8192 (this script: 4.1 and 12.6; the explicit path reached 15.8
@@ -189,6 +191,7 @@ def main() -> None:
     at_8192 = next((row for row in rows if row["length"] == 8192), None)
 
     print(json.dumps({
+        "cpu": cpu_info(),  # benchmarks/cpuinfo.py: which CPU these numbers are from
         "benchmark": "attention_scaling",
         "window": args.window, "heads": args.heads, "d_model": args.d_model, "batch": args.batch,
         "score": "dot", "repeats": args.repeats, "threads": args.threads,

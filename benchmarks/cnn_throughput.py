@@ -20,6 +20,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from cpuinfo import cpu_info  # benchmarks/cpuinfo.py (this folder is on sys.path)
 from torch.utils.flop_counter import FlopCounterMode
 
 from dlx.families.cnn.config import CNNConfig, CNNModelConfig, ConvLayerConfig
@@ -101,6 +102,7 @@ def main() -> None:
             row["fraction_of_matmul_peak"] = round(row["achieved_gflops"] / peak, 4)
             results[f"{name}@{batch_size}"] = row
     print(json.dumps({
+        "cpu": cpu_info(),  # benchmarks/cpuinfo.py: which CPU these numbers are from
         "benchmark": "cnn_training_throughput",
         "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                     "torch": torch.__version__, "fp32_matmul_peak_gflops": round(peak, 1)},

@@ -38,6 +38,8 @@ import subprocess
 import sys
 import time
 
+from cpuinfo import cpu_info  # benchmarks/cpuinfo.py (this folder is on sys.path)
+
 PATHS = ("banded", "full")
 
 
@@ -160,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         result["memory_ratio_full_over_banded"] = round(
             result["full"]["median_peak_mib"] / max(result["banded"]["median_peak_mib"], 1e-9), 1)
     result["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    result["cpu"] = cpu_info()  # benchmarks/cpuinfo.py: which CPU these numbers are from
     print(json.dumps(result, indent=1))
 
 

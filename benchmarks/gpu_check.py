@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from cpuinfo import cpu_info  # benchmarks/cpuinfo.py (this folder is on sys.path)
+
 FAMILIES = {
     "cnn": ("train-cnn", "test_accuracy", "perf/images_per_s"),
     "transformer": ("train-transformer", "exact_match", "perf/tokens_per_s"),
@@ -159,6 +161,7 @@ def main() -> None:
                 report["exact_resume"][family] = resume_check(family, args.device, args.tiny, scratch)
         if args.device == "cuda" and torch.cuda.device_count() >= 2:
             report["torchrun_2gpu"] = torchrun_check(args.device, args.tiny, scratch)
+    report["cpu"] = cpu_info()  # benchmarks/cpuinfo.py: which CPU these numbers are from
     print(json.dumps(report, indent=2))
 
 

@@ -61,6 +61,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cpuinfo import cpu_info  # noqa: E402  (benchmarks/cpuinfo.py; this folder is on sys.path)
+
 from dlx import checkpoint  # noqa: E402
 from dlx.errors import CheckpointError  # noqa: E402
 
@@ -562,6 +564,7 @@ def main() -> None:
         "families": results,
         "totals": totals,
     }
+    report["cpu"] = cpu_info()  # benchmarks/cpuinfo.py: which CPU these numbers are from
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

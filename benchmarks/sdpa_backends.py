@@ -21,6 +21,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from cpuinfo import cpu_info  # benchmarks/cpuinfo.py (this folder is on sys.path)
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 KERNELS = {"fused": SDPBackend.FLASH_ATTENTION, "math": SDPBackend.MATH}
@@ -64,6 +65,7 @@ def main() -> None:
                          "fused_ms": round(fused, 2), "math_ms": round(math_kernel, 2),
                          "math_over_fused": round(math_kernel / fused, 2)})
     print(json.dumps({
+        "cpu": cpu_info(),  # benchmarks/cpuinfo.py: which CPU these numbers are from
         "benchmark": "sdpa_backends",
         "threads": torch.get_num_threads(),
         "device": f"cpu ({platform.processor() or platform.machine()})",

@@ -24,6 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from cpuinfo import cpu_info  # benchmarks/cpuinfo.py (this folder is on sys.path)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # name → (dlx arguments on a short budget, throughput scalar)
@@ -90,6 +92,7 @@ def main() -> None:
             "all_runs": {str(t): [round(x, 1) for x in v] for t, v in samples.items()},
         }
     report["load_after"] = os.getloadavg()
+    report["cpu"] = cpu_info()  # benchmarks/cpuinfo.py: which CPU these numbers are from
     print(json.dumps(report, indent=2))
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from cpuinfo import cpu_info  # benchmarks/cpuinfo.py (this folder is on sys.path)
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,6 +109,7 @@ def main() -> None:
     report.update(dlx_median=dlx_median, dlx_fp32_median=fp32_median, plain_loop_median=plain_median,
                   ratio_dlx_over_plain=round(dlx_median / plain_median, 3),
                   ratio_dlx_fp32_over_plain=round(fp32_median / plain_median, 3), load_after=os.getloadavg())
+    report["cpu"] = cpu_info()  # benchmarks/cpuinfo.py: which CPU these numbers are from
     print(json.dumps(report, indent=2))
 
 

@@ -27,6 +27,7 @@ import warnings
 
 import torch
 import torch.nn.functional as F
+from cpuinfo import cpu_info  # benchmarks/cpuinfo.py (this folder is on sys.path)
 from torch import nn
 
 from dlx.models.transformer import Seq2SeqTransformer, SinusoidalEncoding
@@ -52,8 +53,8 @@ def g2p_size() -> dict:
 def g2p_batches(size: dict, count: int) -> tuple[list, int, int]:
     """(the first ``count`` bucketed training batches of g2p as the trainer makes them, vocabulary, max length)."""
     from dlx.families.transformer.config import SequenceDataConfig
-    from dlx.families.transformer.tasks import load_task
     from dlx.families.transformer.data import epoch_order, make_batch
+    from dlx.families.transformer.tasks import load_task
 
     task = load_task(SequenceDataConfig(task="g2p"))
     order = epoch_order(task.train, 0, 0, 0, 1, len(task.train), size["batch"], bucket=True)
@@ -157,6 +158,7 @@ def main() -> None:
             rates[name].append(train_block(models[name], optimizers[name], batches))
     medians = {name: statistics.median(values) for name, values in rates.items()}
     print(json.dumps({
+        "cpu": cpu_info(),  # benchmarks/cpuinfo.py: which CPU these numbers are from
         "benchmark": "transformer_throughput",
         "size": args.size,
         **{key: value for key, value in size.items()},
