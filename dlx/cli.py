@@ -11,13 +11,19 @@ subcommands live in ``dlx/commands/``.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-import typer
+from dlx import signals
 
-from dlx import __version__, registry
-from dlx.commands import data, evaluate, runs, sweep, tensorboard
-from dlx.commands import inspect as inspect_commands
-from dlx.flags import add_train_command
+if Path(sys.argv[0]).name == "dlx":  # the dlx script: stop signals handled from the start (dlx/signals.py)
+    signals.startup()
+
+import typer  # noqa: E402
+
+from dlx import __version__, registry  # noqa: E402
+from dlx.commands import data, evaluate, runs, sweep, tensorboard  # noqa: E402
+from dlx.commands import inspect as inspect_commands  # noqa: E402
+from dlx.flags import add_train_command  # noqa: E402
 
 HELP = """\
 dlx: train, compare and understand CNNs, attention, Transformers and GANs.

@@ -194,7 +194,7 @@ class Session:
     # -- context manager: status bookkeeping ------------------------------
 
     def __enter__(self) -> Session:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a closed terminal stops like SIGTERM
             try:
                 self._old_handlers[signum] = signal.signal(signum, self._on_signal)
             except ValueError:  # not the main thread (e.g. some test runners)
@@ -278,7 +278,9 @@ class Session:
         while loading never leaves a run directory behind.
         """
         if self.should_stop():  # Ctrl-C while loading: nothing to save yet
-            raise DlxError("interrupted before the run started; no run directory was created")
+            from dlx import signals
+
+            signals.interrupted(self._stop_signal, "before the run started; no run directory was created")
         if self.resume_dir:  # the time earlier sessions spent counts against run.max_time
             self._seconds_before = float(self.resume_state().get("elapsed_seconds", 0.0))
         if self.is_main:

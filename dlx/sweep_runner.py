@@ -149,29 +149,52 @@ def finish_point(sweep: Sweep, sweep_dir: Path, record: dict, index: int, return
 
 
 def _stop(running: dict[subprocess.Popen, Any]) -> None:
-    """Ask every running point to stop (one SIGINT: save, then exit); a second Ctrl-C makes them exit at once."""
+    """Ask every running point to stop (one SIGINT: save, then exit); a second Ctrl-C makes them exit at once.
+
+    The signal goes to each point's process group (a point runs in a session of its own), so
+    nothing a point started is left behind as an orphan.
+    """
     for process in running:
-        process.send_signal(signal.SIGINT)
+        _signal_group(process, signal.SIGINT)
     try:
         for process in running:
             process.wait()
     except KeyboardInterrupt:
         for process in running:
             if process.poll() is None:
-                process.send_signal(signal.SIGINT)  # their second signal: stop without saving
+                _signal_group(process, signal.SIGINT)  # their second signal: stop without saving
         for process in running:
             process.wait()
 
 
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    """``signum`` to the point's process group (its own: start_new_session), else to the process."""
+    try:
+        os.killpg(process.pid, signum)
+    except (ProcessLookupError, PermissionError, OSError):
+        if process.poll() is None:
+            process.send_signal(signum)
+
+
 def _raise_on_sigterm() -> Any:
-    """Treat SIGTERM like Ctrl-C so the sweep stops its points cleanly; returns the old handler (None: unchanged)."""
+    """Treat SIGTERM (and SIGHUP: the terminal closed) like Ctrl-C so the sweep stops its points cleanly and
+    exits with 128 + the signal (dlx/signals.py); returns the old SIGTERM handler (None: unchanged)."""
+    from dlx import signals
+
     def handler(signum: int, frame: Any) -> None:
+        signals.received = signum
         raise KeyboardInterrupt
 
     try:
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, handler)
         return signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread: leave SIGTERM alone
         return None
+
+
+# A child's exit status when a stop signal ended it: 128 + SIGHUP/SIGINT/SIGTERM, or killed by one (negative).
+STOPPED_CODES = frozenset({129, 130, 143, -1, -2, -15})
 
 
 def _outcome(sweep: Sweep, sweep_dir: Path, point: Point, returncode: int, seconds: float) -> Outcome:
@@ -179,7 +202,10 @@ def _outcome(sweep: Sweep, sweep_dir: Path, point: Point, returncode: int, secon
         if (sweep_dir / sweep.family).is_dir() else []
     run = runs[0] if runs else None
     status = run.status if run else "failed"
-    if returncode != 0 and status in ("completed", "running"):
+    stopped = returncode in STOPPED_CODES  # the point was interrupted (its run saved and marked so, if it had one)
+    if stopped and status in ("running", "crashed", "failed") or (stopped and run is None):
+        status = "interrupted"
+    elif returncode != 0 and status in ("completed", "running"):
         status = "failed"
     error = None
     if status != "completed":

@@ -48,11 +48,37 @@ def print_config(config: Any) -> None:
 
 def run_training(train: Callable[..., Path], config: Any, resume: Optional[Path]) -> None:
     """Call a trainer; print its final summary table and where the run went."""
+    check_launch_environment()
     run_dir = train(config, sys.argv, resume)
     if run_dir is None:  # ranks other than 0 under torchrun
         return
     print_summary(Path(run_dir))
     typer.echo(f"run directory: {run_dir}")
+
+
+def check_launch_environment() -> None:
+    """torchrun's variables, when set, must be whole numbers in range (one line, not a ValueError deep in torch)."""
+    import os
+
+    from dlx.errors import DlxError
+
+    values = {}
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+        text = os.environ.get(name)
+        if text is None:
+            continue
+        try:
+            values[name] = int(text)
+        except ValueError:
+            raise DlxError(f"environment variable {name}={text[:40]!r} is not a whole number "
+                           "(torchrun sets it; unset it to train in one process)") from None
+        if not 0 <= values[name] <= 1_000_000:
+            raise DlxError(f"environment variable {name}={text[:40]} is out of range")
+    if values.get("WORLD_SIZE", 1) < 1:
+        raise DlxError(f"environment variable WORLD_SIZE={values['WORLD_SIZE']} must be at least 1")
+    if values.get("RANK", 0) >= values.get("WORLD_SIZE", 1):
+        raise DlxError(f"environment variable RANK={values['RANK']} must be below "
+                       f"WORLD_SIZE={values.get('WORLD_SIZE', 1)}")
 
 
 def print_summary(run_dir: Path) -> None:
@@ -114,27 +140,58 @@ def exit_now(code: int | str | None) -> None:
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:  # None: the descriptor was closed when dlx started (dlx runs list >&-)
+                stream.flush()
         except (OSError, ValueError):  # a closed pipe (dlx runs | head): nothing more can be said there
             pass
     os._exit(status)
 
 
 def run_guarded(app: typer.Typer, argv: list[str] | None = None) -> int:
-    """Run the Typer app; turn known failures into one line and an exit code."""
+    """Run the Typer app; turn known failures into one line and an exit code.
+
+    Ctrl-C, SIGTERM and SIGHUP end any command with 128 + the signal's number
+    and one line naming the command (``dlx/signals.py``).
+    """
+    from dlx import signals
+
+    restore = signals.install()
     previous_hook, threading.excepthook = threading.excepthook, _quiet_disk_full_in_threads
     try:
-        app(args=argv, standalone_mode=False)
+        result = app(args=argv, standalone_mode=False)
     except SystemExit as exit_:
-        return int(exit_.code or 0)
+        return _exit_status(exit_.code)
     except Exception as error:  # noqa: BLE001 — classified below
         return _report(error)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        return _interrupted(argv)
     finally:
         threading.excepthook = previous_hook
+        restore()
+    # Typer, not standalone, returns an Exit's code, and turns a KeyboardInterrupt into Exit(130).
+    if isinstance(result, int) and not isinstance(result, bool) and result:
+        return _interrupted(argv) if result == 130 else result
     return 0
+
+
+def _exit_status(code: Any) -> int:
+    if code is None or isinstance(code, int):
+        return int(code or 0)
+    print(code, file=sys.stderr)  # sys.exit("message")
+    return 1
+
+
+def _interrupted(argv: list[str] | None) -> int:
+    """One line saying which command a stop signal interrupted; 128 + the signal's number."""
+    from dlx import signals
+
+    signum, detail = signals.take()
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = next((str(word) for word in words if not str(word).startswith("-")), "")
+    what = f"dlx {command}".strip()
+    print(f"dlx: {what} interrupted by {signals.name(signum)}" + (f"; {detail}" if detail else ""),
+          file=sys.stderr, flush=True)
+    return 128 + signum
 
 
 def _report(error: Exception) -> int:

@@ -160,8 +160,10 @@ def run(sweep, runs_dir: Path, launch: Launch, markdown: bool) -> int:
                                             if failed else ""))
     # Each point's seeds are one row of TensorBoard's HParams tab (dlx/hparams.py).
     echo(f"compare the points in TensorBoard's HParams tab: dlx tensorboard {sweep_dir}")
-    if not completed:
-        return 130
+    if not completed:  # stopped: 128 + the signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)
+        from dlx import signals
+
+        return signals.exit_code()
     return 1 if failed else 0
 
 

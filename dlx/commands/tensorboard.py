@@ -23,6 +23,21 @@ def register(app: typer.Typer) -> None:
         serve(runs_dir, port, host)
 
 
+def _check_host(host: str, port: int) -> None:
+    """A one-line error for an address this machine cannot listen on (``999.1.1.1``, a typo)."""
+    import socket
+
+    from dlx.errors import DlxError
+
+    if not host or len(host) > 253:
+        raise DlxError(f"--host {host!r} is not a host name or address")
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise DlxError(f"--host {host!r} is not an address of this machine ({reason})") from None
+
+
 def serve(runs_dir: Path, port: int, host: str) -> None:
     """Start TensorBoard in this process, print the URL, serve until interrupted."""
     import contextlib
@@ -37,6 +52,7 @@ def serve(runs_dir: Path, port: int, host: str) -> None:
                        else f"runs directory {runs_dir} does not exist")
     if not 0 < port < 65536:
         raise DlxError(f"--port must be between 1 and 65535, got {port}")
+    _check_host(host, port)
     from tensorboard import program
 
     from dlx.hparams_scope import tensorboard_class
@@ -53,6 +69,9 @@ def serve(runs_dir: Path, port: int, host: str) -> None:
             url = board.launch()
         except program.TensorBoardServerException as error:
             raise DlxError(f"cannot start TensorBoard on {host}:{port}: {error.msg} (try another --port)") from None
+        except SystemExit:  # werkzeug gives up on an address it cannot bind with sys.exit(1)
+            raise DlxError(f"cannot start TensorBoard on {host}:{port}: the address cannot be bound "
+                           "(try another --host or --port)") from None
     print(f"TensorBoard at {url} serving {runs_dir.resolve()} (Ctrl-C to stop)", flush=True)
     try:
         while True:

@@ -1,0 +1,102 @@
+"""Stop signals outside a training loop: every command ends with 128 + the signal's number and one line.
+
+Ctrl-C (SIGINT), SIGTERM and SIGHUP (a closed terminal, a logged-out
+session) all stop a command the same way: the handler records which signal
+came and raises ``KeyboardInterrupt``, so every ``except KeyboardInterrupt``
+(a sweep stopping its points, Typer) sees it, and ``run_guarded``
+(``dlx/commands/common.py``) ends the process with 130, 143 or 129 and one
+line saying what was interrupted. A training session installs its own
+handlers while it trains (``dlx/session.py``: save at the next step, then
+exit) and gives these back afterwards. Tiny and import-free, so it can be
+installed before anything else is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+received = 0  # the last stop signal that arrived (0: none)
+detail = ""  # what was (not) saved, said after "interrupted by …"
+
+
+def _handler(signum: int, frame: Any) -> None:
+    global received
+    received = signum
+    raise KeyboardInterrupt
+
+
+def install() -> Callable[[], None]:
+    """Handle SIGINT, SIGTERM and SIGHUP as above; returns a function that puts the old handlers back.
+
+    Does nothing outside the main thread (signals can only be handled there).
+    """
+    global received, detail
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    received, detail = 0, ""
+    previous = {}
+    for signum in STOP_SIGNALS:
+        try:
+            previous[signum] = signal.signal(signum, _handler)
+        except (ValueError, OSError):
+            pass
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            try:
+                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+            except (ValueError, OSError, TypeError):
+                pass
+
+    return restore
+
+
+def interrupted(signum: int, what: str = "") -> None:
+    """Stop now as if ``signum`` arrived here (a session that was asked to stop before its run started)."""
+    global received, detail
+    received, detail = int(signum) or signal.SIGINT, what
+    raise KeyboardInterrupt
+
+
+def take() -> tuple[int, str]:
+    """(the signal that stopped the command, what to add) and forget them: SIGINT when none was recorded."""
+    global received, detail
+    result = (received or int(signal.SIGINT), detail)
+    received, detail = 0, ""
+    return result
+
+
+def exit_code() -> int:
+    """128 + the stop signal's number (130 when none was recorded: a plain KeyboardInterrupt)."""
+    return 128 + (received or int(signal.SIGINT))
+
+
+def name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def startup() -> None:
+    """For the dlx process itself (``python -m dlx``, the ``dlx`` script), first thing: handle stop
+    signals from the start, and end a stop that comes before the command runs (while modules
+    import) with one line and 128 + the signal's number instead of a traceback."""
+    install()
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, traceback: Any) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            signum, _ = take()
+            print(f"dlx: interrupted by {name(signum)} while starting", file=sys.stderr, flush=True)
+            os._exit(128 + signum)
+        previous(kind, value, traceback)
+
+    sys.excepthook = hook
