@@ -39,7 +39,7 @@ class RunConfig:
                                          "steps / 30, so every run has ~30 points from step 0)")
     checkpoint_every: int = option(0, "optimizer steps between checkpoints (0: once per epoch)")
     threads: int | None = option(None, "CPU threads for torch (null: chosen when the config is built from the "
-                                       "physical cores shared by this machine's processes of the run or sweep, "
+                                       "physical cores free at start, i.e. usable cores less busy ones, or "
                                        "OMP_NUM_THREADS when set; the number is saved, so a resume uses it)")
     progress: bool = option(True, "show a live progress bar")
     max_time: str | int | None = option(
