@@ -32,6 +32,7 @@ def test_smt_width_reads_the_sibling_list(tmp_path):
 
 def test_auto_threads_share_the_cores_and_let_omp_num_threads_win(monkeypatch):
     monkeypatch.setattr(hardware, "usable_cores", lambda: 16)
+    monkeypatch.setattr(hardware, "measured_busy_cpus", lambda: 0.0)  # quiet (load: test_threads_and_time)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     assert hardware.auto_threads() == 16

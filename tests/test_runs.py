@@ -222,7 +222,8 @@ def test_show_prints_status_metrics_checkpoints_and_a_command_that_reproduces(te
                  "val/accuracy", "last.pt", "best.pt", "KB", "lr: 0.01", "torch", "original command"):
         assert text in out, text
     reproduce = out.split("reproduce (same config and seed, a new run directory)\n")[1].splitlines()[0].strip()
-    assert reproduce.endswith(f"dlx train-cnn --config {beta.resolve()}/config.yaml")
+    threads = yaml.safe_load((beta / "config.yaml").read_text())["run"]["threads"]
+    assert reproduce.endswith(f"dlx train-cnn --config {beta.resolve()}/config.yaml --threads {threads}")
     cwd, command = reproduce.removeprefix("cd ").split(" && ")
     assert Path(cwd).is_dir()
     # The command resolves to exactly the run's config (same seed, same everything).
