@@ -59,6 +59,7 @@ DIRECTIONS = ("maximize", "minimize")
 MAX_TRIALS = 2000
 MAX_CHOICES = 1000
 MAX_DIMENSIONS = 50
+STUDY_FILE = "study.db"  # the Optuna study (SQLite) in the sweep directory
 # Metric names (or endings) that are better lower: the default direction for them is minimize.
 LOWER_IS_BETTER = ("loss", "fid", "wer", "cer", "error", "perplexity")
 
@@ -158,20 +159,31 @@ def default_direction(metric: str) -> str:
     return "minimize" if any(bare == word or bare.endswith(f"_{word}") for word in LOWER_IS_BETTER) else "maximize"
 
 
+def import_optuna() -> Any:
+    """The optuna module, quiet; or one line saying how to install it."""
+    from dlx.errors import DlxError
+
+    try:
+        import optuna
+    except ImportError:
+        raise DlxError("a search: section needs Optuna: pip install 'dlx[search]' (or pip install optuna)") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
 # --------------------------------------------------------------------------
 # Reading and checking
 
 
-def parse_search(body: Any, where: str, problems: list[str]) -> Search | None:
-    """``sweep.search`` as a Search; every problem appended to ``problems`` (one line each)."""
-    from dlx.sweep import RESERVED_KEYS, _unknown_keys
-
+def parse_search(body: Any, where: str, problems: list[str], reserved: dict[str, str]) -> Search | None:
+    """``sweep.search`` as a Search; every problem appended to ``problems`` (one line each). ``reserved``:
+    config keys the sweep sets itself (dlx/sweep.py), never searched."""
     if not isinstance(body, dict):
         problems.append(f"{where}: expected a mapping with space, sampler, trials …, got {body!r}")
         return None
     before = len(problems)
-    problems.extend(_unknown_keys(body, SEARCH_KEYS, where))
-    space = _space(body.get("space"), f"{where}.space", problems, RESERVED_KEYS)
+    problems.extend(unknown_keys(body, SEARCH_KEYS, where))
+    space = _space(body.get("space"), f"{where}.space", problems, reserved)
     sampler = body.get("sampler", "tpe")
     if sampler not in SAMPLERS:
         problems.append(f"{where}.sampler: must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
@@ -228,8 +240,6 @@ def _space(mapping: Any, where: str, problems: list[str], reserved: dict[str, st
 
 
 def _dimension(key: str, spec: Any, where: str, problems: list[str]) -> Dimension | None:
-    from dlx.sweep import _unknown_keys
-
     kinds = [k for k in KINDS if isinstance(spec, dict) and k in spec]
     if not isinstance(spec, dict) or len(kinds) != 1:
         problems.append(f"{where}: expected exactly one of {', '.join(KINDS)} (e.g. {{uniform: [0.0, 0.5]}}), "
@@ -237,7 +247,7 @@ def _dimension(key: str, spec: Any, where: str, problems: list[str]) -> Dimensio
         return None
     kind = kinds[0]
     known = (kind, *DIMENSION_OPTIONS[kind])
-    unknown = _unknown_keys({k: v for k, v in spec.items() if k != kind}, known, where)
+    unknown = unknown_keys({k: v for k, v in spec.items() if k != kind}, known, where)
     problems.extend(unknown)
     value = spec[kind]
     if kind == "choice":
@@ -277,7 +287,7 @@ def _dimension(key: str, spec: Any, where: str, problems: list[str]) -> Dimensio
 
 
 def _choice(key: str, value: Any, where: str, problems: list[str]) -> Dimension | None:
-    from dlx.sweep import yaml_scalar
+    import json
 
     if not isinstance(value, list) or not value:
         problems.append(f"{where}.choice: expected a non-empty list of values, got {value!r}")
@@ -285,7 +295,7 @@ def _choice(key: str, value: Any, where: str, problems: list[str]) -> Dimension 
     if len(value) > MAX_CHOICES:
         problems.append(f"{where}.choice: {len(value)} values; at most {MAX_CHOICES}")
         return None
-    texts = [yaml_scalar(v) for v in value]
+    texts = [json.dumps(v, sort_keys=True, default=str) for v in value]
     if len(set(texts)) < len(texts):
         problems.append(f"{where}.choice: values repeat: {value!r}")
         return None
@@ -293,8 +303,6 @@ def _choice(key: str, value: Any, where: str, problems: list[str]) -> Dimension 
 
 
 def _prune(value: Any, where: str, problems: list[str]) -> Prune | None:
-    from dlx.sweep import _unknown_keys
-
     if value is None or value == "none" or value is False:
         return None
     if isinstance(value, str):
@@ -303,7 +311,7 @@ def _prune(value: Any, where: str, problems: list[str]) -> Prune | None:
         problems.append(f"{where}: expected asha, median, none or a mapping {{method: asha, step: eval, …}}, "
                         f"got {value!r}")
         return None
-    problems.extend(_unknown_keys(value, PRUNE_KEYS, where))
+    problems.extend(unknown_keys(value, PRUNE_KEYS, where))
     prune = Prune()
     method = value.get("method", "asha")
     if method not in PRUNE_METHODS:
@@ -321,6 +329,19 @@ def _prune(value: Any, where: str, problems: list[str]) -> Prune | None:
     prune.startup_trials = _integer(value.get("startup_trials", 2), f"{where}.startup_trials", 0, MAX_TRIALS,
                                     problems)
     return None if method == "none" else prune
+
+
+def unknown_keys(mapping: dict, known: tuple[str, ...], where: str) -> list[str]:
+    """One problem per key of ``mapping`` not in ``known``, with a did-you-mean."""
+    import difflib
+
+    problems = []
+    for key in mapping:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
+            problems.append(f"{where}.{key}: unknown key{hint}")
+    return problems
 
 
 def _integer(value: Any, where: str, low: int, high: int, problems: list[str], missing: str = "") -> int:
@@ -344,9 +365,10 @@ def check_space_configs(search: Search, family: str, base: Any, common: dict[str
     choice with the other keys at their low ends. A problem every corner shares
     is reported once; others name the key and value that make them.
     """
+    import json
+
     from dlx import config as config_mod
     from dlx.errors import ConfigError
-    from dlx.sweep import yaml_scalar
 
     config_class = registry.config_class(family)
     lows = {key: d.corners()[0] for key, d in search.space.items()}
@@ -354,12 +376,11 @@ def check_space_configs(search: Search, family: str, base: Any, common: dict[str
                                        ("the space's high ends", {k: d.corners()[-1] for k, d in search.space.items()})]
     for key, dimension in search.space.items():
         if dimension.kind == "choice":
-            corners += [(f"{key}={yaml_scalar(v)}", {**lows, key: v}) for v in dimension.choices[1:-1]]
+            corners += [(f"{key}={json.dumps(v)}", {**lows, key: v}) for v in dimension.choices[1:-1]]
     per_corner: list[tuple[str, list[str]]] = []
     for name, values in corners:
-        assignments = [f"{k}={yaml_scalar(v)}" for k, v in {**common, **values}.items()]
         try:
-            config_mod.build(config_class, base, None, assignments)
+            config_mod.build(config_class, base, {**common, **values})
             per_corner.append((name, []))
         except ConfigError as error:
             per_corner.append((name, error.problems))
@@ -373,32 +394,3 @@ def check_space_configs(search: Search, family: str, base: Any, common: dict[str
                 problems.append(f"{where}: {name}: {problem}")
     return problems
 
-
-def load_search(path: Any, body: dict, family: Any, base: Any, common: dict[str, Any], grid: dict,
-                metric: Any, cli_set: list[str], problems: list[str]) -> Any:
-    """The Sweep of a sweep file with a ``search:`` section (called by ``dlx.sweep.load_sweep``, which has
-    checked the rest of the file into ``problems``); raise one ConfigError with every problem."""
-    from dlx.errors import ConfigError
-    from dlx.sweep import Sweep, question_of
-
-    where = f"{path}: sweep.search"
-    search = parse_search(body.get("search"), where, problems)
-    if grid or body.get("variants"):
-        problems.append(f"{path}: sweep: a search has no grid or variants; put those keys in search.space "
-                        "(e.g. {choice: [a, b]}, with sampler: grid for every combination)")
-    if "seeds" in body:
-        problems.append(f"{path}: sweep.seeds: a search runs each trial once with run.seed 0; "
-                        "search.seed seeds the sampler")
-    if metric is not None:
-        problems.append(f"{path}: sweep.metric: a search names its metric in search.metric")
-    if search is not None:
-        for key in sorted(set(common) & set(search.space)):
-            problems.append(f"{where}.space.{key}: also set for every trial (sweep.set or --set)")
-    if search is not None and search.space and family in registry.FAMILIES:  # the keys that parsed, too
-        problems += check_space_configs(search, family, base, common, f"{where}.space")
-    if problems:
-        raise ConfigError(problems)
-    sweep = Sweep(path, path.stem, question_of(path.read_text()), family, base, 1, None, cli_set)
-    sweep.search = search
-    sweep.common = dict(common)
-    return sweep

@@ -33,10 +33,10 @@ from typing import Any
 
 from dlx.errors import DlxError
 from dlx.rundir import EVALS_FILE, is_locked, mark_pruned, read_json
+from dlx.search import STUDY_FILE, import_optuna
 from dlx.search_runner import (
     RUN_SEED,
     distributions,
-    import_optuna,
     make_sampler,
     point_record,
     read_evals,
@@ -276,7 +276,6 @@ def _wait_unlocked(run_dir: Path, timeout: float = 120.0) -> None:
 def _store_study(optuna: Any, sweep: Sweep, sweep_dir: Path, record: dict, results: Any) -> None:
     """The trials as an Optuna study in study.db (values, states, reported numbers): what the table's
     pictures and a later look read, the same as a local search's."""
-    from dlx.search_runner import STUDY_FILE
     from dlx.sweep_runner import write_record
 
     study = optuna.create_study(storage=f"sqlite:///{sweep_dir / STUDY_FILE}", study_name=sweep.name,

@@ -22,7 +22,7 @@ from typing import Any
 
 from dlx.hparams import NOT_METRIC_ENDINGS
 from dlx.rundir import read_json
-from dlx.search import default_direction, validation_metrics
+from dlx.search import STUDY_FILE, default_direction, import_optuna, validation_metrics
 
 HISTORY_PNG = "search-history.png"
 IMPORTANCE_PNG = "search-importance.png"
@@ -84,8 +84,6 @@ def summarize_search(sweep_dir: Path, record: dict) -> dict:
 
 def draw_pictures(sweep_dir: Path, record: dict, echo: Callable[[str], None] = print) -> list[Path]:
     """The history and importance pictures (PNG and TensorBoard), and the pruned trials' HParams sessions."""
-    from dlx.search_runner import STUDY_FILE, import_optuna
-
     optuna = import_optuna()
     if not (sweep_dir / STUDY_FILE).is_file():
         return []

@@ -32,24 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlx.errors import DlxError
 from dlx.rundir import EVALS_FILE, mark_pruned, read_json
-from dlx.search import Search, default_direction
+from dlx.search import STUDY_FILE, Search, default_direction, import_optuna
 from dlx.sweep import Point, Sweep, point_argv, yaml_scalar
 
-STUDY_FILE = "study.db"
 POLL_SECONDS = 0.25
 RUN_SEED = 0  # every trial trains with run.seed 0, as a grid's first seed does: settings are compared alike
-
-
-def import_optuna() -> Any:
-    """The optuna module, quiet; or one line saying how to install it."""
-    try:
-        import optuna
-    except ImportError:
-        raise DlxError("a search: section needs Optuna: pip install 'dlx[search]' (or pip install optuna)") from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna
 
 
 # --------------------------------------------------------------------------

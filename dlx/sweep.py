@@ -190,10 +190,8 @@ def load_sweep(path: str | Path, extra_set: list[str] | None = None, max_points:
         seeds = 1
     metric = _metric(body.get("metric"), f"{where}: sweep.metric", problems)
     base = _base(body.get("base"), path, problems)
-    if "search" in body:  # trials instead of points (dlx/search.py)
-        from dlx.search import load_search
-
-        return load_search(path, body, family, base, common, grid, metric, list(extra_set or []), problems)
+    if "search" in body:  # trials chosen as the search goes, instead of points (dlx/search.py)
+        return _load_search(path, body, family, base, common, grid, metric, list(extra_set or []), problems)
     for key in set(common) & (set(grid) | {k for _, s in variants for k in s}):
         problems.append(f"{where}: {key}: set for every point and also by the grid or a variant")
     if problems:
@@ -211,6 +209,34 @@ def load_sweep(path: str | Path, extra_set: list[str] | None = None, max_points:
                     for seed in range(seeds)
                     for label, ((_, variant_set), grid_values) in zip(sweep.labels, combos)]
     _check_points(sweep)
+    return sweep
+
+
+def _load_search(path: Path, body: dict, family: Any, base: Path | None, common: dict[str, Any], grid: dict,
+                 metric: Any, cli_set: list[str], problems: list[str]) -> Sweep:
+    """The Sweep of a file with a ``search:`` section (``problems``: the rest of the file's); one ConfigError
+    with every problem, the configs of the space's corners included."""
+    from dlx import search as search_mod
+
+    where = f"{path}: sweep.search"
+    search = search_mod.parse_search(body.get("search"), where, problems, RESERVED_KEYS)
+    if grid or body.get("variants"):
+        problems.append(f"{path}: sweep: a search has no grid or variants; put those keys in search.space "
+                        "(e.g. {choice: [a, b]}, with sampler: grid for every combination)")
+    if "seeds" in body:
+        problems.append(f"{path}: sweep.seeds: a search runs each trial once with run.seed 0; "
+                        "search.seed seeds the sampler")
+    if metric is not None:
+        problems.append(f"{path}: sweep.metric: a search names its metric in search.metric")
+    if search is not None:
+        problems += [f"{where}.space.{key}: also set for every trial (sweep.set or --set)"
+                     for key in sorted(set(common) & set(search.space))]
+        if search.space and family in registry.FAMILIES:  # the keys that parsed, even beside other problems
+            problems += search_mod.check_space_configs(search, family, base, common, f"{where}.space")
+    if problems:
+        raise ConfigError(problems)
+    sweep = Sweep(path, path.stem, question_of(path.read_text()), family, base, 1, None, cli_set)
+    sweep.search, sweep.common = search, dict(common)
     return sweep
 
 

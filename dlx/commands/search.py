@@ -54,7 +54,7 @@ def find_resumable_search(sweep, runs_dir: Path) -> Path:
 def run(sweep, runs_dir: Path, launch, markdown: bool, resume: bool) -> int:
     """Run or resume the search; print the ranked table; the exit code (0, 1 some trial failed, 130 stopped)."""
     from dlx import search_report, sweep_runner
-    from dlx.search_runner import STUDY_FILE
+    from dlx.search import STUDY_FILE
 
     def echo(line: str) -> None:
         typer.echo(line, err=True)

@@ -19,8 +19,8 @@ TINY = ("{model.name: convnet, model.hidden: [16], optim.batch_size: 64, data.li
 
 def search_file(tmp_path: Path, search: str, epochs: int = 6) -> Path:
     path = tmp_path / "tiny-search.yaml"
-    path.write_text(f"# Answers: does a search run?\nsweep:\n  family: cnn\n  set: {TINY[:-1]}, optim.epochs: {epochs}}}\n"
-                    f"  search:\n{search}")
+    path.write_text(f"# Answers: does a search run?\nsweep:\n  family: cnn\n"
+                    f"  set: {TINY[:-1]}, optim.epochs: {epochs}}}\n  search:\n{search}")
     return path
 
 
