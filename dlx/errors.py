@@ -59,6 +59,27 @@ class DiskFullError(DlxError):
     """A write failed because the disk (or the user's quota) is full."""
 
 
+# Failures of the machine around dlx, not of dlx: a folder it may not write, a read-only disk, a file
+# that is a directory. Shown as one line (the file and the reason) and exit code 2, like a user's mistake.
+ENVIRONMENT_ERRNOS = frozenset({"EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "EISDIR", "ENOTDIR", "ELOOP",
+                                "ENAMETOOLONG", "EBUSY", "ETXTBSY", "EMFILE", "ENFILE", "EIO", "EXDEV",
+                                "ENOENT", "EEXIST", "EFBIG", "EMLINK"})
+
+
+def environment_error(error: BaseException) -> DlxError | None:
+    """A one-line DlxError for an OSError the machine caused (see ENVIRONMENT_ERRNOS), else None."""
+    import errno
+
+    if not isinstance(error, OSError) or errno.errorcode.get(error.errno or 0) not in ENVIRONMENT_ERRNOS:
+        return None
+    full = disk_full_error(error)
+    if full is not None:
+        return full
+    where = error.filename2 or error.filename
+    reason = error.strerror or type(error).__name__
+    return DlxError(f"{reason}: {where}" if where else reason)
+
+
 def disk_full_error(error: BaseException | None, near: object = None) -> DiskFullError | None:
     """A one-line ``DiskFullError`` for an ENOSPC/EDQUOT ``OSError`` (anywhere in its chain), else None.
 
@@ -76,12 +97,15 @@ def disk_full_error(error: BaseException | None, near: object = None) -> DiskFul
         if isinstance(error, DiskFullError):
             return error
         if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-            path = error.filename or near
+            # A copy's error names its source first and the file it wrote second (filename2).
+            path = error.filename2 or error.filename or near
             where = f" writing {path}" if path else ""
             free = ""
-            probe = os.path.dirname(str(path)) if path and not os.path.isdir(str(path)) else path
+            probe = os.path.abspath(str(path)) if path else os.getcwd()
+            while not os.path.isdir(probe) and os.path.dirname(probe) != probe:
+                probe = os.path.dirname(probe)  # the nearest folder that exists is on the full filesystem
             try:
-                free = f"; {shutil.disk_usage(probe or '.').free:,} bytes free there"
+                free = f"; {shutil.disk_usage(probe).free:,} bytes free there"
             except OSError:
                 pass
             return DiskFullError(f"disk full{where}{free}; free some space (or use --runs-dir on another disk), "

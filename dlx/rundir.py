@@ -265,7 +265,12 @@ class RunDir:
                 break
             except FileExistsError:
                 continue
-        run = cls(path, lock=RunLock(path))
+        try:
+            lock = RunLock(path)  # on a full disk even the lock file may not fit
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
+        run = cls(path, lock=lock)
         try:
             run.reserve()
             (path / "checkpoints").mkdir()

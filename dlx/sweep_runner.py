@@ -61,8 +61,13 @@ def create_sweep_dir(sweep: Sweep, root: str | Path) -> Path:
     except OSError as error:
         full = disk_full_error(error, sweeps)
         raise full or DlxError(f"cannot create a sweep directory under {sweeps}: {error.strerror}") from None
-    (sweep_dir / "logs").mkdir()
-    shutil.copyfile(sweep.path, sweep_dir / "sweep.yaml")
+    try:
+        (sweep_dir / "logs").mkdir()
+        shutil.copyfile(sweep.path, sweep_dir / "sweep.yaml")
+    except OSError as error:  # a full disk or a read-only folder: no half-made sweep directory stays behind
+        shutil.rmtree(sweep_dir, ignore_errors=True)
+        full = disk_full_error(error, sweeps)
+        raise full or DlxError(f"cannot create a sweep directory under {sweeps}: {error.strerror}") from None
     return sweep_dir.resolve()
 
 

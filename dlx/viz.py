@@ -17,7 +17,9 @@ tensor grid (for PNG files such as ``dlx sample``'s).
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -168,7 +170,18 @@ def save_png(image, path) -> None:
         array = np.asarray(image)
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
-    Image.fromarray(array).save(path, format="PNG")
+    if not isinstance(path, (str, Path)):  # a buffer
+        Image.fromarray(array).save(path, format="PNG")
+        return
+    # A temporary file renamed into place: a full disk leaves no truncated picture behind.
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        Image.fromarray(array).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 # --------------------------------------------------------------------------

@@ -209,6 +209,12 @@ def _report(error: Exception) -> int:
     if isinstance(error, typer.Abort):
         print("aborted", file=sys.stderr)
         return 1
+    from dlx.errors import environment_error
+
+    machine = environment_error(error)  # permission denied, a read-only or full disk …: one line
+    if machine is not None:
+        print(f"dlx: error: {machine}", file=sys.stderr)
+        return machine.exit_code
     # Usage errors (unknown option, bad value) from Typer's click layer: one
     # line, like every other mistake, with where to look for the right usage.
     if hasattr(error, "format_message") and hasattr(error, "exit_code"):

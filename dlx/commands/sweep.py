@@ -139,7 +139,16 @@ def run(sweep, runs_dir: Path, launch: Launch, markdown: bool) -> int:
 
     sweep_dir = sweep_runner.create_sweep_dir(sweep, runs_dir)
     record = sweep_runner.sweep_record(sweep, sweep_dir, list(sys.argv))
-    sweep_runner.write_record(sweep_dir, record)
+    try:
+        sweep_runner.write_record(sweep_dir, record)
+    except OSError as error:  # nothing ran yet: leave no sweep directory without its record
+        import shutil
+
+        from dlx.errors import DlxError, disk_full_error
+
+        shutil.rmtree(sweep_dir, ignore_errors=True)
+        raise disk_full_error(error, sweep_dir.parent) or DlxError(
+            f"cannot write {sweep_dir / 'sweep.json'}: {error.strerror}") from None
 
     def echo(line: str) -> None:
         typer.echo(line, err=True)
