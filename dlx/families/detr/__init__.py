@@ -1,0 +1,1 @@
+"""DETR: object detection as set prediction with a Transformer (``dlx train-detr``)."""
