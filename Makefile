@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # torch is pinned to the CPU wheel this workplace keeps on disk (see README).
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup data demo lint test test-fast bench sweeps concept-pictures screenshots clean help
+.PHONY: setup data demo lint test test-fast bench sweeps search-vs-grid concept-pictures screenshots clean help
 
 help:
 	@echo "make demo   set up, then train a real model on Fashion-MNIST (about a minute)"
@@ -49,11 +49,12 @@ test-fast: setup
 # Speed and scaling benchmarks (JSON each). kill_campaign.py (minutes, a
 # robustness check), busy_machine.py (every family three times over, minutes
 # each) and gpu_check.sh (needs CUDA) are run by hand.
-BENCHES ?= $(filter-out benchmarks/kill_campaign.py benchmarks/gpu_check.py benchmarks/busy_machine.py,$(wildcard benchmarks/*.py))
+BENCHES ?= $(filter-out benchmarks/kill_campaign.py benchmarks/gpu_check.py benchmarks/busy_machine.py benchmarks/search_vs_grid.py,$(wildcard benchmarks/*.py))
 bench: setup data
 	@for script in $(BENCHES); do $(BIN)/python $$script; done
 
-SWEEP_FILES ?= $(shell grep -l '^sweep:' experiments/*/*.yaml)
+# The search and its 135-point grid take hours: benchmarks/search_vs_grid.py runs them (make search-vs-grid).
+SWEEP_FILES ?= $(filter-out experiments/cnn/search.yaml experiments/cnn/search-grid.yaml,$(shell grep -l '^sweep:' experiments/*/*.yaml))
 SWEEP_PARALLEL ?= 2
 # Every table of docs/concepts.md, then its data-size plot and its pictures (each sweep's wall time is
 # printed beside its table).
@@ -67,6 +68,10 @@ sweeps: setup data
 	$(BIN)/python docs/plot_data_size.py data-size --markdown >> runs/sweep-tables.md
 	@$(MAKE) --no-print-directory concept-pictures
 	@echo "tables: runs/sweep-tables.md; plot: docs/cnn-data-size.png; pictures: docs/concepts/"
+
+# TPE + ASHA (experiments/cnn/search.yaml, 3 sampler seeds) against its 135-point grid: hours on a CPU.
+search-vs-grid: setup data
+	$(BIN)/python benchmarks/search_vs_grid.py --runs-dir runs/search-vs-grid --parallel $(SWEEP_PARALLEL)
 
 # docs/concepts/*.png: each concept's TensorBoard picture, from the newest matching run (run `make sweeps`
 # first: the sweeps train every run the pictures come from, except a learned positional encoding, which
