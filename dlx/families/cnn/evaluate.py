@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from dlx import metrics, viz
+from dlx.families.cnn import vit_pictures
 from dlx.families.cnn.config import CNNConfig
 from dlx.families.cnn.data import FAMILY, ImageData, as_input, load_images
 from dlx.families.cnn.model import build_cnn
@@ -110,14 +111,23 @@ def log_pictures(writer, model, data: ImageData, result: dict, step: int,
         channel_note = ("" if weights.shape[1] == 1 else " in RGB" if weights.shape[1] == 3
                         else f" (input channel 0 of {weights.shape[1]})")
         filters_title = f"first conv: {count} filters {size}×{size}{channel_note}\nstep {step}, one shared scale"
-        jobs.append(lambda: viz.add_figure(writer, "filters/first_conv",
-                                           viz.plot_filters(weights, title=filters_title), step))
+        if vit_pictures.is_vit(model):  # a patch embedding: its principal components, not 64 noisy tiles
+            jobs.append(lambda: viz.add_figure(writer, "filters/patch_embedding",
+                                               vit_pictures.plot_patch_embedding(weights, step), step))
+        else:
+            jobs.append(lambda: viz.add_figure(writer, "filters/first_conv",
+                                               viz.plot_filters(weights, title=filters_title), step))
         maps, stages = first_activation(model, as_input(images[:1], data.mean, data.std))
         first_image, first_maps = images[0].float().div(255).cpu(), maps[0].float().cpu().contiguous()
         maps_title = f"{' → '.join(stages)}\nof {split} image 0, step {step}"
         input_title = f"input:\n{classes[int(labels[0])]}"
         jobs.append(lambda: viz.add_figure(writer, "feature_maps/first_conv", viz.plot_feature_maps(
             first_image, first_maps, title=maps_title, input_title=input_title, label="output"), step))
+    if vit_pictures.is_vit(model) and len(images):  # what the [class] token looks at, per layer and head
+        first = min(vit_pictures.IMAGES_SHOWN, len(images))  # not `shown`: a job above draws that later
+        names = [classes[int(label)] for label in labels[:first].cpu()]
+        inputs = as_input(images[:first], data.mean, data.std)
+        jobs += vit_pictures.attention_jobs(writer, model, images[:first], inputs, names, split, step)
     model.train(was_training)
     for job in jobs:
         if draw_later is None:
