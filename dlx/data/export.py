@@ -47,10 +47,13 @@ def export_folder(name: str, dest: str | os.PathLike, data_dir: str | os.PathLik
             labels = getattr(data, f"{split}_labels").tolist()
             count = len(labels) if not limit else min(limit, len(labels))
             width = len(str(len(labels) - 1))
-            for class_folder in names:
-                (temporary / split / class_folder).mkdir(parents=True)
+            made = set()  # class folders are made as their first image comes: --limit leaves none empty
             for index in range(count):
-                path = temporary / split / names[labels[index]] / f"{index:0{width}d}.png"
+                folder = temporary / split / names[labels[index]]
+                if folder not in made:
+                    folder.mkdir(parents=True)
+                    made.add(folder)
+                path = folder / f"{index:0{width}d}.png"
                 Image.fromarray(images[index], mode="L").save(path, compress_level=1)
             counts[split] = count
         if target.exists():

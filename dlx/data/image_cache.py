@@ -118,8 +118,8 @@ def cache_key(listing: Listing, image_size: int | None) -> str:
     """A hash of everything the decoded pixels depend on."""
     digest = hashlib.sha256()
     digest.update(json.dumps([FORMAT, str(listing.root.resolve()), image_size, listing.classes]).encode())
-    for entry in listing.entries:
-        digest.update(f"\n{entry.path}\t{entry.split}\t{entry.label}\t{entry.size}\t{entry.mtime_ns}".encode())
+    digest.update("".join(f"\n{path}\t{split}\t{label}\t{size}\t{mtime}"
+                          for path, split, label, size, mtime in listing.entries).encode())
     return digest.hexdigest()[:32]
 
 

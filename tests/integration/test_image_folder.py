@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,6 +93,7 @@ def test_dcgan_on_a_colour_folder(folders, runs_dir):
     sample_tags = [tag for tag in events.Tags()["images"] if "sample" in tag]
     assert sample_tags
     assert is_colourful(event_image(run, sample_tags[0]))
+    assert cli(["eval", run]) == 0  # dlx eval on such a run: the samples' metrics are skipped, no error
 
 
 # ---------------------------------------------------------------- bad input: one line, exit 2, no run
@@ -154,3 +156,33 @@ def test_mixed_grey_and_colour_is_said_once(tmp_path, runs_dir, capfd):
     assert cli(["train-cnn", "--data", root, "--runs-dir", runs_dir, *TINY_CNN]) == 0
     err = capfd.readouterr().err
     assert err.count("greyscale") == 1
+
+
+def test_streamed_folder_trains_like_a_loaded_one(folders, runs_dir):
+    """A folder over data.max_memory streams from its cache file: the same run, bit for bit."""
+    for memory in ("4.0", "0.00001"):  # 0.00001 GiB ≈ 10 kB < the 120 × 3 × 32 × 32 bytes
+        assert cli(["train-cnn", "--data", folders[32], "--model", "mlp", "--runs-dir", runs_dir / memory,
+                    "--set", f"data.max_memory={memory}", *TINY_CNN]) == 0
+    loaded, streamed = (json.loads((only_run(runs_dir / m) / "summary.json").read_text()) for m in ("4.0", "0.00001"))
+    assert loaded["test_accuracy"] == streamed["test_accuracy"] and loaded["test_loss"] == streamed["test_loss"]
+
+
+def test_conditional_dcgan_on_a_colour_folder(folders, runs_dir):
+    assert cli(["train-gan", "--data", folders[32], "--kind", "conditional", "--runs-dir", runs_dir,
+                "--epochs", "1", "--batch-size", "16", "--steps-per-epoch", "2", "--threads", "1",
+                "--no-progress", "--set", "eval.samples=30", "--set", "model.channels=16"]) == 0
+    run = only_run(runs_dir, "gan")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["dataset"] == "shapes32" and "skipped" in summary["image_metrics"]
+
+
+def test_export_writes_a_folder_train_cnn_reads(tmp_path, runs_dir):
+    fashion = "/usr/share/datasets/fashion-mnist"
+    if not Path(fashion).is_dir():
+        pytest.skip("no Fashion-MNIST")
+    dest = tmp_path / "fm"
+    assert cli(["data", "export", "fashion-mnist", dest, "--data-dir", fashion, "--limit", "200"]) == 0
+    assert sorted(p.name for p in dest.iterdir()) == ["test", "train"]
+    assert (dest / "train" / "T-shirt-top").is_dir() and len(list((dest / "test").rglob("*.png"))) == 200
+    assert cli(["data", "export", "fashion-mnist", dest, "--data-dir", fashion]) == 2  # exists: refused
+    assert cli(["train-cnn", "--data", dest, "--runs-dir", runs_dir, "--set", "data.val_size=0", *TINY_CNN]) == 0

@@ -132,8 +132,11 @@ def _say(line: str) -> None:
 def as_input(images: torch.Tensor, mean: float | list[float], std: float | list[float]) -> torch.Tensor:
     """uint8 N×C×H×W → normalised float N×C×H×W (``mean``, ``std``: one number, or one per channel)."""
     if isinstance(mean, (list, tuple)):
-        mean = torch.tensor(mean, device=images.device).view(-1, 1, 1)
-        std = torch.tensor(std, device=images.device).view(-1, 1, 1)
+        if len(mean) == 1:  # one channel: plain numbers, the IDX path's arithmetic exactly
+            mean, std = mean[0], std[0]
+        else:
+            mean = torch.tensor(mean, device=images.device).view(-1, 1, 1)
+            std = torch.tensor(std, device=images.device).view(-1, 1, 1)
     return (images.float().div_(255) - mean) / std
 
 

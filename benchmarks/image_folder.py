@@ -1,0 +1,208 @@
+"""Images per second through an image folder: dlx's path against torchvision's ImageFolder + DataLoader.
+
+    python benchmarks/image_folder.py --folder /tmp/fm --tv-python /tmp/tv-venv/bin/python
+
+One run measures, on the same folder (``dlx data export fashion-mnist
+/tmp/fm`` writes one) and the same model (train-cnn's default convnet,
+built by dlx in both), two things per loader:
+
+- ``data``: images/s of reading shuffled, normalised batches alone;
+- ``train``: images/s of training steps fed by the loader (forward,
+  backward, Adam), what a run sees.
+
+dlx's path is the cached uint8 tensor (``dlx/data/image_cache.py``; the
+folder is decoded once before timing, and that time is reported apart),
+batches are index slices; torchvision's is ``ImageFolder`` (Pillow decode
+per image, ``ToTensor`` + ``Normalize``) in a ``DataLoader`` with 0, 2 and 4
+workers, the best of which is compared. torchvision does not install beside
+dlx's CPU torch, so its side runs in another Python (``--tv-python``: a venv
+with torch and torchvision, e.g. ``pip install torch==2.14.1
+torchvision==0.29.1 pyyaml typer rich``) as a subprocess of this script,
+with dlx on its path. Prints one JSON object (the CPU named, the load
+average beside the numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def build_model(channels: int, size: int, classes: int):
+    """train-cnn's default model (its config's defaults), as dlx builds it."""
+    from dlx.families.cnn.config import CNNModelConfig
+    from dlx.families.cnn.model import build_cnn
+
+    return build_cnn(CNNModelConfig(), channels, size, classes)
+
+
+def timed_steps(batches, model, steps: int, warmup: int, train: bool) -> float:
+    """images/s over ``steps`` batches after ``warmup`` (the batches are (images, labels) float/int64)."""
+    import torch
+    import torch.nn.functional as F
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3) if train else None
+    seen, started = 0, None
+    for index, (images, labels) in enumerate(batches):
+        if index == warmup:
+            seen, started = 0, time.perf_counter()
+        if train:
+            loss = F.cross_entropy(model(images), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        else:
+            images.sum()  # touch the batch
+        seen += labels.shape[0]
+        if index + 1 == warmup + steps:
+            break
+    return seen / (time.perf_counter() - started)
+
+
+# ---------------------------------------------------------------- dlx
+
+
+def dlx_side(folder: str, batch_size: int, steps: int, warmup: int) -> dict:
+    import torch
+
+    from dlx.data.image_cache import load_folder
+    from dlx.data.images import channel_stats
+    from dlx.families.cnn.data import as_input
+
+    started = time.perf_counter()
+    data = load_folder(folder, progress=False)
+    first_load = time.perf_counter() - started
+    started = time.perf_counter()
+    data = load_folder(folder, progress=False)  # what every later run does
+    cached_load = time.perf_counter() - started
+    images, labels = data.splits["train"]
+    mean, std = channel_stats(images)
+
+    def batches():
+        epoch = 0
+        while True:
+            order = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(epoch))
+            for start in range(0, len(order) - batch_size + 1, batch_size):
+                index = order[start:start + batch_size]
+                yield as_input(images[index], mean, std), labels[index]
+            epoch += 1
+
+    result = {"first_load_s": round(first_load, 2), "cached_load_s": round(cached_load, 2),
+              "decoded_now": data.decoded, "shape": list(data.shape), "classes": len(data.classes),
+              "train_images": int(images.shape[0])}
+    for mode in ("data", "train"):
+        model = build_model(data.shape[0], data.shape[1], len(data.classes))
+        result[f"{mode}_images_per_s"] = round(timed_steps(batches(), model, steps, warmup, mode == "train"))
+    return result
+
+
+# ---------------------------------------------------------------- torchvision (run in its own Python)
+
+
+def torchvision_side(folder: str, batch_size: int, steps: int, warmup: int, workers: int, channels: int,
+                     mean: list[float], std: list[float]) -> dict:
+    import torch
+    from PIL import Image
+    from torchvision import datasets, transforms
+
+    mode = "L" if channels == 1 else "RGB"
+
+    def loader(path: str):
+        with open(path, "rb") as handle:
+            return Image.open(handle).convert(mode)
+
+    root = Path(folder) / "train" if (Path(folder) / "train").is_dir() else Path(folder)
+    dataset = datasets.ImageFolder(str(root), loader=loader, transform=transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize(mean, std)]))
+    size = dataset[0][0].shape[-1]
+    result = {"workers": workers, "torch": torch.__version__}
+    for run in ("data", "train"):
+        batches = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
+                                              drop_last=True, persistent_workers=False)
+        model = build_model(channels, size, len(dataset.classes))
+        result[f"{run}_images_per_s"] = round(timed_steps(iter(batches), model, steps, warmup, run == "train"))
+    return result
+
+
+def run_torchvision(python: str, args, channels: int, mean: list[float], std: list[float]) -> list[dict]:
+    results = []
+    for workers in (0, 2, 4):
+        command = [python, __file__, "--worker", "--folder", args.folder, "--batch-size", str(args.batch_size),
+                   "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads),
+                   "--workers", str(workers), "--channels", str(channels), "--mean", json.dumps(mean),
+                   "--std", json.dumps(std)]
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
+        if done.returncode:
+            results.append({"workers": workers, "error": (done.stderr.strip().splitlines() or ["?"])[-1]})
+        else:
+            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--folder", required=True, help="an image folder (e.g. from dlx data export)")
+    parser.add_argument("--tv-python", default="/tmp/tv-venv/bin/python",
+                        help="a Python with torch and torchvision (not dlx's venv)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=60, help="timed batches per measurement")
+    parser.add_argument("--warmup", type=int, default=5, help="batches before the clock starts")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads, both sides")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--channels", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--mean", default="[0.5]", help=argparse.SUPPRESS)
+    parser.add_argument("--std", default="[0.5]", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.worker:
+        print(json.dumps(torchvision_side(args.folder, args.batch_size, args.steps, args.warmup, args.workers,
+                                          args.channels, json.loads(args.mean), json.loads(args.std))))
+        return
+    load_before = os.getloadavg()
+    dlx = dlx_side(args.folder, args.batch_size, args.steps, args.warmup)
+    from dlx.data.image_cache import load_folder
+    from dlx.data.images import channel_stats
+
+    data = load_folder(args.folder, progress=False)
+    mean, std = channel_stats(data.splits["train"][0])
+    if Path(args.tv_python).exists():
+        tv = run_torchvision(args.tv_python, args, data.shape[0], mean, std)
+    else:
+        tv = [{"error": f"{args.tv_python} not found: no torchvision to compare with"}]
+    report = {"benchmark": "image_folder", "cpu": cpu_name(), "cores": os.cpu_count(), "threads": args.threads,
+              "folder": args.folder, "batch_size": args.batch_size, "timed_batches": args.steps,
+              "load_average_before": [round(x, 2) for x in load_before],
+              "load_average_after": [round(x, 2) for x in os.getloadavg()],
+              "dlx": dlx, "torchvision": tv}
+    for mode in ("data", "train"):
+        best = max((r.get(f"{mode}_images_per_s", 0) for r in tv), default=0)
+        if best:
+            report[f"{mode}_speedup_vs_best_torchvision"] = round(dlx[f"{mode}_images_per_s"] / best, 2)
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
