@@ -34,6 +34,9 @@ class Flag:
     key: str  # dotted config key, e.g. "optim.batch_size"
     short: str | None = None  # e.g. "-d"
     help: str | None = None  # None: the config field's documentation
+    # A flag that moved away (to another command): hidden from --help, and giving it ends with this
+    # one-line message (exit 2) instead of "no such option". ``key`` is then not read.
+    moved: str | None = None
 
     @property
     def param(self) -> str:
@@ -157,7 +160,14 @@ def add_train_command(app: typer.Typer, family: Any) -> None:
     config_class = family.load_config_class()
     table: list[tuple[Flag, tuple[str, ...]]] = []
     parameters = []
+    moved: list[Flag] = []
     for flag in tuple(family.flags) + COMMON_FLAGS:
+        if flag.moved:
+            hidden = typer.Option(None, flag.name, hidden=True)
+            parameters.append(inspect.Parameter(flag.param, inspect.Parameter.KEYWORD_ONLY,
+                                                annotation=Optional[str], default=hidden))
+            moved.append(flag)
+            continue
         keys = family.shared_keys.get(flag.key, (flag.key,))
         info = field_info(config_class, keys[0])
         if info is None:
@@ -172,6 +182,11 @@ def add_train_command(app: typer.Typer, family: Any) -> None:
         config_file, overrides = values.pop("config"), values.pop("set_")
         print_only, resume = values.pop("print_config"), values.pop("resume")
         allow_changed = values.pop("allow_changed_data")
+        for flag in moved:
+            if values.pop(flag.param) is not None:
+                from dlx.errors import DlxError
+
+                raise DlxError(flag.moved)
         settings: dict[str, Any] = {}
         for flag, keys in table:
             value = values[flag.param]

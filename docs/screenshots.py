@@ -78,7 +78,7 @@ VIEWS = [
          window=DOCS_WINDOW),
     View("images-gan", fragment("images", "^gan/", "^(samples|eval)/"), "samples/scatter"),
     View("images-gan-noise", fragment("images", "^gan/"), "config/noise", window=DOCS_WINDOW),
-    View("images-graph", fragment("images", "^transformer/.*graph", "^graph/"), "graph/attention",
+    View("images-graph", fragment("images", "^graph/", "^graph/"), "graph/attention",
          window=DOCS_WINDOW),
     View("distributions", fragment("distributions", "^cnn/", "^gradients/"), "gradients/"),
     View("hparams-table", fragment("hparams"), "sweep_point", window=(1800, 950)),
@@ -108,7 +108,7 @@ def make_runs(runs: Path) -> None:
         dlx("train-transformer", "--epochs", "1", *common),
         dlx("train-gan", "--epochs", "1", "--steps-per-epoch", "500", "--noise", "uniform", "--noise-scale", "3",
             *common),
-        dlx("train-transformer", "--task", "graph", *common),
+        dlx("train-graph", *common),
         dlx("sweep", str(ROOT / "experiments/cnn/pooling.yaml"), "--parallel", "2", "--runs-dir", str(runs),
             "--set", "optim.epochs=1", "--set", "data.limit_train=2000", "--set", "data.limit_test=1000"),
     ]

@@ -1,4 +1,4 @@
-"""Graphs for node classification (``dlx train-transformer --task graph``).
+"""Graphs for node classification (``dlx train-graph``).
 
 A graph is a set of nodes (names), undirected edges between them and a
 class label on some of the nodes. Two sources:

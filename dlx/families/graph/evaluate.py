@@ -1,11 +1,10 @@
-"""Scores, summary, picture and ``dlx eval`` of the graph task (node classification).
+"""Scores, summary, picture and ``dlx eval`` of node classification (``dlx train-graph``).
 
 A node's prediction is the argmax of its class scores from one forward
 pass over the whole graph. ``accuracy`` is the share of a node set
 predicted right: the validation nodes during training (they choose
-``best.pt``), the test nodes once at the end. ``summary.json`` reports the
-test accuracy as ``exact_match`` too (one label per node: exact match is
-accuracy), the number sweeps compare.
+``best.pt``), the test nodes once at the end (``test_accuracy``, the
+family's headline metric).
 """
 
 from __future__ import annotations
@@ -21,8 +20,8 @@ import torch.nn.functional as F
 from dlx import viz
 from dlx.data.graphs import GraphTask, edges_digest
 from dlx.errors import CheckpointError
-from dlx.families.transformer.config import GRAPH_TASKS, TransformerConfig
-from dlx.families.transformer.data import FAMILY, repoint_files
+from dlx.families.graph.config import GraphConfig
+from dlx.families.graph.data import FAMILY, repoint_files
 
 
 @torch.no_grad()
@@ -71,16 +70,15 @@ def describe_task(task: GraphTask) -> str:
             f"training nodes, {len(task.val_nodes)} validation, {len(task.test_nodes)} test")
 
 
-def summary(config: TransformerConfig, task: GraphTask, model, result: dict, position: dict,
+def summary(config: GraphConfig, task: GraphTask, model, result: dict, position: dict,
             started_at: float) -> dict:
-    """What summary.json records; ``exact_match`` (= test node accuracy) is the sweep metric."""
+    """What summary.json records; ``test_accuracy`` is the headline metric (sweeps compare it)."""
     return {
         "family": FAMILY,
         "task": task.name,
         "kind": task.kind,
         "graph": task.graph.name,
         "graph_attention": config.model.graph_attention,
-        "exact_match": result["accuracy"],
         "test_accuracy": result["accuracy"],
         "test_loss": result["loss"],
         "train_accuracy": result["train_accuracy"],
@@ -104,7 +102,7 @@ def summary(config: TransformerConfig, task: GraphTask, model, result: dict, pos
 
 
 @torch.no_grad()
-def log_picture(writer, model, task: GraphTask, result: dict, step: int, config: TransformerConfig) -> None:
+def log_picture(writer, model, task: GraphTask, result: dict, step: int, config: GraphConfig) -> None:
     """The graph, nodes coloured by predicted class, edges by the last layer's attention."""
     from dlx.families.graph.pictures import plot_graph_attention
 
@@ -122,16 +120,8 @@ def log_picture(writer, model, task: GraphTask, result: dict, step: int, config:
 # Saved runs: dlx eval
 
 
-def is_graph_run(run_dir: str | Path) -> bool:
-    """True when ``run_dir`` holds a graph-task run (its config.yaml names the task)."""
-    from dlx.rundir import read_run_config
-
-    data = read_run_config(Path(run_dir), FAMILY).get("data")
-    return isinstance(data, dict) and data.get("task") in GRAPH_TASKS
-
-
 def load_model(run_dir: str | Path, which: str = "best", data_dir: str | None = None):
-    """(saved run, task, model with its weights in eval mode on the CPU) of a graph run.
+    """(saved run, task, model with its weights in eval mode on the CPU) of a train-graph run.
 
     ``data_dir`` re-points the run's files (edge list, labels) at files of the same names there.
     """
@@ -139,11 +129,11 @@ def load_model(run_dir: str | Path, which: str = "best", data_dir: str | None = 
     from dlx.data.graphs import load_graph_task
     from dlx.families.graph.model import build_graph_model
 
-    saved = load_saved(run_dir, FAMILY, TransformerConfig, which=which, data_dir=None)
+    saved = load_saved(run_dir, FAMILY, GraphConfig, which=which, data_dir=None)
     require(saved.state, ("model", "task", "step"), saved.path)
     require(saved.state["task"], ("nodes", "labels"), saved.path, "task")
     config, info = saved.config, saved.state["task"]
-    repoint_files(config.data, data_dir, ("path", "labels_path"))
+    repoint_files(config.data, data_dir)
     task = load_graph_task(config.data)
     digest = edges_digest(task.graph.edges)
     same_edges = info.get("edges_sha1", digest) == digest  # runs saved before the digest: not checked
@@ -157,7 +147,7 @@ def load_model(run_dir: str | Path, which: str = "best", data_dir: str | None = 
 
 
 def evaluate_run(run_dir: str | Path, which: str = "best", data_dir: str | None = None) -> dict:
-    """``dlx eval`` of a graph run: the test nodes' accuracy under a saved checkpoint."""
+    """``dlx eval`` of a train-graph run: the test nodes' accuracy under a saved checkpoint."""
     from dlx.checkpoint import default_device
 
     saved, task, model = load_model(run_dir, which, data_dir)
@@ -165,5 +155,5 @@ def evaluate_run(run_dir: str | Path, which: str = "best", data_dir: str | None 
     model.to(device)
     result = evaluate(model, task.to(device), "test", saved.autocast(device))
     return {"run_dir": str(saved.run_dir), "checkpoint": which, "step": int(saved.state["step"]),
-            "task": task.name, "graph": task.graph.name, "exact_match": result["accuracy"],
-            "test_accuracy": result["accuracy"], "test_loss": result["loss"], "test_nodes": result["nodes"]}
+            "task": task.name, "graph": task.graph.name, "test_accuracy": result["accuracy"],
+            "test_loss": result["loss"], "test_nodes": result["nodes"]}

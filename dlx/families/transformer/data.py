@@ -10,9 +10,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from dlx.errors import DatasetError
 from dlx.families.transformer import tasks as sequences
-from dlx.families.transformer.config import FRAME_TASKS, GRAPH_TASKS, SequenceDataConfig
+from dlx.families.transformer.config import FRAME_TASKS, SequenceDataConfig
 from dlx.families.transformer.frames import load_frames_task
 from dlx.families.transformer.tasks import IGNORE, PAD, SequenceTask, Split
 
@@ -29,9 +28,6 @@ def load_task(config: SequenceDataConfig) -> SequenceTask:
     others from ``dlx/families/transformer/tasks.py`` (over its size limit: new generators live apart)."""
     if config.task in FRAME_TASKS:
         return load_frames_task(config)
-    if config.task in GRAPH_TASKS:  # one graph, not a set of sequences: dlx/families/graph/loop.py
-        raise DatasetError("task 'graph' classifies the nodes of one graph; it has no sequences to show "
-                          "(see its model with --print-config, its picture in TensorBoard)")
     return sequences.load_task(config)
 
 

@@ -20,7 +20,7 @@ import torch
 
 from dlx import metrics, viz
 from dlx.errors import CheckpointError, DlxError
-from dlx.families.transformer.config import FRAME_TASKS, TransformerConfig
+from dlx.families.transformer.config import FRAME_TASKS, MOVED_TASKS, TransformerConfig
 from dlx.families.transformer.data import FAMILY, batch_loss, make_batch, repoint_files
 from dlx.families.transformer.decoding import beam_search, decode
 from dlx.families.transformer.tasks import EOS, IGNORE, PAD, SequenceTask, Vocab
@@ -378,6 +378,19 @@ def _markdown_table(rows: list[tuple]) -> str:
 # Saved runs: dlx eval, dlx translate
 
 
+def refuse_moved_task(run_dir: str | Path) -> None:
+    """One line for a run of a task that has since moved to a family of its own (``MOVED_TASKS``), where
+    rebuilding its config would list every key the move took away."""
+    from dlx.rundir import read_run_config
+
+    data = read_run_config(Path(run_dir), FAMILY).get("data")
+    task = data.get("task") if isinstance(data, dict) else None
+    if isinstance(task, str) and task in MOVED_TASKS:
+        raise CheckpointError(f"{run_dir}: a task {task} run, saved before that task moved to "
+                              f"{MOVED_TASKS[task]}; this dlx cannot read it (train it again with "
+                              f"{MOVED_TASKS[task]})")
+
+
 def load_model(run_dir: str | Path, which: str = "best", data_dir: str | None = None):
     """(saved run, model with its weights, in eval mode on the CPU) of a transformer run.
 
@@ -387,6 +400,7 @@ def load_model(run_dir: str | Path, which: str = "best", data_dir: str | None = 
     from dlx.checkpoint import load_saved, load_weights, require
     from dlx.models.transformer import build_model
 
+    refuse_moved_task(run_dir)
     # data_dir is applied here, not by load_saved: a sequence task names files, not a folder.
     saved = load_saved(run_dir, FAMILY, TransformerConfig, which=which, data_dir=None)
     require(saved.state, ("model", "task", "step"), saved.path)
@@ -407,11 +421,8 @@ def evaluate_run(run_dir: str | Path, which: str = "best", data_dir: str | None 
     up there).
     """
     from dlx.checkpoint import default_device
-    from dlx.families.graph import evaluate as graph_evaluate
     from dlx.families.transformer.data import load_task
 
-    if graph_evaluate.is_graph_run(run_dir):  # node classification: its own scores (graph_evaluate.py)
-        return graph_evaluate.evaluate_run(run_dir, which, data_dir)
     saved, model = load_model(run_dir, which, data_dir)
     config, state = saved.config, saved.state
     task = load_task(config.data)
@@ -444,12 +455,8 @@ def translate(run_dir: str | Path, text: str, beam: int | None = None, which: st
     (whitespace-separated; one line per word when there are several).
     """
     from dlx.checkpoint import default_device
-    from dlx.families.graph.evaluate import is_graph_run
     from dlx.families.transformer.tasks import encode_input
 
-    if is_graph_run(run_dir):
-        raise DlxError(f"{run_dir} is a graph run (node classification): there is no input text to "
-                       "translate; dlx eval scores its test nodes")
     saved, model = load_model(run_dir, which)
     device = default_device()
     model.to(device)

@@ -19,7 +19,7 @@ import torch
 
 from dlx import metrics
 from dlx.families.transformer import evaluate as report
-from dlx.families.transformer.config import GRAPH_TASKS, TransformerConfig
+from dlx.families.transformer.config import TransformerConfig
 from dlx.families.transformer.data import FAMILY, batch_loss, epoch_order, load_task, make_batch
 from dlx.families.transformer.tasks import SequenceTask
 from dlx.models.transformer import build_model
@@ -60,10 +60,6 @@ class Loop:
 def train(config: TransformerConfig, argv: list[str] | None = None,
           resume_dir: str | Path | None = None) -> Path:
     """Run one training; returns the run directory."""
-    if config.data.task in GRAPH_TASKS:  # node classification: full-batch on one graph (graph_loop.py)
-        from dlx.families.graph.loop import train as train_graph
-
-        return train_graph(config, argv, resume_dir)
     if not config.run.name:
         config.run.name = config.default_name()
     with Session(FAMILY, config, argv, resume_dir) as session:

@@ -40,7 +40,6 @@ from dlx.errors import DatasetError
 from dlx.families.transformer.config import (
     FILE_TASKS,
     FRAME_TASKS,
-    GRAPH_TASKS,
     LEXICON_TASKS,
     SEQ2SEQ_TASKS,
     SYMBOLS,
@@ -156,8 +155,8 @@ class SequenceTask:
 
 
 def load_task(config: SequenceDataConfig) -> SequenceTask:
-    """The task ``config.task`` names, with the limits applied (tensors on the CPU); not frames or graph."""
-    if config.task in FRAME_TASKS + GRAPH_TASKS:
+    """The task ``config.task`` names, with the limits applied (tensors on the CPU); not frames."""
+    if config.task in FRAME_TASKS:
         raise DatasetError(f"task {config.task!r} is made elsewhere: dlx.families.transformer.data.load_task")
     if config.task in FILE_TASKS:
         task = _file_task(config)
