@@ -149,6 +149,7 @@ class Running:
     steps: list[int] = field(default_factory=list)  # the run's global step at each evaluation reported
     last_value: float | None = None
     pruned: str | None = None  # why it was pruned, once it was
+    reported: dict[int, float] = field(default_factory=dict)  # Optuna step -> value already reported
 
 
 def find_run_dir(sweep: Sweep, sweep_dir: Path, run_name: str, pid: int | None = None) -> Path | None:
@@ -228,6 +229,7 @@ def run_search(sweep: Sweep, sweep_dir: Path, record: dict, parallel: int = 1,
             trial = optuna.trial.Trial(study, frozen._trial_id)
             started = _carry_on(sweep, sweep_dir, record, study, trial, frozen.params, env, echo)
             if started is not None:
+                started.reported.update(frozen.intermediate_values)  # Optuna keeps the first report of a step
                 running.append(started)
             write_record(sweep_dir, record)
         while True:
@@ -327,7 +329,9 @@ def _watch(sweep: Sweep, sweep_dir: Path, record: dict, item: Running) -> None:
         item.last_value = float(value)
         prune = sweep.search.prune
         at = len(item.steps) if prune is None or prune.step == "eval" else step
-        item.trial.report(float(value), at)
+        if at not in item.reported:
+            item.trial.report(float(value), at)
+            item.reported[at] = float(value)
         item.entry.update(evals=len(item.steps), steps=step, value=float(value))
         if item.pruned is None and item.trial.should_prune() and item.process.poll() is None:
             item.pruned = f"pruned by the search at evaluation {len(item.steps)} (step {step}): {metric} {value:.4f}"

@@ -69,27 +69,24 @@ def run(sweep, runs_dir: Path, launch, markdown: bool, resume: bool) -> int:
         record.update(status="running", ended_at=None)
         record.setdefault("resumed", []).append({"at": sweep_runner._now(), "command": list(sys.argv)})
         done = sum(p["status"] in ("completed", "pruned", "failed") for p in record["points"])
-        echo(f"search {sweep.name}: resuming {sweep_dir} ({done} of {sweep.search.trials} trials done)")
+        said = f"search {sweep.name}: resuming {sweep_dir} ({done} of {sweep.search.trials} trials done)"
     else:
         sweep_dir = sweep_runner.create_sweep_dir(sweep, runs_dir)
         record = sweep_runner.sweep_record(sweep, sweep_dir, list(sys.argv))
         record.update(search=sweep.search.to_record(), study=STUDY_FILE)
-        echo(f"search {sweep.name}: {sweep.search.trials} trials ({sweep.search.sampler}), "
-             f"{launch.describe()}, into {sweep_dir}")
+        said = (f"search {sweep.name}: {sweep.search.trials} trials ({sweep.search.sampler}), "
+                f"{launch.describe()}, into {sweep_dir}")
+    lock = _lock(sweep_dir)  # one process runs a search: a second --resume stops here
+    echo(said)
     sweep_runner.write_record(sweep_dir, record)
-    if launch.launcher == "ray":
-        from dlx.search_ray import run_search_ray
-
-        completed = run_search_ray(sweep, sweep_dir, record, launch.address, launch.cpus_per_run,
-                                   launch.gpus_per_run, echo)
-    else:
-        from dlx.search_runner import run_search
-
-        completed = run_search(sweep, sweep_dir, record, launch.parallel, echo)
-    summary = sweep_runner.finish_record(sweep_dir, record, completed)
-    if completed:
-        search_report.draw_pictures(sweep_dir, record, echo)
-        sweep_runner.write_record(sweep_dir, record)  # which pruned trials have their HParams session
+    try:
+        completed = _run_engine(sweep, sweep_dir, record, launch, echo)
+        summary = sweep_runner.finish_record(sweep_dir, record, completed)
+        if completed:
+            search_report.draw_pictures(sweep_dir, record, echo)
+            sweep_runner.write_record(sweep_dir, record)  # which pruned trials have their HParams session
+    finally:
+        lock.release()
     print_search(record, summary, markdown)
     failed = [p for p in record["points"] if p["status"] == "failed"]
     echo(f"sweep directory: {sweep_dir}" + (f"  ({len(failed)} trial(s) failed)" if failed else ""))
@@ -99,6 +96,29 @@ def run(sweep, runs_dir: Path, launch, markdown: bool, resume: bool) -> int:
                                                                  if str(runs_dir) != "runs" else ""))
         return 130
     return 1 if failed else 0
+
+
+def _lock(sweep_dir: Path):
+    """The sweep directory's lock (released however this process ends); one line when another holds it."""
+    from dlx.errors import CheckpointError, DlxError
+    from dlx.rundir import RunLock
+
+    try:
+        return RunLock(sweep_dir)
+    except CheckpointError:
+        raise DlxError(f"{sweep_dir}: this search is being run by another dlx process") from None
+
+
+def _run_engine(sweep, sweep_dir: Path, record: dict, launch, echo) -> bool:
+    """Optuna here, or Ray Tune on a cluster; False when the search was stopped."""
+    if launch.launcher == "ray":
+        from dlx.search_ray import run_search_ray
+
+        return run_search_ray(sweep, sweep_dir, record, launch.address, launch.cpus_per_run, launch.gpus_per_run,
+                              echo)
+    from dlx.search_runner import run_search
+
+    return run_search(sweep, sweep_dir, record, launch.parallel, echo)
 
 
 def print_search(record: dict, summary: dict, markdown: bool = False) -> None:
