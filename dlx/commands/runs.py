@@ -223,32 +223,28 @@ def compare(
         raise DlxError("name the runs to compare (RUN RUN …) or pass --family")
     if not chosen:
         raise DlxError("no runs to compare (check the filters)")
-    keys = runs_mod.differing_keys(chosen)
-    metric_keys: list[str] = []
-    for run in chosen:
-        metric_keys += [k for k, v in run.summary.items() if k not in metric_keys
-                        and isinstance(v, (int, float)) and not isinstance(v, bool)]
-    result = {
-        "runs": [{"id": r.id, "name": r.name, "status": r.status, "path": str(r.path)} for r in chosen],
-        "config": {k: [r.flat_config.get(k) for r in chosen] for k in keys},
-        "metrics": {k: [r.metric(k) for r in chosen] for k in metric_keys},
-    }
+    from dlx import runs_compare
+
+    result = runs_compare.comparison(chosen)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
     from rich.table import Table
 
-    table = Table(title=f"{len(chosen)} runs: {len(keys)} differing hyperparameters")
+    settings = len(result["columns"]) + len(result["config"])
+    table = Table(title=f"{len(chosen)} runs: {settings} settings that differ among the runs that read them "
+                        "(—: not read by that run)")
     table.add_column("")
-    for run in chosen:
-        table.add_column(f"{run.name}\n{run.id} ({run.status})", justify="right")
-    for key, values in result["config"].items():
-        table.add_row(key, *(runs_mod.format_value(v) for v in values))
+    for run, shown in zip(chosen, result["runs"], strict=True):
+        table.add_column(shown["label"] + ("" if run.status == "completed" else f"\n({run.status})"),
+                         justify="right")
+    for key, values in {**result["columns"], **result["config"]}.items():
+        table.add_row(key, *(runs_compare.format_config(v) for v in values))
     table.add_section()
     for key, values in result["metrics"].items():
         best = _best_index(key, values)
-        table.add_row(key, *(f"[bold]{runs_mod.format_value(v)}[/bold]" if i == best and len(chosen) > 1
-                             else ("—" if v is None else runs_mod.format_value(v)) for i, v in enumerate(values)))
+        table.add_row(key, *(f"[bold]{runs_compare.format_metric(key, v)}[/bold]" if i == best and len(chosen) > 1
+                             else runs_compare.format_metric(key, v) for i, v in enumerate(values)))
     console().print(table)
 
 
