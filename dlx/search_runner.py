@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dlx.errors import DlxError
 from dlx.rundir import EVALS_FILE, mark_pruned, read_json
 from dlx.search import STUDY_FILE, Search, default_direction, import_optuna
 from dlx.sweep import Point, Sweep, point_argv, yaml_scalar
@@ -192,9 +193,25 @@ def metric_of(sweep: Sweep, record: dict, metrics: dict) -> str | None:
         return record["search"]["resolved_metric"]
     for name in sweep.search.metric_candidates(sweep.family):
         if isinstance(metrics.get(name), (int, float)):
+            if not sweep.search.direction and default_direction(name) != record["search"]["direction"]:
+                raise DlxError(f"{sweep.path}: the trials report {name} ({default_direction(name)} it), not "
+                               f"{sweep.search.metric_candidates(sweep.family)[0]}; name search.metric and "
+                               "search.direction")
             record["search"]["resolved_metric"] = name
             return name
     return None
+
+
+def final_value(sweep: Sweep, record: dict, item: Running, summary: dict) -> float | None:
+    """A completed trial's value: its summary.json's number (e.g. ``val_accuracy``, the best evaluation),
+    else the best of the numbers it reported as it trained (a run whose summary names it differently)."""
+    metric = metric_of(sweep, record, summary)
+    if metric and isinstance(summary.get(metric), (int, float)):
+        return float(summary[metric])
+    if not item.reported:
+        return None
+    pick = max if record["search"]["direction"] == "maximize" else min
+    return pick(item.reported.values())
 
 
 # --------------------------------------------------------------------------
@@ -357,9 +374,10 @@ def _finish(sweep: Sweep, sweep_dir: Path, record: dict, study: Any, item: Runni
             mark_pruned(sweep_dir / outcome.run_dir, item.pruned)
         entry.update(status="pruned", error=item.pruned)
         _tell(study, item.trial, state=optuna.trial.TrialState.PRUNED)
-    elif outcome.status == "completed" and metric and isinstance(summary.get(metric), (int, float)):
-        entry.update(value=float(summary[metric]), steps=summary.get("global_step", entry.get("steps")))
-        _tell(study, item.trial, float(summary[metric]))
+    elif outcome.status == "completed" and (value := final_value(sweep, record, item, summary)) is not None:
+        metric = record["search"].get("resolved_metric") or metric
+        entry.update(value=value, steps=summary.get("global_step", entry.get("steps")))
+        _tell(study, item.trial, value)
     else:
         if outcome.status == "completed":
             names = " or ".join(sweep.search.metric_candidates(sweep.family))

@@ -437,9 +437,11 @@ class Session:
 
     def _record_validation(self, step: int, scalars: dict[str, float]) -> None:
         """The ``val/*`` numbers go to ``<run>/evals.jsonl`` too, as they come (``val/accuracy`` as
-        ``val_accuracy``): a search reads them to stop a hopeless trial early (dlx/search_runner.py)."""
+        ``val_accuracy``; ``eval/*``, measured on fresh samples of no split, likewise): a search reads them
+        to stop a hopeless trial early (dlx/search_runner.py). Never ``test/*``."""
         if self.is_main and self.run_dir is not None:
-            metrics = {f"val_{tag[4:]}": float(value) for tag, value in scalars.items() if tag.startswith("val/")}
+            metrics = {f"val_{tag.split('/', 1)[1]}": float(value) for tag, value in scalars.items()
+                       if tag.startswith(("val/", "eval/"))}
             if metrics:
                 from dlx.rundir import append_eval
 

@@ -56,3 +56,26 @@ def test_trials_are_ranked_completed_first_and_the_best_brings_its_test_numbers(
     assert best["trial"] == ranked[0] and best["params"] == {"optim.lr": 0.001 * (ranked[0] + 1)}
     assert best["test"] == {"test_accuracy": 0.88 if ranked[0] == 2 else 0.79}  # counts are no metric
     assert summary["total_steps"] == 70 and summary["done"] == 4
+
+
+def test_a_trial_whose_summary_names_its_number_otherwise_is_valued_by_what_it_reported(tmp_path):
+    pytest.importorskip("optuna")
+    from types import SimpleNamespace
+
+    from dlx.errors import DlxError
+    from dlx.search_runner import final_value
+    from dlx.sweep import load_sweep
+
+    path = tmp_path / "s.yaml"
+    path.write_text("# Answers: ?\nsweep: {family: cnn, search: {trials: 2, space: "
+                    "{optim.lr: {uniform: [0.001, 0.01]}}}}\n")
+    sweep = load_sweep(path)
+    record = {"search": {"direction": "maximize"}}
+    item = SimpleNamespace(reported={1: 0.5, 2: 0.75, 3: 0.7})
+    assert final_value(sweep, record, item, {"val_accuracy": 0.8}) == 0.8
+    assert record["search"]["resolved_metric"] == "val_accuracy"
+    record = {"search": {"direction": "maximize"}}
+    assert final_value(sweep, record, item, {"test_accuracy": 0.9}) == 0.75  # never the test split's number
+    record = {"search": {"direction": "minimize"}}  # a study made for another metric than the runs report
+    with pytest.raises(DlxError, match="name search.metric and search.direction"):
+        final_value(sweep, record, item, {"val_accuracy": 0.8})
