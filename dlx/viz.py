@@ -342,7 +342,7 @@ def plot_filters(weights, title: str = ""):
     for spine in axes.spines.values():
         spine.set_visible(False)
     if colour:
-        axes.set_xlabel(f"filter number = row + column; RGB, grey = 0, full colour = ±{limit:.3g}",
+        axes.set_xlabel(f"filter number = row + column\nRGB: grey = 0, full colour = ±{limit:.2g}",
                         fontsize=fonts.text)
     else:
         _colorbar(figure, image, axes, fonts, "weight")
