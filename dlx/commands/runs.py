@@ -255,6 +255,34 @@ def _best_index(metric: str, values: list[Optional[float]]) -> Optional[int]:
     return (min if runs_mod.lower_is_better(metric) else max)(present)[1]
 
 
+@runs_app.command("plot", help="Curves of one scalar, grouped by sweep point: a mean line and a band from the "
+                               "lowest to the highest seed at every step; a PNG, and for a sweep also a "
+                               "TensorBoard image in the sweep folder (<sweep>/plots).\n\nExamples:\n\n\b\n"
+                               "  dlx runs plot runs/sweeps/pooling-20261101-100000-1a2b3c --metric val/accuracy\n"
+                               "  dlx runs plot 1a2b 3c4d --metric train/loss --out loss.png")
+def plot_(
+    specs: list[str] = typer.Argument(..., metavar="RUN_OR_SWEEP...",
+                                      help="Sweep folders (every point, seeds grouped) and runs (path, name or id)."),
+    metric: str = typer.Option("val/loss", "--metric", help="The scalar tag to draw (val/accuracy, train/loss …)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="PNG path (default: <sweep>/plots/<metric>.png, or "
+                                                          "./<metric>.png for runs outside a sweep)."),
+    runs_dir: Path = RunsRootOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    from dlx import runs_plot
+
+    result = runs_plot.plot(specs, metric, runs_dir, out)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    for label, names in result["groups"].items():
+        console().print(f"{label}: {len(names)} run{'s' if len(names) != 1 else ''}")
+    if result["missing"]:
+        console().print(f"no {metric} in: {', '.join(result['missing'])}")
+    console().print(f"wrote {result['png']}" + (f"; TensorBoard image in {result['tensorboard']}"
+                                                 if "tensorboard" in result else ""))
+
+
 @runs_app.command("diff", help="The config difference between two runs.\n\n"
                                "Example:\n\n\b\n  dlx runs diff 1a2b 3c4d")
 def diff(
