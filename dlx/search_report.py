@@ -47,6 +47,11 @@ def summarize_search(sweep_dir: Path, record: dict) -> dict:
     search = record["search"]
     direction = search.get("direction") or (default_direction(metric) if metric else "maximize")
     sign = -1.0 if direction == "maximize" else 1.0
+    # The family's headline numbers (CNN: test_accuracy; a transformer: exact_match …) are its test split's.
+    from dlx import registry
+
+    family = registry.FAMILIES.get(record.get("family"))
+    headline = set(family.headline_metrics) if family else set()
     rows = []
     for entry in record["points"]:
         summary = read_json(sweep_dir / entry["run_dir"] / "summary.json") if entry.get("run_dir") else {}
@@ -61,8 +66,8 @@ def summarize_search(sweep_dir: Path, record: dict) -> dict:
             "params": {key: entry["overrides"].get(key) for key in (entry.get("params") or {})},
             "evals": entry.get("evals") or 0, "steps": steps if isinstance(steps, int) else None,
             "seconds": entry.get("seconds"), "run_dir": entry.get("run_dir"), "error": entry.get("error"),
-            "test": {k: v for k, v in summary.items() if k.startswith("test_") and isinstance(v, (int, float))
-                     and not k.endswith(NOT_METRIC_ENDINGS)},
+            "test": {k: v for k, v in summary.items() if (k.startswith("test_") or k in headline)
+                     and isinstance(v, (int, float)) and not k.endswith(NOT_METRIC_ENDINGS)},
         })
     rows.sort(key=lambda r: (STATUS_ORDER.get(r["status"], 2), r["value"] is None,
                              sign * r["value"] if r["value"] is not None else 0.0, r["trial"] or 0))
