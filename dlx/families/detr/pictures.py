@@ -58,7 +58,7 @@ def plot_detections(images: torch.Tensor, predictions, classes: list[str], truth
     columns = 1 if count == 1 else 2
     rows = math.ceil(count / columns)
     width = 440 * columns
-    figure, fonts = new_figure(width, int(rows * 470 + 60))
+    figure, fonts = new_figure(width, int(rows * 470 + 170))
     grid = figure.subplots(rows, columns, squeeze=False)
     side = float(images.shape[-1])
     for index, axes in enumerate(grid.flat):
@@ -84,9 +84,9 @@ def plot_detections(images: torch.Tensor, predictions, classes: list[str], truth
         label = names[index] if names else f"canvas {index}"
         axes.set_title(f"{label}: {kept} found" + (f", {int(truth.counts[index])} true" if truth is not None
                                                      else ""), fontsize=fonts.text)
-    legend = f"coloured: predicted (score ≥ {threshold:.2f})"
+    legend = f"colour: predicted (score ≥ {threshold:.2f})"
     if truth is not None:
-        legend += "; dashed white: ground truth"
+        legend += "\ndashed white: ground truth"
     figure.suptitle(f"{title}\n{legend}" if title else legend, fontsize=fonts.title)
     return figure
 
@@ -100,10 +100,10 @@ def plot_query_attention(image: torch.Tensor, attention: torch.Tensor, feature_s
     score ("none" when "no object" wins).
     """
     queries = attention.shape[0]
-    columns = 4
+    columns = 3
     rows = math.ceil((queries + 1) / columns)
-    width = 880
-    figure, fonts = new_figure(width, int(rows * 250 + 70))
+    width = 840
+    figure, fonts = new_figure(width, int(rows * 330 + 150))
     grid = figure.subplots(rows, columns, squeeze=False)
     side = float(image.shape[-1])
     height_cells, width_cells = feature_size
@@ -125,9 +125,9 @@ def plot_query_attention(image: torch.Tensor, attention: torch.Tensor, feature_s
         style = {"linewidth": 1.8, "edgecolor": colour(label)} if score >= 0.5 else {
             "linewidth": 1.0, "edgecolor": "0.7", "linestyle": (0, (2, 2))}
         _rectangle(axes, predictions.boxes[canvas, query], side, **style)
-        name = classes[label] if score >= 0.5 else "none"
-        axes.set_title(f"q{query}: {name} {score:.2f}", fontsize=fonts.text)
-    note = "cross-attention of the last decoder layer (mean over heads, each panel its own scale)"
+        name = classes[label] if score >= 0.5 else "no object"
+        axes.set_title(f"query {query}: {score:.2f}\n{name}", fontsize=fonts.text)
+    note = "cross-attention, last decoder layer\n(mean of the heads, own scale per panel)"
     figure.suptitle(f"{title}\n{note}" if title else note, fontsize=fonts.title)
     return figure
 
@@ -143,7 +143,7 @@ def plot_slots(boxes: torch.Tensor, title: str = ""):
     columns = 5 if queries > 4 else queries
     rows = math.ceil(queries / columns)
     width = 900
-    figure, fonts = new_figure(width, int(rows * 200 + 90))
+    figure, fonts = new_figure(width, int(rows * 210 + 150))
     grid = figure.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
     areas = values[..., 2] * values[..., 3]
     top = max(float(np.quantile(areas, 0.99)) if areas.size else 0.0, 1e-3)
@@ -153,7 +153,7 @@ def plot_slots(boxes: torch.Tensor, title: str = ""):
             axes.set_visible(False)
             continue
         shown = axes.scatter(values[:, query, 0], values[:, query, 1], c=areas[:, query], cmap="viridis",
-                             vmin=0, vmax=top, s=4 * CARD_PX / width * 2, linewidths=0, alpha=0.7)
+                             vmin=0, vmax=top, s=6 * width / CARD_PX, linewidths=0, alpha=0.6)
         axes.set_xlim(0, 1)
         axes.set_ylim(1, 0)  # image coordinates: y down
         axes.set_aspect("equal")
@@ -164,7 +164,7 @@ def plot_slots(boxes: torch.Tensor, title: str = ""):
         bar = figure.colorbar(shown, ax=grid.ravel().tolist(), fraction=0.03, pad=0.02)
         bar.set_label("box area / canvas", fontsize=fonts.text)
         bar.ax.tick_params(labelsize=fonts.small)
-    note = f"box centres of all {values.shape[0]} test canvases' predictions, one panel per query"
+    note = f"box centres predicted on {values.shape[0]} canvases\none panel per query"
     figure.suptitle(f"{title}\n{note}" if title else note, fontsize=fonts.title)
     return figure
 
@@ -174,7 +174,7 @@ def plot_cost_matrix(cost: torch.Tensor, pairs: np.ndarray, object_names: list[s
     values = cost.detach().float().cpu().numpy()
     queries, objects = values.shape
     width = 520
-    figure, fonts = new_figure(width, int(150 + queries * 34))
+    figure, fonts = new_figure(width, int(200 + queries * 34))
     axes = figure.subplots()
     image = axes.imshow(values, cmap="viridis_r", aspect="auto")
     for query, target in pairs:
@@ -189,7 +189,7 @@ def plot_cost_matrix(cost: torch.Tensor, pairs: np.ndarray, object_names: list[s
     bar = figure.colorbar(image, ax=axes, fraction=0.05, pad=0.02)
     bar.set_label("cost (lower is cheaper)", fontsize=fonts.text)
     bar.ax.tick_params(labelsize=fonts.small)
-    note = "red rings: the pairs the Hungarian algorithm chose"
+    note = "red rings: the pairs chosen"
     figure.suptitle(f"{title}\n{note}" if title else note, fontsize=fonts.title)
     return figure
 
@@ -215,7 +215,7 @@ def log_pictures(writer, model, data, result: dict, config, step: int, autocast,
         shown = Split(canvases.images[:count].cpu(), canvases.boxes[:count].cpu(), canvases.labels[:count].cpu(),
                       canvases.counts[:count].cpu())
         first = Predictions(predictions.scores[:count], predictions.labels[:count], predictions.boxes[:count])
-        title = (f"{split} canvases, step {step}: mAP {result['mAP']:.3f}, AP50 {result['AP50']:.3f}")
+        title = f"{split}, step {step}: mAP {result['mAP']:.2f}, AP50 {result['AP50']:.2f}"
         jobs.append(lambda: viz.add_figure(writer, f"{split}/detections", plot_detections(
             shown.images, first, data.classes, shown, None, config.show_threshold, title), step))
     if everything and len(canvases):
@@ -238,7 +238,7 @@ def log_pictures(writer, model, data, result: dict, config, step: int, autocast,
             pairs = np.stack((rows.numpy(), columns.numpy()), 1)
             names = [data.classes[int(label)] for label in targets[0]["labels"].cpu()]
             jobs.append(lambda: viz.add_figure(writer, f"{split}/matching_cost", plot_cost_matrix(
-                cost, pairs, names, f"{split} canvas 0, step {step} ({config.loss.matching} matching)"), step))
+                cost, pairs, names, f"{split} canvas 0, step {step}\n{config.loss.matching} matching"), step))
     for job in jobs:
         if draw_later is None:
             job()
