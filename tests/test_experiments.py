@@ -33,6 +33,6 @@ def test_experiment_file_validates(path):
         sweep = load_sweep(path)  # raises ConfigError naming the point and key
         assert sweep.family == family, f"{_id(path)}: a {sweep.family} sweep in experiments/{family}/"
         assert sweep.question, f"{_id(path)}: the first line must be a comment: '# Answers: <the question>'"
-        assert sweep.points
+        assert sweep.points or sweep.search  # a search chooses its trials as it goes
     else:
         config_mod.build(config_class(family), path)
