@@ -152,6 +152,10 @@ class DETRConfig:
     model: DETRModelConfig = section(DETRModelConfig)
     loss: DETRLossConfig = section(DETRLossConfig)
     optim: OptimConfig = section(_detr_optim)
+    detections: Literal["every-class", "best-class"] = option(
+        "every-class", "what the COCO metrics count as detections: every-class, each query once per class scored by "
+                       "that class's probability, the 100 best per image (as Deformable DETR is evaluated); "
+                       "best-class, each query once with its most probable class (the DETR paper)")
     show_threshold: float = option(0.5, "pictures and dlx detect: draw predictions with at least this score")
     picture_canvases: int = option(4, "test canvases drawn with their detections in TensorBoard (0: no pictures)")
 

@@ -179,7 +179,7 @@ def run_epoch(loop: Loop, epoch: int, bar) -> float:
 def end_epoch(loop: Loop, epoch: int, train_loss: float, bar) -> None:
     """Evaluate the validation canvases, log numbers and a picture, checkpoint (best.pt when mAP improved)."""
     session, data, position = loop.session, loop.data, loop.position
-    result = evaluate(loop.model, data, "val", session.autocast)
+    result = evaluate(loop.model, data, "val", session.autocast, loop.config.detections)
     improved = result["mAP"] > position["best_map"]
     position.update(epoch=epoch + 1, batch=0, epoch_sums=[0.0, 0], best_map=max(position["best_map"], result["mAP"]))
     if improved:
@@ -209,7 +209,7 @@ def final_test(loop: Loop) -> dict:
             weights = checkpoint.load(session.run_dir / "checkpoints" / "best.pt", FAMILY)["model"]
         model = copy.deepcopy(loop.model)
         model.load_state_dict(weights)
-    result = evaluate(model, data, "test", session.autocast)
+    result = evaluate(model, data, "test", session.autocast, loop.config.detections)
     session.log_scalars(position["step"], scalars(result, "test"))
     if session.is_main and loop.config.picture_canvases:
         log_pictures(session.writer, model, data, result, loop.config, position["step"], session.autocast,

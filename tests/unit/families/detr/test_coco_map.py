@@ -127,3 +127,20 @@ def test_iou_of_xywh_boxes():
     a = np.array([[0.0, 0, 10, 10]])
     b = np.array([[5.0, 0, 10, 10], [20, 20, 5, 5]])
     assert coco_map.box_iou(a, b) == pytest.approx(np.array([[50 / 150, 0.0]]))
+
+
+def test_every_class_detections_are_the_best_query_class_pairs():
+    import torch
+
+    from dlx.families.detr.evaluate import Predictions, detection_lists
+
+    probabilities = torch.tensor([[[0.6, 0.3, 0.1], [0.05, 0.05, 0.9]]])  # 1 image, 2 queries, 3 classes
+    boxes = torch.tensor([[[0.2, 0.2, 0.1, 0.1], [0.7, 0.7, 0.2, 0.2]]])
+    scores, labels = probabilities.max(-1)
+    predictions = Predictions(scores, labels, boxes, probabilities)
+    best = detection_lists(predictions, every_class=False)
+    assert best[0].tolist() == [[pytest.approx(0.6), pytest.approx(0.9)]] and best[1].tolist() == [[0, 2]]
+    every_scores, every_labels, every_boxes = detection_lists(predictions, every_class=True)
+    assert every_scores.shape == (1, 6) and every_scores[0, 0] == pytest.approx(0.9)
+    assert every_labels[0].tolist()[:3] == [2, 0, 1]
+    assert np.allclose(every_boxes[0, 1], boxes[0, 0].numpy()) and np.allclose(every_boxes[0, 0], boxes[0, 1].numpy())
