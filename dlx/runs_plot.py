@@ -103,16 +103,16 @@ def plot_bands(groups: list[Group], metric: str, title: str = ""):
     for group, colour in zip(groups, colours, strict=True):
         steps, mean, low, high = band(group.curves)
         seeds = len(group.curves)
-        axes.plot(steps, mean, color=colour, linewidth=2,
-                  label=f"{group.label} (mean of {seeds} seed{'s' if seeds != 1 else ''})")
+        label = f"{group.label} ({seeds} seed{'s' if seeds != 1 else ''})"
+        axes.plot(steps, mean, color=colour, linewidth=2, label=label)
         if seeds > 1:
             axes.fill_between(steps, low, high, color=colour, alpha=0.2, linewidth=0)
     axes.set_xlabel("step (optimizer updates)", fontsize=fonts.text)
     axes.set_ylabel(metric, fontsize=fonts.text)
     axes.tick_params(labelsize=fonts.small)
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=fonts.small, title="band: lowest to highest seed", title_fontsize=fonts.small)
-    axes.set_title(title or f"{metric}: mean over seeds, band from lowest to highest", fontsize=fonts.title)
+    axes.legend(fontsize=fonts.small)
+    axes.set_title(title or f"{metric}, mean and range over seeds", fontsize=fonts.title)
     return figure
 
 
@@ -136,7 +136,8 @@ def plot(specs: list[str], metric: str, root: Path, out: Path | None = None) -> 
     if not groups:
         raise DlxError(f"no run logged the scalar {metric!r} (try a tag from TensorBoard's Scalars tab, "
                        "e.g. val/loss, val/accuracy, train/loss)")
-    title = f"{metric}{': ' + sweep_dir.name if sweep_dir else ''}\nmean over seeds, band from lowest to highest"
+    # Short lines: the title's font is sized for TensorBoard's image card.
+    title = f"{metric}: mean, band = range of seeds" + (f"\n{sweep_dir.name}" if sweep_dir else "")
     image = viz.figure_to_array(plot_bands(groups, metric, title))
     slug = metric.replace("/", "_")
     if out is None:
