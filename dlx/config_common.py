@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from dlx.config import at_least, option, probability
+from dlx.config import at_least, at_most, option, probability
 
 # Run names become part of a directory name: a safe character set and length
 # (sweep points are named like "convnet-pool=max-s0").
@@ -20,6 +20,9 @@ OptimizerName = Literal["sgd", "adam", "adamw", "adadelta"]
 ScheduleName = Literal["constant", "step", "cosine", "onecycle", "warmup-invsqrt", "warmup-cosine"]
 
 
+# Loop lengths no run reaches (a typo such as 10000000000000 must not start a run that never ends).
+MAX_EPOCHS = 1_000_000
+MAX_BATCH_SIZE = 1 << 24
 MAX_THREADS = 1024  # more than any machine dlx runs on; a typo such as 99999999999 must not reach torch
 
 
@@ -171,7 +174,8 @@ class OptimConfig(UpdateConfig):
     batch_size: int = option(128, "examples per optimizer step (per process under torchrun)")
 
     def check(self):
-        return super().check() + at_least(self, 1, "epochs", "batch_size")
+        return (super().check() + at_least(self, 1, "epochs", "batch_size")
+                + at_most(self, MAX_EPOCHS, "epochs") + at_most(self, MAX_BATCH_SIZE, "batch_size"))
 
 
 

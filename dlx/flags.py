@@ -206,6 +206,9 @@ def add_train_command(app: typer.Typer, family: Any) -> None:
             raise DlxError("--allow-changed-data only applies with --resume RUN_DIR")
         if family.check_inputs is not None:
             family.check_inputs(resolved)
+        from dlx import memory
+
+        memory.check(memory.estimate_for(family, resolved), f"dlx {family.command}")
         if resume is not None:
             from dlx.inputs import check_unchanged
 

@@ -92,6 +92,10 @@ class Family:
     # A torch-free check of the run's input files, made before anything heavy
     # loads, so that a bad file is refused at once (None: nothing to check).
     check_inputs: Callable[[Any], None] | None = None
+    # Rough sizes of a run's big allocations, from the config alone (``memory_estimate(config) ->
+    # [(what, bytes), …]``: parameters with gradients and Adam state, generated data, one batch's
+    # activations), checked against the memory the process may use before anything loads (dlx/memory.py).
+    memory_estimate: Callable[[Any], list[tuple[str, float]]] | None = None
     # The files a run of this config reads (``input_files(config) -> [path or None, …]``): their
     # fingerprints go into meta.json when the run starts, and resume and ``dlx eval`` refuse a
     # file that changed since (dlx/inputs.py). None: the family reads no user files.

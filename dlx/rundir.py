@@ -172,6 +172,33 @@ def read_json(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+# The type each meta.json field must have (a hand-edited or foreign file may hold anything).
+_META_TYPES: dict[str, tuple[type, ...]] = {
+    "family": (str,), "name": (str,), "id": (str,), "status": (str,), "started_at": (str,),
+    "ended_at": (str, type(None)), "duration_s": (int, float, type(None)), "resumed_at": (list,),
+    "command": (list,), "cwd": (str, type(None)), "pid": (int, type(None)), "host": (str, type(None)),
+    "error": (str, type(None)), "inputs": (list,), "changed_data_allowed": (list,), "seed": (int, type(None)),
+}
+
+
+def meta_problems(meta: dict) -> list[str]:
+    """The fields of ``meta`` whose type is wrong (``status: 5``), each as ``field: expected …, got …``."""
+    problems = []
+    for key, types in _META_TYPES.items():
+        if key in meta and (not isinstance(meta[key], types) or isinstance(meta[key], bool)):
+            wanted = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            problems.append(f"{key}: expected {wanted}, got {json.dumps(meta[key])[:40]}")
+    if isinstance(meta.get("command"), list) and not all(isinstance(a, str) for a in meta["command"]):
+        problems.append("command: expected a list of strings")
+    return problems
+
+
+def sane_meta(meta: dict) -> dict:
+    """``meta`` without its wrongly typed fields (what ``dlx runs list`` shows of a damaged run)."""
+    bad = {problem.split(":", 1)[0] for problem in meta_problems(meta)}
+    return {key: value for key, value in meta.items() if key not in bad}
+
+
 def read_meta(run_dir: str | Path) -> dict:
     """meta.json of a run; a CheckpointError (one line) when missing or unreadable."""
     from dlx.safeio import is_regular
@@ -184,6 +211,9 @@ def read_meta(run_dir: str | Path) -> dict:
     meta = read_json(meta_path)
     if not meta:
         raise CheckpointError(f"{meta_path} is unreadable or not a JSON object")
+    problems = meta_problems(meta)
+    if problems:
+        raise CheckpointError(f"{meta_path} is damaged: {'; '.join(problems)}")
     return meta
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from dlx import registry
 from dlx.errors import DlxError
-from dlx.rundir import is_locked, read_config, read_json, read_meta
+from dlx.rundir import is_locked, read_config, read_json, read_meta, sane_meta
 from dlx.safeio import kind_of
 
 # Metric names containing one of these words are better when lower.
@@ -157,8 +157,8 @@ def find_runs(root: str | Path) -> list[Run]:
     for directory, subdirs, files in os.walk(root):
         if "meta.json" in files:
             meta = read_json(Path(directory) / "meta.json")
-            if meta:
-                runs.append(Run(Path(directory), meta))
+            if meta:  # a damaged field is left out (shown as unknown), never a traceback
+                runs.append(Run(Path(directory), sane_meta(meta)))
             subdirs[:] = []  # a run holds no runs (checkpoints/, plugins/ …)
             continue
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))

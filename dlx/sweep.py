@@ -365,6 +365,22 @@ def _grid_label(key: str, value: Any, grid: dict) -> str:
     return f"{short}={yaml_scalar(value)}"
 
 
+def _canonical(config: dict) -> str:
+    """A config as text in which 1 and 1.0 read alike (the numbers a run computes with)."""
+    import json
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        return value
+
+    return json.dumps(plain(config), sort_keys=True, default=str)
+
+
 def _check_points(sweep: Sweep) -> None:
     """Resolve every point's config against the family's config class; raise one ConfigError.
 
@@ -377,12 +393,18 @@ def _check_points(sweep: Sweep) -> None:
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"{sweep.path}: two points get the same run name {name!r}")
     per_point: dict[str, list[str]] = {}
+    resolved: dict[str, str] = {}  # a point's resolved config -> its label: two alike are one point run twice
     for point in sweep.points[: len(sweep.labels)]:  # seed 0: other seeds resolve the same way
         try:
-            config_mod.build(config_class, sweep.base, None, point.set_args())
+            built = config_mod.build(config_class, sweep.base, None, point.set_args())
             per_point[point.label] = []
         except ConfigError as error:
             per_point[point.label] = error.problems
+            continue
+        same = resolved.setdefault(_canonical(config_mod.to_dict(built)), point.label)
+        if same != point.label:
+            problems.append(f"{sweep.path}: points {same!r} and {point.label!r} resolve to the same config "
+                            "(a grid or variant value repeats, e.g. 1 and 1.0)")
     shared = [p for p in next(iter(per_point.values()), []) if all(p in ps for ps in per_point.values())]
     problems += [f"{sweep.path}: every point: {problem}" for problem in shared]
     for label, point_problems in per_point.items():

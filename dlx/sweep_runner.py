@@ -334,14 +334,62 @@ def sweep_dirs(root: str | Path) -> list[Path]:
 def read_record(sweep_dir: Path) -> dict:
     """A sweep directory's ``sweep.json``."""
     from dlx.errors import DlxError
+    from dlx.safeio import MAX_JSON_BYTES, read_bytes
 
-    try:
-        record = json.loads((sweep_dir / "sweep.json").read_text())
-    except (OSError, ValueError):
+    try:  # a regular file of bounded size only: a FIFO never blocks (dlx/safeio.py)
+        record = json.loads(read_bytes(sweep_dir / "sweep.json", MAX_JSON_BYTES, "sweep record"))
+    except (DlxError, ValueError, RecursionError):
         raise DlxError(f"{sweep_dir} is not a sweep directory (no readable sweep.json)") from None
     if not isinstance(record, dict) or not isinstance(record.get("points"), list):
         raise DlxError(f"{sweep_dir}/sweep.json is not a dlx sweep record")
+    problems = record_problems(record)
+    if problems:
+        raise DlxError(f"{sweep_dir}/sweep.json is damaged: {'; '.join(problems[:3])}")
+    record.setdefault("name", sweep_dir.name)
     return record
+
+
+# The type of each field of sweep.json and of each of its points (a hand-edited file may hold anything).
+_RECORD_TYPES = {"name": (str,), "family": (str,), "labels": (list,), "metric": (str, list, type(None)),
+                 "question": (str, type(None)), "seeds": (int,), "cli_set": (list,), "file": (str, type(None)),
+                 "status": (str,)}
+_POINT_TYPES = {"label": (str,), "seed": (int,), "status": (str,), "run_name": (str,), "run_dir": (str, type(None)),
+                "seconds": (int, float, type(None)), "error": (str, type(None))}
+
+
+def record_problems(record: dict) -> list[str]:
+    """Wrongly typed fields of a sweep record, each as ``field: expected …``."""
+    def check(mapping: dict, types: dict, where: str) -> list[str]:
+        return [f"{where}{key}: expected {' or '.join('null' if t is type(None) else t.__name__ for t in kinds)}"
+                for key, kinds in types.items()
+                if key in mapping and (not isinstance(mapping[key], kinds) or isinstance(mapping[key], bool))]
+
+    problems = check(record, _RECORD_TYPES, "")
+    if isinstance(record.get("labels"), list) and not all(isinstance(label, str) for label in record["labels"]):
+        problems.append("labels: expected a list of strings")
+    for index, point in enumerate(record.get("points") or []):
+        if not isinstance(point, dict):
+            problems.append(f"points[{index}]: expected a mapping")
+        else:
+            problems += check(point, _POINT_TYPES, f"points[{index}].")
+    return problems
+
+
+def refresh_statuses(sweep_dir: Path, record: dict) -> None:
+    """Each point's status as its run records it now (a point resumed to completion after the sweep
+    was stopped is completed, not interrupted): the table is recomputed from the runs."""
+    from dlx.errors import DlxError
+    from dlx.runs import load_run
+
+    for point in record.get("points") or []:
+        run_dir = point.get("run_dir")
+        if isinstance(run_dir, str) and run_dir and (sweep_dir / run_dir / "meta.json").is_file():
+            try:
+                status = load_run(sweep_dir / run_dir).status
+            except DlxError:
+                continue
+            if status == "completed" or point.get("status") in ("completed", "running", "pending"):
+                point["status"] = status
 
 
 def resolve_sweep_dir(spec: str, root: str | Path) -> Path:

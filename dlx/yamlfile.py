@@ -88,10 +88,37 @@ def expanded_size(data: Any, limit: int = MAX_CONFIG_NODES, depth_limit: int = M
     return count(data, 0)
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping names one key twice (YAML keeps the last silently; dlx refuses)."""
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping with a key twice, naming the key and both lines."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden on purpose
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: the base loader says so
+                    break
+                if first is not None:
+                    raise DuplicateKeyError(None, None, f"key {key!r} appears twice (lines {first + 1} and "
+                                                        f"{key_node.start_mark.line + 1})", key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def safe_yaml(text: str, where: str) -> Any:
-    """``yaml.safe_load`` with the size of the result bounded before anyone copies it."""
+    """``yaml.safe_load`` (keys unique) with the size of the result bounded before anyone copies it."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 — a SafeLoader subclass
+    except DuplicateKeyError as error:
+        raise ConfigError([f"{where} line {error.problem_mark.line + 1}: {error.problem}"]) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""

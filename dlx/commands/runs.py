@@ -415,7 +415,7 @@ def sweep(
     as_json: bool = JsonOpt,
 ) -> None:
     from dlx.commands import sweep as sweep_cmd
-    from dlx.sweep_runner import read_record, resolve_sweep_dir, summarize, sweep_dirs
+    from dlx.sweep_runner import read_record, refresh_statuses, resolve_sweep_dir, summarize, sweep_dirs
 
     if sweep_spec is None:
         rows = [(d, _record_or_note(d)) for d in sweep_dirs(runs_dir)]
@@ -432,6 +432,7 @@ def sweep(
         return
     directory = resolve_sweep_dir(sweep_spec, runs_dir)
     record = read_record(directory)
+    refresh_statuses(directory, record)  # a point resumed to completion since shows completed
     summary = summarize(directory, record)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))

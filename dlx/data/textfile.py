@@ -99,8 +99,12 @@ def read_conll(path: Path, tokenizer: str) -> list[tuple[list[str], list[str]]]:
         parts = line.split("\t")
         if len(parts) < 2:
             raise DatasetError(f"{path} line {number}: expected token<TAB>tag")
-        tokens.append(parts[0].strip())
-        tags.append(parts[-1].strip())
+        token, tag = parts[0].strip(), parts[-1].strip()
+        if not token or not tag:  # an empty tag would be "predicted" by padding: 100% accuracy
+            raise DatasetError(f"{path} line {number}: empty {'token' if not token else 'tag'} "
+                               "(expected token<TAB>tag, both non-empty)")
+        tokens.append(token)
+        tags.append(tag)
         _check_length(tokens, path, number)
     return _nonempty(examples, path, "token<TAB>tag sentences")
 

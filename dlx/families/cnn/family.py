@@ -97,6 +97,25 @@ def _lenet5_example(compare_fc: bool) -> Any:
     return inspect_lenet5(compare_fc=compare_fc)
 
 
+def memory_estimate(config: Any) -> list[tuple[str, float]]:
+    """Rough bytes of a run's big allocations (dlx/memory.py): parameters with gradients and Adam state
+    (conv layers, then the fully connected ones on the flattened maps) and one batch's activations."""
+    from dlx.memory import BYTES_PER_PARAMETER, FLOAT, mlp_parameters
+
+    model, batch = config.model, config.optim.batch_size
+    size = int(getattr(config.data, "image_size", None) or 28)
+    channels, parameters, pooled, activations = 3, 0, size, 0
+    for layer in model.conv_layers if model.name != "mlp" else []:
+        width = int(layer.channels)
+        parameters += layer.kernel * layer.kernel * channels * width + width
+        activations += batch * width * pooled * pooled * FLOAT * 3
+        channels = width
+        pooled = max(1, pooled // 2) if layer.pool not in (None, "none") else pooled
+    parameters += mlp_parameters([channels * pooled * pooled, *model.hidden, 1000])
+    activations += batch * sum(model.hidden) * FLOAT * 3
+    return [("parameters and Adam state", parameters * BYTES_PER_PARAMETER), ("one batch's activations", activations)]
+
+
 FAMILY = Family(
     name="cnn",
     summary="Train a CNN (LeNet-5, convnet, MLP) or a vision transformer (vit) on the MNIST family.",
@@ -106,6 +125,6 @@ FAMILY = Family(
     score_means="test accuracy",
     columns={"task": "data.dataset", "model": "model.name"},
     flags=FLAGS, examples=EXAMPLES,
-    add_inspect_targets=add_inspect_targets, conv_example=_lenet5_example,
+    add_inspect_targets=add_inspect_targets, conv_example=_lenet5_example, memory_estimate=memory_estimate,
     recipes_dir=Path(__file__).parent / "recipes",
 )

@@ -26,8 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from dlx.config import at_least, merge, option, section
-from dlx.config_common import RunConfig, UpdateConfig, unused_update_keys
+from dlx.config import at_least, at_most, merge, option, section
+from dlx.config_common import MAX_BATCH_SIZE, MAX_EPOCHS, RunConfig, UpdateConfig, unused_update_keys
 
 GANDataset = Literal["ring8", "grid25", "mnist", "fashion-mnist"]
 ImageDataset = Literal["mnist", "fashion-mnist"]
@@ -164,6 +164,7 @@ class GANLoopConfig:
     def check(self):
         problems = []
         problems += at_least(self, 1, "epochs", "batch_size")
+        problems += at_most(self, MAX_EPOCHS, "epochs") + at_most(self, MAX_BATCH_SIZE, "batch_size")
         problems += at_least(self, 1, "d_steps")
         if self.steps_per_epoch is not None:
             problems += at_least(self, 1, "steps_per_epoch")

@@ -154,11 +154,32 @@ def _input_files(config: Any) -> list[Any]:
     return [config.data.path, config.data.test_path]
 
 
+def memory_estimate(config: Any) -> list[tuple[str, float]]:
+    """Rough bytes of a run's big allocations (dlx/memory.py): generated examples, parameters with
+    gradients and Adam state, one batch's activations and attention maps."""
+    from dlx.memory import BYTES_PER_PARAMETER, FLOAT, INDEX
+
+    data, model = config.data, config.model
+    length = int(getattr(data, "max_len", 0) or 0) + 2  # with begin and end tokens
+    vocab = int(getattr(data, "vocab_size", 0) or 0) + 8
+    d, ff, layers, heads = model.d_model, model.ff, model.layers, model.heads
+    parameters = 2 * layers * (4 * d * d + 2 * d * ff) + 2 * vocab * d
+    batch = config.optim.batch_size
+    activations = batch * length * layers * 2 * (12 * d + 2 * ff) * FLOAT
+    attention = batch * heads * length * length * layers * 3 * FLOAT
+    parts = [("parameters and Adam state", parameters * BYTES_PER_PARAMETER),
+             ("one batch's activations", activations + attention)]
+    if not getattr(data, "path", None):  # a generated task: every example as token ids
+        examples = int(getattr(data, "train_size", 0) or 0) + int(getattr(data, "test_size", 0) or 0)
+        parts.append(("generated examples", examples * length * 2 * INDEX))
+    return parts
+
+
 FAMILY = Family(
     name="transformer",
     summary="Train a Transformer (encoder-decoder or encoder-only) on a sequence task.",
     config_class=_config, train=_train, evaluate_run=_evaluate,
-    check_inputs=_check_inputs, input_files=_input_files,
+    check_inputs=_check_inputs, input_files=_input_files, memory_estimate=memory_estimate,
     extra_resumable_keys=frozenset({"eval.bleu_tokenize"}),  # how BLEU is reported, not what trains
     headline_metrics=("exact_match", "token_accuracy", "bleu", "test_loss"),
     key_hparams=("data.task", "model.score", "model.pos", "model.window", "optim.epochs"),
