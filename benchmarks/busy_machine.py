@@ -5,8 +5,11 @@ machines. This script starts the competitors itself (``python -c "while
 True: pass"``, one core each), waits a second so that a run starting now
 sees them, times the command from start to exit, and stops them again. It
 prints one JSON object: every repeat's wall time, the median per condition,
-the thread count each run chose (its meta.json), and the ratio of each busy
-condition to the quiet one.
+the thread count each run chose (its meta.json, with the load it saw at
+start), and the ratio of each busy condition to the quiet one. "Quiet" means
+no competitor of this script's: check ``busy_cpus`` in the quiet runs'
+``thread_choice`` (and ``cpu.load_average``) to see whether the machine
+really was.
 
     python benchmarks/busy_machine.py                                  # every family's plain command
     python benchmarks/busy_machine.py --families cnn --repeats 3
@@ -96,6 +99,10 @@ def newest_run(folder: Path) -> Path:
     return max((path for path in folder.iterdir() if path.is_dir()), key=lambda path: path.stat().st_mtime)
 
 
+def label(competitors: int) -> str:
+    return "quiet" if competitors == 0 else f"{competitors} competitor{'s' if competitors > 1 else ''}"
+
+
 def measure(family: str, args: argparse.Namespace, runs_dir: Path, cores: int) -> dict:
     """Every variant and condition of one family; medians and ratios to the quiet run of the same variant."""
     base = shlex.split(args.slice or "") + (["--max-time", args.max_time] if args.max_time else [])
@@ -108,11 +115,11 @@ def measure(family: str, args: argparse.Namespace, runs_dir: Path, cores: int) -
             repeats = [run_once(family, base + flags(cores), env, runs_dir, competitors, args.timeout)
                        for _ in range(args.repeats)]
             good = [repeat[key] for repeat in repeats if repeat["exit"] == 0]
-            conditions[f"{competitors} competitors"] = {
+            conditions[label(competitors)] = {
                 "repeats": repeats, "median": statistics.median(good) if good else None}
-            print(f"{family} {variant} {competitors} competitors: {[r.get(key) for r in repeats]}",
+            print(f"{family} {variant} {label(competitors)}: {[r.get(key) for r in repeats]}",
                   file=sys.stderr, flush=True)
-        quiet = conditions.get("0 competitors", {}).get("median")
+        quiet = conditions.get(label(0), {}).get("median")
         for condition in conditions.values():
             if quiet and condition["median"]:
                 # > 1: the busy machine made it slower (wall time up, or steps per second down)
