@@ -74,12 +74,23 @@ def _attend(attention: MultiHeadAttention, query: torch.Tensor, key: torch.Tenso
     return attention.out_proj(mixed.transpose(1, 2).reshape(batch, query_len, d)), weights
 
 
+class PositionalAttention(MultiHeadAttention):
+    """The project's ``MultiHeadAttention`` called DETR's way: ``forward(query, key, value, need_weights)``.
+
+    Same parameters and kernels; only the inputs of W^q, W^k and W^v are
+    given separately (``_attend``), so positions reach queries and keys only.
+    """
+
+    def forward(self, query, key, value, need_weights: bool = False):  # type: ignore[override]
+        return _attend(self, query, key, value, need_weights)
+
+
 class EncoderLayer(nn.Module):
     """Pre-norm: ``x + SelfAttention(q = k = norm(x) + pos, v = norm(x))``, then ``x + FF(norm(x))``."""
 
     def __init__(self, d_model: int, heads: int, ff: int, dropout: float):
         super().__init__()
-        self.self_attention = MultiHeadAttention(d_model, heads, "dot", dropout)
+        self.self_attention = PositionalAttention(d_model, heads, "dot", dropout)
         self.feed_forward = FeedForward(d_model, ff, dropout)
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
@@ -87,7 +98,7 @@ class EncoderLayer(nn.Module):
     def forward(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         h = self.norm1(x)
         query = h + pos
-        x = x + self.dropout(_attend(self.self_attention, query, query, h)[0])
+        x = x + self.dropout(self.self_attention(query, query, h)[0])
         return x + self.dropout(self.feed_forward(self.norm2(x)))
 
 
@@ -96,8 +107,8 @@ class DecoderLayer(nn.Module):
 
     def __init__(self, d_model: int, heads: int, ff: int, dropout: float):
         super().__init__()
-        self.self_attention = MultiHeadAttention(d_model, heads, "dot", dropout)
-        self.cross_attention = MultiHeadAttention(d_model, heads, "dot", dropout)
+        self.self_attention = PositionalAttention(d_model, heads, "dot", dropout)
+        self.cross_attention = PositionalAttention(d_model, heads, "dot", dropout)
         self.feed_forward = FeedForward(d_model, ff, dropout)
         self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(d_model) for _ in range(3))
         self.dropout = nn.Dropout(dropout)
@@ -106,8 +117,8 @@ class DecoderLayer(nn.Module):
         """(new x, cross-attention weights ``B × heads × queries × tokens`` or None)."""
         h = self.norm1(x)
         query = h + query_pos
-        x = x + self.dropout(_attend(self.self_attention, query, query, h)[0])
-        mixed, weights = _attend(self.cross_attention, self.norm2(x) + query_pos, memory_key, memory, need_weights)
+        x = x + self.dropout(self.self_attention(query, query, h)[0])
+        mixed, weights = self.cross_attention(self.norm2(x) + query_pos, memory_key, memory, need_weights)
         x = x + self.dropout(mixed)
         return x + self.dropout(self.feed_forward(self.norm3(x))), weights
 
