@@ -5,11 +5,12 @@ BIN    := $(VENV)/bin
 # torch is pinned to the CPU wheel this workplace keeps on disk (see README).
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup data demo lint test test-fast bench sweeps search-vs-grid concept-pictures screenshots clean help
+.PHONY: setup data demo lint check test bench sweeps search-vs-grid concept-pictures screenshots clean help
 
 help:
 	@echo "make demo   set up, then train a real model on Fashion-MNIST (about a minute)"
-	@echo "make test   set up, then lint (ruff) and run the whole test suite"
+	@echo "make check  set up, then the unit tests (tests/unit: nothing trains; under a minute)"
+	@echo "make test   set up, then lint (ruff) and every tier (unit, integration, system)"
 	@echo "make lint   ruff check (rules in pyproject.toml)"
 	@echo "make bench  run the benchmarks (JSON on stdout)"
 	@echo "make sweeps run every sweep in experiments/ (long); tables -> runs/sweep-tables.md, pictures -> docs/concepts/"
@@ -40,11 +41,14 @@ demo: setup data
 lint: setup
 	$(BIN)/ruff check dlx tests benchmarks docs
 
-test: setup data lint
-	$(BIN)/python -m pytest -q
+# Tests in tiers (DESIGN.md, Style 7): tests/unit trains nothing and starts no process; tests/integration
+# runs each command end to end on tiny data; tests/system holds torchrun, Ray, faults and real-data accuracy.
+check: setup
+	$(BIN)/python -m pytest tests/unit -q
 
-test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow"
+# Every tier (all of tests/); the 15 slowest tests are listed at the end: no single test may take a minute.
+test: setup data lint
+	$(BIN)/python -m pytest -q --durations=15
 
 # Speed and scaling benchmarks (JSON each). kill_campaign.py (minutes, a
 # robustness check), busy_machine.py (every family three times over, minutes

@@ -1,0 +1,22 @@
+"""Shared trained runs for the integration tier: each is trained once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_dirs
+from tests.gan_helpers import dlx
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(tmp_path_factory) -> Path:
+    """A quick train-cnn run on Fashion-MNIST, standing in for the cached evaluation classifier."""
+    root = tmp_path_factory.mktemp("classifier")
+    code = dlx("train-cnn", "--dataset", "fashion-mnist", "--limit-train", 2000, "--epochs", 1,
+               "--runs-dir", root, "--no-progress", "--set", "data.limit_test=500",
+               "--set", "embedding_samples=0", "--set", "run.threads=1")
+    assert code == 0
+    (run_dir,) = run_dirs(root, "cnn")
+    return run_dir

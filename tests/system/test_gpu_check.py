@@ -1,0 +1,42 @@
+"""benchmarks/gpu_check.sh in its CPU-fallback mode, so the GPU readiness script cannot rot."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from tests.paths import ROOT
+
+SCRIPT = ROOT / "benchmarks" / "gpu_check.sh"
+
+
+def gpu_check(*args: str) -> dict:
+    result = subprocess.run([str(SCRIPT), "--device", "cpu", "--tiny", *args], capture_output=True, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"), cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
+# One script call per family and per variant: the whole fallback in one call took minutes (one test
+# must stay under a minute); together these run what it ran.
+@pytest.mark.parametrize("family", ["cnn", "transformer", "gan"])
+def test_cpu_fallback_runs_the_family_and_resumes_exactly(family):
+    report = gpu_check("--families", family, "--variants", "fp32")
+    assert report["device"] == "cpu" and set(report["runs"]) == {family}
+    for name, row in report["runs"][family].items():
+        assert row["exit_code"] == 0, (family, name, row)
+        assert row["wall_s"] > 0 and row["train_seconds"] > 0
+        assert any(key.endswith("_per_s") and value > 0 for key, value in row.items()
+                   if isinstance(value, (int, float))), row
+    # On a CPU a resumed run must continue bit for bit.
+    assert report["exact_resume"][family] == {"checked": True, "identical_weights": True}, family
+
+
+@pytest.mark.parametrize("variant", ["bf16", "bf16+compile"])
+def test_cpu_fallback_runs_bf16_and_compile(variant):
+    report = gpu_check("--families", "gan", "--variants", variant, "--skip-resume")
+    assert report["exact_resume"] == {}
+    assert report["runs"]["gan"][variant]["exit_code"] == 0, report
