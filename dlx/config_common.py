@@ -40,6 +40,9 @@ class RunConfig:
     runs_dir: str = option("runs", "root directory; runs land in <runs_dir>/<family>/")
     log_every: int | None = option(None, "optimizer steps between logged training scalars (null: the run's total "
                                          "steps / 30, so every run has ~30 points from step 0)")
+    val_every: int | None = option(None, "optimizer steps between validations, besides each epoch's end (null: "
+                                         "the run's total steps / 10, so that every run is validated at least "
+                                         "10 times whatever its length; 0: at each epoch's end only; train-cnn)")
     checkpoint_every: int = option(0, "optimizer steps between checkpoints (0: once per epoch)")
     threads: int | None = option(None, "CPU threads for torch (null: chosen when the config is built from the "
                                        "physical cores free at start, i.e. usable cores less busy ones, or "
@@ -62,6 +65,8 @@ class RunConfig:
         problems = []
         problems += at_least(self, 0, "checkpoint_every")
         problems += at_least(self, 1, *(key for key in ("log_every", "threads") if getattr(self, key) is not None))
+        if self.val_every is not None:
+            problems += at_least(self, 0, "val_every")
         if self.threads is not None and self.threads > MAX_THREADS:
             problems.append(("threads", f"must be at most {MAX_THREADS}, got {self.threads:,}"))
         if self.name and not NAME_PATTERN.fullmatch(self.name):

@@ -38,7 +38,7 @@ METRIC_PREFIX = "hparam/"
 # written and shown (the presentation keys of dlx/registry.py, and what the
 # pictures show), and how it executed (threads and checkpoint cadence do not
 # change what it computes; download only says where the data came from).
-NOT_HPARAMS = frozenset({"run.name", "run.runs_dir", "run.progress", "run.log_every", "data.data_dir",
+NOT_HPARAMS = frozenset({"run.name", "run.runs_dir", "run.progress", "run.log_every", "run.val_every", "data.data_dir",
                          "run.checkpoint_every", "run.threads", "data.download", "embedding_samples",
                          "eval.examples", "eval.grid"})
 # Numeric summary.json keys that count the run's steps or examples (or echo

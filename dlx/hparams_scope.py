@@ -10,13 +10,18 @@ TensorBoard loaded (``dlx/hparams.py``), at every request, so it never goes
 stale:
 
 - every hyperparameter any run records, with its type and range;
-- every ``hparam/*`` metric any run records, each family's headline metrics
-  first, so that each family's main number is among the five columns the
-  HParams tab ticks by default;
-- ``differs`` set on the hyperparameters worth seeing first (TensorBoard lists
-  those first and ticks the first five): ``family`` when families mix, the
-  keys a sweep varies, ``sweep_point``, then each family's key
-  hyperparameters, then any other key whose value differs between runs.
+- every ``hparam/*`` metric any run records: first the five every run has
+  (``hparam/score``, each run's headline normalised so that higher is
+  better, then what the run cost): TensorBoard ticks the first five metrics
+  and draws, in parallel coordinates, only the runs that have every ticked
+  one, so on a mixed folder every run is drawn; then each family's headline
+  metrics and the rest, unticked;
+- ``differs`` set on at most five hyperparameters worth seeing first
+  (TensorBoard sorts the columns by name and ticks the first five marked):
+  the keys a sweep varies, ``sweep_point``, the shared columns ``family``,
+  ``task``, ``kind``, ``model``, ``noise`` (``Family.columns``), then each
+  family's key hyperparameters, then any other key whose value differs;
+  a key with the same value in every run is left out.
 
 Plain ``tensorboard --logdir runs`` finds no experiment record in new runs and
 computes one from the same sessions (every metric, unordered), so it is

@@ -50,6 +50,10 @@ RESUMABLE_KEYS = frozenset({
 })
 
 
+# Training and validation loss on one chart: where they part, the model overfits.
+DEFAULT_CHARTS = {"train and validation loss": (r"^train/loss$", r"^val/loss$")}
+
+
 @dataclass(frozen=True)
 class Family:
     """One trainer family: what the CLI, ``dlx eval``, ``dlx runs``, sweeps and HParams need to know."""
@@ -79,6 +83,9 @@ class Family:
     # The columns every family can fill, as HParams shows them first (``task``,
     # ``kind``, ``model``, ``noise``): short name -> the config key that says it.
     columns: Mapping[str, str] = field(default_factory=dict)
+    # Charts that draw several scalars together (TensorBoard's Custom Scalars
+    # tab): chart title -> regular expressions of the tags it draws.
+    charts: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_CHARTS))
     # The train command's own flags (``dlx.flags.Flag``; the common ones are
     # added to every family) and the examples its --help ends with.
     flags: tuple[Any, ...] = ()

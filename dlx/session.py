@@ -298,7 +298,16 @@ class Session:
             # of the run: TensorBoard drops steps >= purge_step.
             purge_step = int(self.resume_state()["step"]) + 1 if self.resume_dir else None
             self.writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=purge_step)
+            self._write_chart_layout()
         return self.run_dir
+
+    def _write_chart_layout(self) -> None:
+        """The family's charts of several scalars at once (train and val loss on one), for Custom Scalars."""
+        from dlx import registry
+
+        charts = {title: ["Multiline", list(tags)] for title, tags in registry.get(self.family).charts.items()}
+        if charts:
+            self.writer.add_custom_scalars({"curves": charts})
 
     def _create_run(self) -> Path:
         run = self.config.run

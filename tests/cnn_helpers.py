@@ -21,6 +21,7 @@ TINY = [
     "--set", "model.conv_layers=[{channels: 8, kernel: 3, padding: 1, pool: max}]",
     "--set", "model.hidden=[32]", "--set", "model.dropout=0.25", "--set", "embedding_samples=50",
     "--batch-size", "64", "--no-progress",
+    "--set", "run.val_every=0",  # validated at each epoch's end only, as these tests count
 ]
 
 

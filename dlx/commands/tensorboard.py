@@ -9,9 +9,12 @@ import typer
 
 def register(app: typer.Typer) -> None:
     @app.command("tensorboard", help="Start TensorBoard on a runs directory (every run, sweeps included; "
-                                     "hyperparameters and final metrics in the HParams tab, with every family's "
-                                     "headline metrics and each sweep's varied keys shown first, and a sweep "
-                                     "point's seeds in one row) and print its URL. "
+                                     "hyperparameters and final metrics in the HParams tab: the metrics every "
+                                     "run has ticked first, score (each run's headline, higher is better) "
+                                     "leading, each family's own after them; each sweep's varied keys and "
+                                     "family/task/kind/model/noise as the first columns, and a sweep point's "
+                                     "seeds in one row; train and val loss on one chart in Custom Scalars) "
+                                     "and print its URL. "
                                      "Serves until Ctrl-C.\n\nExamples:\n\n\b\n  dlx tensorboard\n"
                                      "  dlx tensorboard runs/sweeps/<sweep> --port 6007\n"
                                      "  dlx tensorboard --host 0.0.0.0    # reachable from other machines")

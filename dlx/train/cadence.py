@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 
 SCALAR_POINTS = 30  # at least this many points per training scalar (every step when the run is shorter)
+VAL_POINTS = 10  # at least this many validations per run (every step when the run is shorter)
 HISTOGRAMS_PER_EPOCH = 4  # weight and gradient histograms per epoch, after the one at step 0
 
 
@@ -23,6 +24,15 @@ def log_interval(log_every: int, total_steps: int) -> int:
     if log_every:
         return log_every
     return max(1, total_steps // SCALAR_POINTS)
+
+
+def val_interval(val_every: int | None, total_steps: int) -> int:
+    """Steps between validations: ``val_every`` (0: none inside an epoch), or (null: automatic) the run's
+    length / 10, so that a validation curve has at least 10 points however short the run (each epoch's
+    end is validated too)."""
+    if val_every is not None:
+        return val_every
+    return max(1, total_steps // VAL_POINTS)
 
 
 def histogram_interval(steps_per_epoch: int) -> int:

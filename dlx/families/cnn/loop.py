@@ -55,6 +55,7 @@ class Loop:
     # Where the run is; saved in every checkpoint so a resume continues exactly.
     position: dict
     log_every: int = 1  # steps between logged training scalars (dlx/train/cadence.py)
+    val_every: int = 0  # steps between validations inside an epoch (0: at each epoch's end only)
     histogram_every: int = 1  # steps between weight and gradient histograms
     names: dict = field(default_factory=dict)  # parameter → readable histogram tag (conv1/weight)
     result: dict | None = None  # the latest per-epoch evaluation
@@ -98,7 +99,8 @@ def train(config: CNNConfig, argv: list[str] | None = None, resume_dir: str | Pa
         total_steps = steps_per_epoch * config.optim.epochs
         loop = Loop(config, session, data, model, train_model, optimizer, steps_per_epoch, total_steps,
                     shard_size, position, log_every=cadence.log_interval(config.run.log_every, total_steps),
-                    histogram_every=cadence.histogram_interval(steps_per_epoch), names=parameter_names(model))
+                    histogram_every=cadence.histogram_interval(steps_per_epoch), names=parameter_names(model),
+                    val_every=cadence.val_interval(config.run.val_every, total_steps))
         run_dir = session.open_run()
         session.print(f"run directory: {run_dir}")
         if state is not None:
@@ -150,10 +152,11 @@ def end_epoch(loop: Loop, epoch: int, train_loss: float, train_accuracy: float, 
         loop.session.interrupt()
 
 
-def validate(loop: Loop, bar, train_scalars: dict | None = None, heading: str = "") -> None:
+def validate(loop: Loop, bar, train_scalars: dict | None = None, heading: str = "", pictures: bool = True) -> None:
     """Evaluate the selection split now, log numbers and pictures, checkpoint (best.pt when it improved).
 
-    At every epoch's end, and where training stopped on time inside an epoch.
+    At every epoch's end, every ``run.val_every`` steps inside one (so that a short run's validation
+    curve has 10 points or more), and where training stopped on time inside an epoch.
     """
     session, data, position = loop.session, loop.data, loop.position
     split = data.selection_split  # "val"; "test" only for runs without a validation split
@@ -168,7 +171,7 @@ def validate(loop: Loop, bar, train_scalars: dict | None = None, heading: str = 
     session.log_scalars(position["step"], {
         **(train_scalars or {}), f"{split}/loss": result["loss"], f"{split}/accuracy": result["accuracy"],
     })
-    if session.is_main:
+    if session.is_main and pictures:
         log_pictures(session.writer, loop.model, data, result, position["step"], draw_later=loop.draw_later)
     heading = heading or f"step {position['step']}  "
     bar.log(f"{heading}{split} loss {result['loss']:.4f}  acc {result['accuracy']:.4f}")
@@ -288,6 +291,10 @@ def run_epoch(loop: Loop, epoch: int, bar) -> tuple[float, float]:
         if session.end_step(step, bar, loss=loss_sum, log_every=loop.log_every, report=report, save=save,
                             log_also=batch_index + 1 == loop.steps_per_epoch):
             break  # out of time (run.max_time)
+        if batch_index + 1 < loop.steps_per_epoch and loop.val_every and cadence.due(position["step"], loop.val_every):
+            position["epoch_sums"] = [float(loss_sum), int(correct), seen]  # validate() checkpoints
+            validate(loop, bar, pictures=False)  # pictures at each epoch's end only
+            throughput.restart()  # evaluation time is not training time
     return float(loss_sum) / max(seen, 1), int(correct) / max(seen, 1)
 
 

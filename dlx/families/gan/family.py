@@ -199,6 +199,7 @@ FAMILY = Family(
     key_hparams=("data.dataset", "model.kind", "model.name", "model.noise", "model.noise_scale", "loss.name",
                  "optim.epochs"),
     score=_score, score_means=SCORE_MEANS,
+    charts={"generator and discriminator loss": (r"^loss/G$", r"^loss/D$")},
     columns={"task": "data.dataset", "kind": "model.kind", "model": "model.name", "noise": "model.noise"},
     flags=FLAGS, examples=EXAMPLES, shared_keys=SHARED_KEYS,
     add_commands=add_commands, add_inspect_targets=add_inspect_targets, memory_estimate=memory_estimate,
