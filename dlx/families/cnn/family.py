@@ -21,6 +21,11 @@ FLAGS = (
     Flag("--head", "model.head"),
     Flag("--limit-train", "data.limit_train"),
     Flag("--data-dir", "data.data_dir"),
+    Flag("--data", "data.path", help="Your own images instead of --dataset: a folder with one subfolder per "
+                                     "class (or train/ [val/] [test/] folders of that shape), or a CSV of "
+                                     "path,label rows"),
+    Flag("--image-size", "data.image_size"),
+    Flag("--augment", "data.augment"),
 )
 
 EXAMPLES = """
@@ -31,6 +36,8 @@ Examples:
   dlx train-cnn --model lenet5 --dataset mnist --epochs 3
   dlx train-cnn --model lenet5 --pool avg --head gap # the course's switches
   dlx train-cnn --model mlp --set model.hidden=[512,256]
+  dlx train-cnn --data ~/pictures/pets --augment crop,flip   # your own images: one folder per class
+  dlx train-cnn --data pets.csv --image-size 64 --model vit    # path,label rows, resized to 64x64
   dlx train-cnn --model vit --set model.vit.patch=7   # self-attention over patches
   dlx train-cnn --model vit --set model.vit.window=1  # each patch sees its 3x3-patch neighbourhood
   dlx train-cnn --config experiments/cnn/convnet-strong.yaml --print-config
@@ -118,7 +125,8 @@ def memory_estimate(config: Any) -> list[tuple[str, float]]:
 
 FAMILY = Family(
     name="cnn",
-    summary="Train a CNN (LeNet-5, convnet, MLP) or a vision transformer (vit) on the MNIST family.",
+    summary="Train a CNN (LeNet-5, convnet, MLP) or a vision transformer (vit) on the MNIST family or on your "
+            "own images (--data DIR).",
     config_class=_config, train=_train, evaluate_run=_evaluate,
     headline_metrics=("test_accuracy",),
     key_hparams=("model.name", "data.dataset", "optim.epochs", "optim.lr"),

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from dlx.data.augment import augment_batch
 from dlx.errors import ConfigError
 from dlx.families.cnn.config import CNNConfig
 from dlx.families.cnn.data import FAMILY, ImageData, as_input, epoch_permutation, load_images
@@ -253,6 +254,8 @@ def run_epoch(loop: Loop, epoch: int, bar) -> tuple[float, float]:
         step = position["step"]  # updates made before this batch
         indices = shard[batch_index * batch_size:(batch_index + 1) * batch_size]
         images = as_input(data.train_images[indices], data.mean, data.std)
+        if config.data.augment:  # on the device, whole batch at once
+            images = augment_batch(images, config.data.augmentations(), config.data.crop_padding)
         labels = data.train_labels[indices]
         lr = lr_at(step, loop.total_steps, loop.steps_per_epoch, config.optim)
         set_lr(loop.optimizer, lr)

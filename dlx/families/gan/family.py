@@ -22,6 +22,7 @@ Examples:
   dlx train-gan --noise uniform --noise-scale 3   # the notes' U(-3, 3); 1.732 (sqrt 3) matches N(0, 1)'s variance
   dlx train-gan --dataset fashion-mnist --model dcgan --epochs 5
   dlx train-gan --kind conditional --dataset fashion-mnist --model dcgan
+  dlx train-gan --data ~/pictures/flowers --image-size 32   # your own images, in colour
   dlx train-gan --dataset fashion-mnist --model sagan   # + self-attention; hinge loss
   dlx train-gan --kind cycle --dataset fashion-mnist   # Sneaker <-> Ankle boot
   dlx train-gan --loss wgan-gp --d-steps 5 --set g_optim.beta1=0 --set d_optim.beta1=0
@@ -34,6 +35,9 @@ Examples:
 
 FLAGS = (
     Flag("--dataset", "data.dataset", short="-d"),
+    Flag("--data", "data.path", help="Your own images instead of --dataset (kinds gan, conditional): a folder "
+                                     "with one subfolder per class, or a CSV of path,label rows; a DCGAN by default"),
+    Flag("--image-size", "data.image_size"),
     Flag("--kind", "model.kind"),
     Flag("--model", "model.name", short="-m"),
     Flag("--noise", "model.noise"),
