@@ -131,3 +131,24 @@ def test_bad_durations_are_one_line(text):
     with pytest.raises(ValueError) as error:
         parse_duration(text)
     assert "\n" not in str(error.value)
+
+
+def test_a_shared_machine_gets_sleeping_openmp_workers(machine, monkeypatch):
+    import os
+    import sys
+
+    environment: dict[str, str] = {}
+    monkeypatch.setattr(os, "environ", environment)
+    modules = {name: module for name, module in sys.modules.items() if name != "torch"}
+    monkeypatch.setattr(sys, "modules", modules)  # as in the CLI: torch not loaded yet
+    machine["busy"] = 0.0  # quiet: OpenMP's default
+    assert hardware.auto_threads() == 2 and "OMP_WAIT_POLICY" not in environment
+    monkeypatch.setattr(hardware, "usable_cores", lambda: 4)
+    monkeypatch.setattr(hardware, "_measured_busy", [])
+    machine["busy"] = 1.0  # shared: 3 threads whose idle workers sleep
+    assert hardware.auto_threads() == 3 and environment["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert hardware.last_thread_choice["omp_wait_policy"] == "PASSIVE"
+    environment["OMP_WAIT_POLICY"] = "ACTIVE"  # the user's choice wins
+    monkeypatch.setattr(hardware, "_measured_busy", [])
+    assert hardware.auto_threads() == 3 and environment["OMP_WAIT_POLICY"] == "ACTIVE"
+    assert "omp_wait_policy" not in hardware.last_thread_choice
