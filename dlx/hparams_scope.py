@@ -112,7 +112,10 @@ def _first_columns(start_infos: dict[str, Any], values: dict[str, list[Any]]) ->
     shared columns (``family``, ``task``, ``kind``, ``model``, ``noise``); then the families' key
     hyperparameters and any other key that differs between runs, up to SHOWN_BY_DEFAULT in all. Only
     keys whose value differs between runs qualify."""
-    differs = {name for name, found in values.items() if len(set(map(repr, found))) > 1}
+    # Parallel coordinates draw only the runs that have a value in every ticked column: a key some runs
+    # lack (a sweep's key in a mixed folder, a family's own key) is listed but not ticked.
+    differs = {name for name, found in values.items()
+               if len(set(map(repr, found))) > 1 and len(found) == len(start_infos)}
     by_sweep: dict[str, list[Any]] = collections.defaultdict(list)
     for info in start_infos.values():
         if "sweep" in info.hparams:

@@ -1,13 +1,16 @@
 """Screenshots of what dlx shows in TensorBoard (``make screenshots``).
 
 1. Train a small runs folder: one short run of each family (CNN on
-   Fashion-MNIST, Transformer on the reverse task, GAN on the 2-D ring) and
-   a small pooling sweep (2 points × 3 seeds).
+   Fashion-MNIST, a 1-epoch CNN, a ViT, Transformer on the reverse task, GAN
+   on the 2-D ring, graph) and a small pooling sweep (2 points × 3 seeds),
+   whose validation accuracy ``dlx runs plot`` draws as seed bands.
 2. Start ``dlx tensorboard`` on it.
 3. Drive headless Chromium over the DevTools protocol (through a pipe, with
-   the standard library only) to Scalars, Images, Distributions, HParams
-   (table and parallel coordinates) and the Projector; save one PNG per view
-   in ``--out``, and optimised copies of the README's four in ``--docs``.
+   the standard library only) to Scalars, Custom Scalars (train and val loss
+   on one chart), Images (the ViT's attention, the seed bands),
+   Distributions, HParams (table, parallel coordinates and scatter matrix of
+   the mixed folder) and the Projector; save one PNG per view in ``--out``,
+   and optimised copies of the README's and docs' views in ``--docs``.
 
 Chromium comes from Debian's ``chromium`` package::
 
@@ -81,6 +84,17 @@ VIEWS = [
     View("images-graph", fragment("images", "^graph/", "^graph/"), "graph/attention",
          window=DOCS_WINDOW),
     View("distributions", fragment("distributions", "^cnn/", "^gradients/"), "gradients/"),
+    # Train and val loss on one chart (Custom Scalars), a 1-epoch run validated 10 times or more.
+    View("loss-one-chart", fragment("custom_scalars", "^cnn/one-epoch"), "train and validation loss",
+         settle=6, window=(1180, 760)),
+    View("images-vit", fragment("images", "^cnn/vit", "^(attention|filters)/"), "attention/rollout",
+         window=DOCS_WINDOW),
+    View("seed-bands", fragment("images", "plots", "^seed_bands/"), "seed_bands/", window=DOCS_WINDOW),
+    # The whole mixed folder: every run has the ticked metrics (hparam/score first), so every run is drawn.
+    View("hparams-parallel-mixed", fragment("hparams"), "score", "Parallel coordinates view", settle=6,
+         window=(1400, 900)),
+    View("hparams-scatter-mixed", fragment("hparams"), "score", "Scatter plot matrix view", settle=6,
+         window=(1400, 1100)),
     View("hparams-table", fragment("hparams"), "sweep_point", window=(1800, 950)),
     # A sweep's own folder, as `dlx tensorboard runs/sweeps/<sweep>` opens it: every line one sweep point.
     View("hparams-parallel", fragment("hparams"), "sweep_point", "Parallel coordinates view", settle=5,
@@ -93,7 +107,11 @@ VIEWS = [
 # The four the README shows, as docs/tensorboard-<name>.png.
 DOCS = ("images-cnn", "images-transformer", "hparams-parallel", "projector")
 # Views the README and docs/concepts.md show under their own names.
-NAMED_DOCS = {"images-gan-noise": "gan-noise-histogram.png", "images-graph": "graph-attention.png"}
+NAMED_DOCS = {"images-gan-noise": "gan-noise-histogram.png", "images-graph": "graph-attention.png",
+              "loss-one-chart": "tensorboard-loss-one-chart.png", "images-vit": "tensorboard-vit-attention.png",
+              "seed-bands": "tensorboard-seed-bands.png",
+              "hparams-parallel-mixed": "tensorboard-hparams-parallel-mixed.png",
+              "hparams-scatter-mixed": "tensorboard-hparams-scatter-mixed.png"}
 
 
 def dlx(*args: str) -> list[str]:
@@ -103,14 +121,18 @@ def dlx(*args: str) -> list[str]:
 def make_runs(runs: Path) -> None:
     """A small runs folder with every family and a sweep (about 3 minutes on 2 CPU cores)."""
     common = ["--runs-dir", str(runs), "--no-progress"]
+    small = ["--set", "data.val_size=1000", "--set", "data.limit_test=1000", "--set", "embedding_samples=0"]
     commands = [
         dlx("train-cnn", "--epochs", "3", "--limit-train", "4000", "--set", "data.limit_test=2000", *common),
+        dlx("train-cnn", "--epochs", "1", "--limit-train", "4000", "--name", "one-epoch", *small, *common),
+        dlx("train-cnn", "--model", "vit", "--epochs", "2", "--limit-train", "6000", *small, *common),
         dlx("train-transformer", "--epochs", "1", *common),
         dlx("train-gan", "--epochs", "1", "--steps-per-epoch", "500", "--noise", "uniform", "--noise-scale", "3",
             *common),
         dlx("train-graph", *common),
         dlx("sweep", str(ROOT / "experiments/cnn/pooling.yaml"), "--parallel", "2", "--runs-dir", str(runs),
-            "--set", "optim.epochs=1", "--set", "data.limit_train=2000", "--set", "data.limit_test=1000"),
+            "--set", "optim.epochs=1", "--set", "data.limit_train=2000", "--set", "data.limit_test=1000",
+            "--set", "data.val_size=1000"),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     for command in commands:
@@ -119,14 +141,20 @@ def make_runs(runs: Path) -> None:
         if done.returncode:
             sys.stderr.write(done.stdout[-2000:] + done.stderr[-4000:])
             raise SystemExit(f"that command failed (exit code {done.returncode})")
+    # The pooling sweep's validation accuracy, seeds as bands: a PNG and an image in <sweep>/plots.
+    plot = dlx("runs", "plot", str(newest(runs / "sweeps")), "--metric", "val/accuracy", "--runs-dir", str(runs))
+    print("+", " ".join(plot[2:]), flush=True)
+    subprocess.run(plot, env=env, cwd=ROOT, check=True, capture_output=True)
 
 
 def newest(folder: Path) -> Path:
-    """The newest sub-folder of ``folder`` (the sweep the runs folder holds)."""
-    found = sorted((path for path in folder.iterdir() if path.is_dir()), key=lambda path: path.name)
+    """The newest sub-folder of ``folder`` (the sweep the runs folder holds), either folder-name layout."""
+    from dlx.rundir import newest_first
+
+    found = newest_first(path for path in folder.iterdir() if path.is_dir())
     if not found:
         raise SystemExit(f"no sweep in {folder}")
-    return found[-1]
+    return found[0]
 
 
 def free_port() -> int:
