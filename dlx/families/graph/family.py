@@ -88,5 +88,7 @@ FAMILY = Family(
     check_inputs=_check_inputs, input_files=_input_files,
     headline_metrics=("test_accuracy", "test_loss"),
     key_hparams=("data.graph", "model.graph_attention", "model.score", "model.layers", "optim.epochs"),
+    score_means="test node accuracy",
+    columns={"task": "data.graph", "model": "model.graph_attention"},
     flags=FLAGS, examples=EXAMPLES,
 )
