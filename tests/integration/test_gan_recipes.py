@@ -7,13 +7,14 @@ import yaml
 from dlx import recipes
 from dlx.families.gan.config import GANConfig
 from tests.cnn_helpers import cli
-from tests.unit.families.gan.test_gan_recipes import write_recipe
+from tests.unit.families.gan.test_gan_recipes import use_a_recipe_copy, write_recipe
 
 TINY_RING = ["train-gan", "--steps-per-epoch", "5", "--set", "eval.samples=100", "--no-progress",
              "--set", "model.g_hidden=[8]", "--set", "model.d_hidden=[8]"]
 
 
-def test_resume_keeps_the_saved_config_when_the_recipe_files_changed(tmp_path, recipe_folder):
+def test_resume_keeps_the_saved_config_when_the_recipe_files_changed(tmp_path, monkeypatch):
+    recipe_folder = use_a_recipe_copy(tmp_path, monkeypatch)
     runs = tmp_path / "runs"
     write_recipe(recipe_folder, "gan-ring8", {"optim": {"batch_size": 32}, "g_optim": {"lr": 5e-4}})
     assert cli([*TINY_RING, "--epochs", "1", "--runs-dir", runs]) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
 import torch
 
 from dlx import checkpoint
@@ -15,6 +16,12 @@ from tests.gan_helpers import assert_same_state, dlx, events, only_run
 TINY = ["--dataset", "fashion-mnist", "--model", "sagan", "--limit-train", 256, "--batch-size", 32,
         "--no-progress", "--set", "model.channels=8", "--set", "eval.image_metrics=false",
         "--set", "eval.grid=8", "--set", "data.val_size=64", "--set", "run.log_every=2"]
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """Never read or fill the user's classifier cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
 def test_tiny_sagan_run_logs_where_attention_looks_and_its_saved_run_works(runs_dir, tmp_path, capsys):

@@ -19,6 +19,7 @@ from dlx.data.splits import holdout
 from dlx.families.cnn.config import CNNConfig
 from tests.cnn_helpers import TINY, cli, only_run, weights
 from tests.paths import OLD_RUNS
+from tests.unit.test_validation_split import copy_old_cnn_run
 
 
 def summary_of(run: Path) -> dict:
@@ -98,8 +99,8 @@ def test_val_size_0_selects_on_the_test_split_and_says_so(runs_dir):
     assert "test/accuracy" in tags and not any(tag.startswith("val/") for tag in tags)
 
 
-def test_an_old_run_resumes_without_a_split(old_cnn_run, capsys):
-    root, run = old_cnn_run
+def test_an_old_run_resumes_without_a_split(tmp_path, capsys):
+    root, run = copy_old_cnn_run(tmp_path)
     before = summary_of(run)
     assert cli(["train-cnn", "--resume", run, "--epochs", "2", "--no-progress", "--runs-dir", root]) == 0
     assert "started before validation splits" in capsys.readouterr().err

@@ -42,12 +42,17 @@ def test_holdout_refuses_to_leave_nothing_to_train_on():
 # -- runs from before validation splits ----------------------------------------------------------
 
 
-@pytest.fixture
-def old_cnn_run(tmp_path) -> tuple[Path, Path]:
+def copy_old_cnn_run(tmp_path: Path) -> tuple[Path, Path]:
+    """(runs folder, run): a copy of dlx 0.1's CNN run, from before validation splits."""
     root = tmp_path / "runs"
     shutil.copytree(OLD_RUNS / "cnn", root / "cnn")
     (run,) = [path for path in (root / "cnn").iterdir() if path.is_dir()]
     return root, run
+
+
+@pytest.fixture
+def old_cnn_run(tmp_path) -> tuple[Path, Path]:
+    return copy_old_cnn_run(tmp_path)
 
 
 def test_an_old_config_lacks_the_key(old_cnn_run):

@@ -103,8 +103,7 @@ def test_the_ring8_default_has_no_recipe():
     assert (config.optim.epochs, config.optim.batch_size, config.g_optim.lr) == (6, 256, 1e-3)
 
 
-@pytest.fixture
-def recipe_folder(tmp_path, monkeypatch):
+def use_a_recipe_copy(tmp_path, monkeypatch):
     """A copy of the GAN's recipes/ that a test may edit; the family reads its recipes from it."""
     import shutil
 
@@ -112,6 +111,11 @@ def recipe_folder(tmp_path, monkeypatch):
     shutil.copytree(recipes.recipes_dir(GANConfig), folder)
     monkeypatch.setattr(recipes, "recipes_dir", lambda config_class: folder)
     return folder
+
+
+@pytest.fixture
+def recipe_folder(tmp_path, monkeypatch):
+    return use_a_recipe_copy(tmp_path, monkeypatch)
 
 
 def write_recipe(folder, name: str, data: dict) -> None:
