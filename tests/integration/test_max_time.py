@@ -102,3 +102,19 @@ def test_max_time_is_checked_with_the_config(runs_dir, capsys):
     err = capsys.readouterr().err
     assert "run.max_time" in err and "15m" in err and "Traceback" not in err
     assert not (runs_dir / "cnn").exists()
+
+
+GRAPH = ["--d-model", "16", "--heads", "2", "--layers", "2", "--ff", "32", "--epochs", "20", "--no-progress",
+         "--set", "eval.every=5", "--dropout", "0.2"]
+
+
+def test_graph_stops_on_time_scores_validation_there_and_continues_exactly(runs_dir, step_clock):
+    assert cli(["train-graph", *GRAPH, "--runs-dir", runs_dir / "straight"]) == 0
+    assert cli(["train-graph", *GRAPH, "--runs-dir", runs_dir / "timed", "--max-time", "7s"]) == 0
+    run = only_run(runs_dir / "timed", "graph")
+    assert meta(run)["stopped"] == "max_time"
+    saved = checkpoint.load(run / "checkpoints" / "last.pt")
+    assert saved["step"] == 7 and saved["position"]["history"][-1][0] == 7  # validated where it stopped
+    assert cli(["train-graph", "--resume", run, "--max-time", "1m", "--no-progress"]) == 0
+    straight = checkpoint.load(only_run(runs_dir / "straight", "graph") / "checkpoints" / "last.pt")
+    assert same_weights(straight["model"], checkpoint.load(run / "checkpoints" / "last.pt")["model"])
