@@ -20,7 +20,8 @@ really was.
 of it (fewer epochs, less data: the same work in every condition, so wall
 times compare). ``--max-time 60s`` instead gives every run the same time
 and compares how far it got: steps per second (``global_step`` from
-summary.json over the wall time). Variants: ``auto`` lets dlx choose the
+summary.json over the wall time, start-up and evaluation included, so give
+budgets of minutes, not seconds). Variants: ``auto`` lets dlx choose the
 threads (from the cores free at start: dlx/hardware.py); ``fixed`` passes
 ``--threads <usable cores>`` (what dlx chose before it looked at the load);
 ``fixed-passive`` adds ``OMP_WAIT_POLICY=PASSIVE`` (idle OpenMP workers
