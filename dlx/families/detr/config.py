@@ -89,6 +89,13 @@ class DETRModelConfig:
     anchors: bool = option(True, "each query owns a learned reference point and its box is predicted relative to "
                                  "it, layer after layer (as Deformable and DAB-DETR do: trains several times "
                                  "faster); false: boxes straight from the query vector, as the DETR paper")
+    # Measured on 4000 canvases, batch 16, one thread (best-class val mAP / last-layer GIoU loss):
+    # learned anchors alone reached mAP 0.002 / GIoU loss 0.87 after 250 steps; two-stage 0.026 / 0.44,
+    # and with the chosen tokens as the queries' content the GIoU loss was 0.43 after only 100 steps.
+    two_stage: bool = option(True, "with anchors: every encoder token proposes a class and a box, the best "
+                                   "model.queries proposals become the decoder's anchors and their tokens the "
+                                   "queries' starting content (two-stage Deformable DETR, Efficient DETR); the "
+                                   "proposals have a set loss of their own. false: learned anchors per query")
 
     def check(self):
         problems = []

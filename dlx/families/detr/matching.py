@@ -86,7 +86,9 @@ def set_loss(outputs: list[dict], targets: list[dict], loss_config, num_classes:
     (at least 1), as in DETR.
     """
     box_count = max(float(sum(len(target["labels"]) for target in targets)), 1.0)
-    layers = outputs if loss_config.aux else outputs[-1:]
+    layers = outputs
+    if not loss_config.aux:  # the last layer (and the two-stage proposals, which have no other loss)
+        layers = [output for output in outputs[:-1] if output.get("proposals")] + outputs[-1:]
     total = outputs[-1]["logits"].new_zeros(())
     parts: dict[str, torch.Tensor] = {}
     for output in layers:

@@ -166,7 +166,7 @@ class DETR(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, channels: list[int], d_model: int = 128,
                  heads: int = 4, encoder_layers: int = 2, decoder_layers: int = 3, ff: int = 256,
-                 dropout: float = 0.0, queries: int = 10, anchors: bool = True):
+                 dropout: float = 0.0, queries: int = 10, anchors: bool = True, two_stage: bool = False):
         super().__init__()
         self.num_classes, self.num_queries, self.d_model = num_classes, queries, d_model
         self.backbone = backbone(in_channels, channels, d_model)
@@ -179,14 +179,23 @@ class DETR(nn.Module):
         nn.init.zeros_(self.box_head.layers[-1].weight)  # start at the anchor (or the canvas centre)
         nn.init.zeros_(self.box_head.layers[-1].bias)
         self.uses_anchors = anchors
-        if anchors:
+        self.two_stage = two_stage and anchors
+        if anchors and not two_stage:
             # Anchor boxes (cx, cy, w, h) in logit space, centres spread over the image.
             start = torch.rand(queries, 4)
             start[:, 2:] = 0.2
             self.anchors = nn.Parameter(inverse_sigmoid(start))
+        if anchors:
             self.query_pos_mlp = MLP(d_model, d_model, d_model, 2)
         else:
             self.query_pos = nn.Parameter(torch.randn(queries, d_model))
+        if self.two_stage:
+            # Every encoder token proposes a class and a box near its own cell; the best
+            # ``queries`` proposals become the decoder's anchors (two-stage Deformable DETR, DINO).
+            self.proposal_class = nn.Linear(d_model, num_classes + 1)
+            self.proposal_box = MLP(d_model, d_model, 4, 2)
+            nn.init.zeros_(self.proposal_box.layers[-1].weight)
+            nn.init.zeros_(self.proposal_box.layers[-1].bias)
 
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
         """(memory ``B × h·w × d``, positions ``h·w × d``, (h, w))."""
@@ -203,8 +212,19 @@ class DETR(nn.Module):
         batch = images.shape[0]
         memory_key = memory + pos
         x = memory.new_zeros(batch, self.num_queries, self.d_model)
-        anchor = self.anchors.sigmoid().unsqueeze(0).expand(batch, -1, -1) if self.uses_anchors else None
+        anchor = None
+        if self.uses_anchors and not self.two_stage:
+            anchor = self.anchors.sigmoid().unsqueeze(0).expand(batch, -1, -1)
         outputs = []
+        if self.two_stage:
+            proposals = self.propose(memory, size)
+            outputs.append(proposals)
+            best = proposals["logits"].detach().softmax(-1)[..., :-1].amax(-1)  # B × h·w
+            chosen = best.topk(self.num_queries, dim=1).indices
+            anchor = torch.gather(proposals["boxes"].detach(), 1, chosen.unsqueeze(-1).expand(-1, -1, 4))
+            # The chosen tokens' own vectors start the queries' content (Efficient DETR): the
+            # decoder begins from what the encoder already recognised there.
+            x = torch.gather(memory, 1, chosen.unsqueeze(-1).expand(-1, -1, self.d_model))
         for index, layer in enumerate(self.decoder):
             if anchor is not None:
                 query_pos = self.query_pos_mlp(sine_code(anchor[..., :2], self.d_model).to(x.dtype))
@@ -223,8 +243,23 @@ class DETR(nn.Module):
         return outputs
 
 
+def _propose(self: DETR, memory: torch.Tensor, size: tuple[int, int]) -> dict[str, torch.Tensor]:
+    """Per encoder token a class and a box around its cell (``B × h·w × …``): the two-stage proposals."""
+    height, width = size
+    ys = (torch.arange(height, dtype=torch.float32, device=memory.device) + 0.5) / height
+    xs = (torch.arange(width, dtype=torch.float32, device=memory.device) + 0.5) / width
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    reference = torch.stack((grid_x.flatten(), grid_y.flatten(), torch.full_like(grid_x.flatten(), 0.2),
+                             torch.full_like(grid_x.flatten(), 0.2)), -1)
+    boxes = (inverse_sigmoid(reference) + self.proposal_box(memory).float()).sigmoid()
+    return {"logits": self.proposal_class(memory).float(), "boxes": boxes, "proposals": True}
+
+
+DETR.propose = _propose
+
+
 def build_detr(model_config, in_channels: int, num_classes: int) -> DETR:
     """The DETR a ``DETRModelConfig`` describes, for images with ``in_channels`` channels."""
     return DETR(in_channels, num_classes, list(model_config.channels), model_config.d_model, model_config.heads,
                 model_config.encoder_layers, model_config.decoder_layers, model_config.ff, model_config.dropout,
-                model_config.queries, model_config.anchors)
+                model_config.queries, model_config.anchors, getattr(model_config, "two_stage", False))

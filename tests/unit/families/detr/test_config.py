@@ -44,15 +44,19 @@ def test_flags_reach_the_config():
     assert config.loss.matching == "fixed" and config.model.queries == 12
 
 
-@pytest.mark.parametrize("anchors", [True, False])
-def test_the_model_predicts_one_box_and_class_per_query_at_every_layer(anchors):
+@pytest.mark.parametrize("anchors,two_stage", [(True, True), (True, False), (False, False)])
+def test_the_model_predicts_one_box_and_class_per_query_at_every_layer(anchors, two_stage):
     from dlx.families.detr.model import build_detr
 
     config = config_mod.build(DETRConfig, overrides=[f"model.anchors={str(anchors).lower()}", "model.d_model=32",
-                                                     "model.ff=32", "model.queries=7"])
+                                                     f"model.two_stage={str(two_stage).lower()}", "model.ff=32",
+                                                     "model.queries=7"])
     torch.manual_seed(0)
     model = build_detr(config.model, 1, 10).eval()
     outputs = model(torch.randn(2, 1, 96, 96), need_weights=True)
+    if two_stage:  # first the encoder's proposals, one per token of the 12 x 12 map
+        proposals = outputs.pop(0)
+        assert proposals["logits"].shape == (2, 144, 11) and proposals["boxes"].shape == (2, 144, 4)
     assert len(outputs) == config.model.decoder_layers
     for output in outputs:
         assert output["logits"].shape == (2, 7, 11) and output["boxes"].shape == (2, 7, 4)
