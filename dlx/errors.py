@@ -63,7 +63,7 @@ class DiskFullError(DlxError):
 # that is a directory. Shown as one line (the file and the reason) and exit code 2, like a user's mistake.
 ENVIRONMENT_ERRNOS = frozenset({"EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "EISDIR", "ENOTDIR", "ELOOP",
                                 "ENAMETOOLONG", "EBUSY", "ETXTBSY", "EMFILE", "ENFILE", "EIO", "EXDEV",
-                                "ENOENT", "EEXIST", "EFBIG", "EMLINK"})
+                                "ENOENT", "EEXIST", "EFBIG", "EMLINK", "EBADF", "EPIPE"})
 
 
 def environment_error(error: BaseException) -> DlxError | None:

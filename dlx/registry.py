@@ -219,6 +219,8 @@ class _Families(Mapping[str, Family]):
         return self._found
 
     def __getitem__(self, name: str) -> Family:
+        if not isinstance(name, str):  # `["cnn"] in FAMILIES` (a hand-edited file) is False, not a TypeError
+            raise KeyError(name)
         return self._all()[name]
 
     def __iter__(self) -> Iterator[str]:

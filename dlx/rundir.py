@@ -190,6 +190,10 @@ def meta_problems(meta: dict) -> list[str]:
             problems.append(f"{key}: expected {wanted}, got {json.dumps(meta[key])[:40]}")
     if isinstance(meta.get("command"), list) and not all(isinstance(a, str) for a in meta["command"]):
         problems.append("command: expected a list of strings")
+    if isinstance(meta.get("inputs"), list) and not all(
+            isinstance(entry, dict) and isinstance(entry.get("path"), str) and isinstance(entry.get("size"), int)
+            and isinstance(entry.get("sha256"), str) for entry in meta["inputs"]):
+        problems.append("inputs: expected a list of {path, size, mtime_ns, sha256} records")
     return problems
 
 

@@ -277,10 +277,13 @@ class Session:
         Call after data and model are ready, so that a user's mistake found
         while loading never leaves a run directory behind.
         """
-        if self.should_stop():  # Ctrl-C while loading: nothing to save yet
-            from dlx import signals
+        from dlx import signals
 
-            signals.interrupted(self._stop_signal, "before the run started; no run directory was created")
+        # Ctrl-C while loading: nothing to save yet (signals.received: one that came before this session's
+        # handlers, whose KeyboardInterrupt a library's import swallowed).
+        if self.should_stop() or signals.received:
+            signals.interrupted(self._stop_signal or signals.received,
+                                "before the run started; no run directory was created")
         if self.resume_dir:  # the time earlier sessions spent counts against run.max_time
             self._seconds_before = float(self.resume_state().get("elapsed_seconds", 0.0))
         if self.is_main:

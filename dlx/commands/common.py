@@ -49,11 +49,34 @@ def print_config(config: Any) -> None:
 def run_training(train: Callable[..., Path], config: Any, resume: Optional[Path]) -> None:
     """Call a trainer; print its final summary table and where the run went."""
     check_launch_environment()
+    check_writable(Path(resume) if resume else Path(config.run.runs_dir))
     run_dir = train(config, sys.argv, resume)
     if run_dir is None:  # ranks other than 0 under torchrun
         return
     print_summary(Path(run_dir))
     typer.echo(f"run directory: {run_dir}")
+
+
+def check_writable(folder: Path) -> None:
+    """One line, before anything loads, when the run could not be written: the nearest existing folder
+    on the way to ``folder`` is read-only (a read-only disk, no permission)."""
+    import os
+
+    from dlx.errors import DlxError
+
+    existing = Path(os.path.abspath(folder))
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        return  # a file in the way: the config's check says so
+    try:
+        read_only = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only:
+        raise DlxError(f"cannot write runs under {folder}: {existing} is on a read-only file system")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise DlxError(f"cannot write runs under {folder}: permission denied on {existing}")
 
 
 def check_launch_environment() -> None:
@@ -162,7 +185,9 @@ def run_guarded(app: typer.Typer, argv: list[str] | None = None) -> int:
     except SystemExit as exit_:
         return _exit_status(exit_.code)
     except Exception as error:  # noqa: BLE001 — classified below
-        return _report(error)
+        # After a stop signal, a failure is its consequence: a library that swallowed the
+        # KeyboardInterrupt mid-import leaves a half-imported module that fails later.
+        return _interrupted(argv) if signals.received else _report(error)
     except KeyboardInterrupt:
         return _interrupted(argv)
     finally:
@@ -171,6 +196,8 @@ def run_guarded(app: typer.Typer, argv: list[str] | None = None) -> int:
     # Typer, not standalone, returns an Exit's code, and turns a KeyboardInterrupt into Exit(130).
     if isinstance(result, int) and not isinstance(result, bool) and result:
         return _interrupted(argv) if result == 130 else result
+    if signals.received:  # a stop signal came, but a library swallowed it: still not a success
+        return _interrupted(argv)
     return 0
 
 
