@@ -261,7 +261,7 @@ def _best_index(metric: str, values: list[Optional[float]]) -> Optional[int]:
                                "  dlx runs plot runs/sweeps/pooling-20261101-100000-1a2b3c --metric val/accuracy\n"
                                "  dlx runs plot 1a2b 3c4d --metric train/loss --out loss.png")
 def plot_(
-    specs: list[str] = typer.Argument(..., metavar="RUN_OR_SWEEP...",
+    specs: list[str] = typer.Argument(..., metavar="RUN_OR_SWEEP",
                                       help="Sweep folders (every point, seeds grouped) and runs (path, name or id)."),
     metric: str = typer.Option("val/loss", "--metric", help="The scalar tag to draw (val/accuracy, train/loss …)."),
     out: Optional[Path] = typer.Option(None, "--out", help="PNG path (default: <sweep>/plots/<metric>.png, or "
