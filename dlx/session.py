@@ -480,8 +480,9 @@ class Session:
         """Write summary.json and the HParams session; mark the run completed.
 
         The HParams metrics are summary.json's numbers (``hparam/<key>``, see
-        ``dlx/hparams.py``); ``hparam_metrics`` may add others, logged as
-        scalars too (``dlx tensorboard`` shows only the ``summary.json`` ones).
+        ``dlx/hparams.py``) and the ones every run has (``hparam/score`` and
+        what the run cost); a loop's ``hparam_metrics`` name the same numbers
+        and are not logged again (one number, one name).
         """
         self._finished = True
         if not self.is_main:
