@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 import typer
 
+from dlx.families.gan.memory import memory_estimate
 from dlx.flags import Flag
 from dlx.registry import Family
 
@@ -169,28 +170,6 @@ def _score(summary: Any) -> float | None:
         return modes / MIXTURE_MODES[summary["dataset"]] * quality
     error = first("test_cycle_error", "cycle_error")
     return None if error is None else math.exp(-error)
-
-
-def memory_estimate(config: Any) -> list[tuple[str, float]]:
-    """Rough bytes of a run's big allocations (dlx/memory.py): G and D with gradients and Adam state,
-    and one batch of noise."""
-    from dlx.memory import BYTES_PER_PARAMETER, FLOAT, mlp_parameters
-
-    model, batch = config.model, config.optim.batch_size
-    noise = int(model.noise_dim or 0)
-    size = int(getattr(config.data, "image_size", None) or 28)
-    if model.name == "mlp":
-        sample = 2 if str(config.data.dataset or "").startswith(("ring", "grid", "spiral", "moons", "gauss")) \
-            else 3 * size * size
-        pack = int(model.pack or 1)
-        parameters = (mlp_parameters([noise + 16, *model.g_hidden, sample])
-                      + mlp_parameters([sample * pack + 16, *model.d_hidden, 1]))
-    else:  # convolutional G and D: 4x4 kernels over widths channels x (8, 4, 2, 1)
-        c = int(model.channels or 0)
-        convs = 16 * (8 * c * 4 * c + 4 * c * 2 * c + 2 * c * c + 3 * c)
-        parameters = 2 * convs + (noise + 16) * 8 * c * 16
-    return [("G and D parameters and Adam state", parameters * BYTES_PER_PARAMETER),
-            ("one batch of noise", batch * noise * FLOAT * 4)]
 
 
 FAMILY = Family(

@@ -68,7 +68,7 @@ def inspect_gan(config_file: Path | None = None, overrides: list[str] | None = N
         raise DlxError("inspect-shapes gan: cycle translates images A→B; trace a gan or conditional config")
     sample_shape, num_classes = _gan_data_shape(config)
     from dlx import memory
-    from dlx.families.gan.family import memory_estimate
+    from dlx.families.gan.memory import memory_estimate
 
     memory.check(memory_estimate(config), "inspect-shapes gan")  # 10^5 channels: refused before building
     models = build_gan(config, sample_shape, num_classes)
