@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # torch is pinned to the CPU wheel this workplace keeps on disk (see README).
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup data demo lint check test bench sweeps search-vs-grid concept-pictures screenshots clean help
+.PHONY: setup data demo lint check test bench sweeps search-vs-grid concept-pictures screenshots docs docs-serve clean help
 
 help:
 	@echo "make demo   set up, then train a real model on Fashion-MNIST (about a minute)"
@@ -15,6 +15,8 @@ help:
 	@echo "make bench  run the benchmarks (JSON on stdout)"
 	@echo "make sweeps run every sweep in experiments/ (long); tables -> runs/sweep-tables.md, pictures -> docs/concepts/"
 	@echo "make screenshots  small runs + headless Chromium shots of TensorBoard -> runs/screenshots/, docs/"
+	@echo "make docs   build the docs site into site/ (mkdocs build --strict: no broken link or missing picture)"
+	@echo "make docs-serve  serve the docs site on http://127.0.0.1:8000"
 	@echo "make clean  remove the virtualenv and caches (runs/ is kept)"
 
 $(STAMP): pyproject.toml
@@ -47,7 +49,7 @@ check: setup
 	$(BIN)/python -m pytest tests/unit -q
 
 # Every tier (all of tests/); the 15 slowest tests are listed at the end: no single test may take a minute.
-test: setup data lint
+test: setup data lint docs
 	$(BIN)/python -m pytest -q --durations=15
 
 # Speed and scaling benchmarks (JSON each). kill_campaign.py (minutes, a
@@ -85,9 +87,17 @@ concept-pictures: setup data
 	$(BIN)/dlx train-transformer --config experiments/transformer/reverse.yaml --pos learned $(PICTURE_RUNS)
 	$(BIN)/python docs/concept_pictures.py
 
+# The docs site (mkdocs.yml, sources in docs/): the Reference pages are written from the code first
+# (docs/gen_reference.py, a MkDocs hook); --strict fails on a broken link, anchor or missing picture.
+docs: setup
+	$(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: setup
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
 # Needs Chromium (Debian: apt-get install chromium); the script says so when it is missing.
 screenshots: setup data
 	$(BIN)/python docs/screenshots.py
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis site
