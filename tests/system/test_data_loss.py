@@ -214,3 +214,20 @@ def test_sweep_cannot_move_or_replace_run(tmp_path, runs_dir, capsys, body):
     line = _error(capsys)
     assert "run" in line
     assert not any(runs_dir.iterdir())
+
+
+def test_graph_eval_refuses_changed_labels(runs_dir, tmp_path, capsys):
+    """The graph family declares its edge list and label file: eval refuses a label file edited since."""
+    edges, labels = tmp_path / "edges.txt", tmp_path / "labels.txt"
+    nodes = [f"n{i}" for i in range(12)]
+    edges.write_text("".join(f"{a} {b}\n" for a, b in zip(nodes, nodes[1:] + nodes[:1])))
+    labels.write_text("".join(f"{n} {i % 2}\n" for i, n in enumerate(nodes)))
+    assert cli(["train-graph", "--data", edges, "--labels", labels, "--epochs", "1", "--threads", "1",
+                "--runs-dir", runs_dir, "--no-progress"]) == 0
+    run = _one_run(runs_dir, "graph")
+    assert [Path(e["path"]).name for e in json.loads((run / "meta.json").read_text())["inputs"]] == \
+        ["edges.txt", "labels.txt"]
+    labels.write_text("".join(f"{n} {(i + 1) % 2}\n" for i, n in enumerate(nodes)))  # every label flipped
+    capsys.readouterr()
+    assert cli(["eval", run, "--json"]) == 2
+    assert "labels.txt" in _error(capsys)
