@@ -90,10 +90,10 @@ concept-pictures: setup data
 # The docs site (mkdocs.yml, sources in docs/): the Reference pages are written from the code first
 # (docs/gen_reference.py, a MkDocs hook); --strict fails on a broken link, anchor or missing picture.
 docs: setup
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 docs-serve: setup
-	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
 # Needs Chromium (Debian: apt-get install chromium); the script says so when it is missing.
 screenshots: setup data

@@ -1,9 +1,11 @@
-"""Every `dlx …` command the README (and docs/concepts.md, once it exists) shows must still parse and validate.
+"""Every `dlx …` command the README and every docs page (docs/**/*.md) show must still parse and validate.
 
 Each command line in a fenced code block is parsed by the real CLI (its
 subcommand, options and their types); training commands also resolve their
 config with ``--print-config`` and sweeps list their points with ``--dry-run``,
-so a renamed flag, a removed option or an invalid value in the docs fails here.
+so a renamed flag, a removed option or an invalid value in the docs fails here. The Reference pages
+(docs/reference/, generated from the code at build time) are left out: tests/unit/test_docs_reference.py
+checks them. A command written on several pages is run once.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ try:  # typer carries its own copy of click
 except ImportError:  # older typer: plain click
     from click import Context, UsageError
 
-DOCS = [ROOT / "README.md", ROOT / "docs" / "concepts.md"]
+DOCS = [ROOT / "README.md", *sorted(path for path in (ROOT / "docs").rglob("*.md")
+                                    if "reference" not in path.relative_to(ROOT / "docs").parts)]
 PLACEHOLDER = re.compile(r"<[^>]+>")
-OPTIONAL = re.compile(r"\[([^\]]*)\]")
+OPTIONAL = re.compile(r"\[(-[^\]]*)\]")  # [--checkpoint best|last]; not a YAML list such as [512,256]
 
 
 def as_arguments(command: str) -> list[str]:
@@ -38,24 +41,39 @@ def as_arguments(command: str) -> list[str]:
 INLINE = re.compile(r"`(dlx [^`]+)`")
 
 
-def documented_commands() -> list[tuple[str, str]]:
-    """(where, command) for each ``dlx …`` line of a fenced block (comments cut off) and each inline
-    `` `dlx …` `` span in a table row (docs/concepts.md gives one command per concept that way)."""
+def commands_in(path) -> list[tuple[str, str]]:
+    """(where, command) for each ``dlx …`` line of a fenced block of ``path`` (comments cut off; a
+    ```text block is a drawing and is skipped), each inline `` `dlx …` `` span of a table row, and each
+    inline span with an option in prose (docs/concepts.md gives one command per concept that way)."""
     found = []
-    for path in DOCS:
-        if not path.is_file():
+    in_block = diagram = False
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.startswith("```"):
+            in_block = not in_block
+            diagram = in_block and line.strip() == "```text"  # a drawing, not commands to type
             continue
-        in_block = False
-        for number, line in enumerate(path.read_text().splitlines(), 1):
-            if line.startswith("```"):
-                in_block = not in_block
-                continue
-            text = line.strip()
-            if in_block and text.startswith("dlx "):
-                command = text.split("  #")[0].split(" #")[0].strip()
-                found.append((f"{path.name}:{number}", command))
-            elif not in_block and text.startswith("|"):
-                found += [(f"{path.name}:{number}", span.strip()) for span in INLINE.findall(text)]
+        text = line.strip()
+        if diagram:
+            continue
+        if in_block:
+            commands = [text.split("  #")[0].split(" #")[0].strip()] if text.startswith("dlx ") else []
+        elif text.startswith("|"):  # a table row: every span is a command (concepts.md's rows)
+            commands = [span.strip() for span in INLINE.findall(text)]
+        else:  # prose: a span with an option is a command line; `dlx eval` alone names a command
+            commands = [span.strip() for span in INLINE.findall(text)
+                        if any(word.startswith("-") for word in span.split()[1:])]
+        found += [(f"{path.relative_to(ROOT)}:{number}", command) for command in commands]
+    return found
+
+
+def documented_commands() -> list[tuple[str, str]]:
+    """Every page's commands, each distinct command once (where it first appears)."""
+    found, seen = [], set()
+    for path in DOCS:
+        for where, command in commands_in(path) if path.is_file() else []:
+            if command not in seen:
+                seen.add(command)
+                found.append((where, command))
     return found
 
 
@@ -66,7 +84,10 @@ def test_the_docs_show_commands():
     assert len(COMMANDS) >= 20  # the extraction works: the README has dozens
     assert any(command.startswith("dlx train-cnn") for _, command in COMMANDS)
     # docs/concepts.md gives one inline command per concept row: the table extraction must find them
-    assert sum(where.startswith("concepts.md") for where, _ in COMMANDS) >= 20
+    assert len(commands_in(ROOT / "docs" / "concepts.md")) >= 20
+    pages = {where.split(":")[0] for where, _ in COMMANDS}
+    for page in ("docs/guides/gan.md", "docs/guides/own-data.md", "docs/getting-started/first-run.md"):
+        assert page in pages, f"no command found on {page}"
 
 
 @pytest.mark.parametrize(("where", "command"), COMMANDS, ids=[where for where, _ in COMMANDS])
