@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dlx.errors import DatasetError
+from dlx.safeio import open_text
 
 MAX_FILE_BYTES = 256 << 20  # 256 MiB
 MAX_LINE_CHARS = 4096
@@ -28,7 +29,9 @@ def read_lines(path: Path, keep: bool = True) -> list[str]:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise DatasetError(f"{path} is {size:,} bytes; data files are limited to {MAX_FILE_BYTES:,}")
-        with open(path, encoding="utf-8") as handle:
+        # Opened as a regular file only, type and size checked on the open descriptor (dlx/safeio.py):
+        # a file swapped for a FIFO after the check above still cannot block.
+        with open_text(path, MAX_FILE_BYTES, "data file", DatasetError) as handle:
             while True:
                 # Read at most one character past the limit: a huge line is never held whole.
                 line = handle.readline(MAX_LINE_CHARS + 2)
