@@ -83,10 +83,14 @@ def _cell(text: Any) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _code(text: Any) -> str:
-    """Table-cell code: an HTML code element (a Markdown code span cannot hold a pipe inside a table)."""
-    text = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return "<code>" + text.replace("|", "&#124;").replace("\n", " ") + "</code>"
+def _code(text: Any, name: bool = False) -> str:
+    """Table-cell code: an HTML code element (a Markdown code span cannot hold a pipe inside a table).
+    A flag or key (``name``) may break only after a ``|``, ``.`` or ``,`` (docs/stylesheets/extra.css)."""
+    text = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+    if name:
+        text = text.replace(".", ".<wbr>").replace(",", ",<wbr>").replace("|", "|<wbr>")
+    return '<code class="name">' + text.replace("|", "&#124;") + "</code>" if name else \
+        "<code>" + text.replace("|", "&#124;") + "</code>"
 
 
 def _first_paragraph(text: str | None) -> str:
@@ -115,7 +119,7 @@ def commands_markdown() -> str:
         rows = command_options(command, name)
         if rows:
             lines += ["| flag or argument | meaning, choices and default |", "|---|---|"]
-            lines += [f"| {_code(names)} | {_cell(text)} |" for _, names, text in rows]
+            lines += [f"| {_code(names, name=True)} | {_cell(text)} |" for _, names, text in rows]
             lines.append("")
         examples = _examples(command.help) + _examples(command.epilog)
         if examples:
@@ -207,7 +211,7 @@ def config_markdown() -> str:
         cls = family.load_config_class()
         lines += [f"## {family.command}", "", f"{family.summary} Config class `{cls.__module__}.{cls.__name__}`.",
                   "", "| key | type | default | meaning |", "|---|---|---|---|"]
-        lines += [f"| {_code(key)} | {_cell(kind)} | {_code(default)} | {_cell(text)} |"
+        lines += [f"| {_code(key, name=True)} | {_cell(kind)} | {_code(default)} | {_cell(text)} |"
                   for key, kind, default, text in config_keys(cls)]
         lines.append("")
     return "\n".join(lines)
