@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 help:
 	@echo "make demo   set up, then train a real model on Fashion-MNIST (about a minute)"
 	@echo "make check  set up, then the unit tests (tests/unit: nothing trains; under a minute)"
-	@echo "make test   set up, then lint (ruff) and every tier (unit, integration, system)"
+	@echo "make test   set up, then lint (ruff), the docs site (make docs) and every tier (unit, integration, system)"
 	@echo "make lint   ruff check (rules in pyproject.toml)"
 	@echo "make bench  run the benchmarks (JSON on stdout)"
 	@echo "make sweeps run every sweep in experiments/ (long); tables -> runs/sweep-tables.md, pictures -> docs/concepts/"
@@ -62,7 +62,7 @@ bench: setup data
 # The search and its 135-point grid take hours: benchmarks/search_vs_grid.py runs them (make search-vs-grid).
 SWEEP_FILES ?= $(filter-out experiments/cnn/search.yaml experiments/cnn/search-grid.yaml,$(shell grep -l '^sweep:' experiments/*/*.yaml))
 SWEEP_PARALLEL ?= 2
-# Every table of docs/concepts.md, then its data-size plot and its pictures (each sweep's wall time is
+# Every table of docs/results/sweeps.md (and docs/concepts.md), then its data-size plot and its pictures (each sweep's wall time is
 # printed beside its table).
 sweeps: setup data
 	@mkdir -p runs && : > runs/sweep-tables.md
