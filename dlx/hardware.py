@@ -2,8 +2,8 @@
 
 Both answers resolve ``auto`` settings (``run.precision``, ``run.threads``)
 once, when a run starts; the run's meta.json records what was chosen.
-The thread rule is derived from ``benchmarks/thread_scaling.py`` (README:
-"CPU threads").
+The thread rule is derived from ``benchmarks/thread_scaling.py`` (docs/results/speed.md,
+"Threads").
 """
 
 from __future__ import annotations
@@ -181,8 +181,8 @@ def auto_threads() -> int:
     are shared by this run's processes on this machine (``LOCAL_WORLD_SIZE``),
     and one process alone leaves out the cores other processes keep busy
     (``busy_cpus``, a 0.2 s sample): on 2 cores beside one CPU-bound process,
-    two threads make plain ``train-cnn`` 2.6x slower than one (README: "CPU
-    threads"). The count is chosen once, when the config is built, and saved
+    two threads make plain ``train-cnn`` 2.6x slower than one (docs/guides/busy-machine.md,
+    docs/results/speed.md). The count is chosen once, when the config is built, and saved
     in config.yaml: a resume computes with the recorded number, whatever the
     load then. On a machine found shared, with more than one thread, idle
     OpenMP workers sleep instead of spinning (``sleep_when_idle``).

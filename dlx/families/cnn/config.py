@@ -166,7 +166,7 @@ def _cnn_optim() -> OptimConfig:
 def _cnn_run() -> RunConfig:
     # bf16 autocast where the CPU or GPU computes it natively: the default
     # convnet's step runs ~1.3x faster in bf16 on an AVX-512 BF16 CPU, at the
-    # same test accuracy (README: CPU speed of the default recipe).
+    # same test accuracy (docs/results/speed.md: the default CNN).
     return RunConfig(precision="auto")
 
 
