@@ -8,7 +8,10 @@ built by dlx in both), two things per loader:
 
 - ``data``: images/s of reading shuffled, normalised batches alone;
 - ``train``: images/s of training steps fed by the loader (forward,
-  backward, Adam), what a run sees.
+  backward, Adam), what a run sees;
+- ``model_only``: images/s of the same step on one batch held in memory,
+  the model's own cost in that side's torch build (the sides run different
+  torch versions), the ceiling ``train`` can reach.
 
 dlx's path is the cached uint8 tensor (``dlx/data/image_cache.py``; the
 folder is decoded once before timing, and that time is reported apart),
@@ -53,6 +56,21 @@ def build_model(channels: int, size: int, classes: int):
     from dlx.families.cnn.model import build_cnn
 
     return build_cnn(CNNModelConfig(), channels, size, classes)
+
+
+def model_only(channels: int, size: int, classes: int, batch_size: int, steps: int, warmup: int) -> int:
+    """images/s of the training step alone, on one batch held in memory: what this torch build's model costs
+    (the two sides run different torch builds), so the loaders' share of a step can be told apart."""
+    import torch
+
+    images = torch.randn(batch_size, channels, size, size)
+    labels = torch.randint(0, classes, (batch_size,))
+
+    def same_batch():
+        while True:
+            yield images, labels
+
+    return round(timed_steps(same_batch(), build_model(channels, size, classes), steps, warmup, True))
 
 
 def timed_steps(batches, model, steps: int, warmup: int, train: bool) -> float:
@@ -112,6 +130,8 @@ def dlx_side(folder: str, batch_size: int, steps: int, warmup: int) -> dict:
     for mode in ("data", "train"):
         model = build_model(data.shape[0], data.shape[1], len(data.classes))
         result[f"{mode}_images_per_s"] = round(timed_steps(batches(), model, steps, warmup, mode == "train"))
+    result["model_only_images_per_s"] = model_only(data.shape[0], data.shape[1], len(data.classes), batch_size,
+                                                   steps, warmup)
     return result
 
 
@@ -140,6 +160,7 @@ def torchvision_side(folder: str, batch_size: int, steps: int, warmup: int, work
                                               drop_last=True, persistent_workers=False)
         model = build_model(channels, size, len(dataset.classes))
         result[f"{run}_images_per_s"] = round(timed_steps(iter(batches), model, steps, warmup, run == "train"))
+    result["model_only_images_per_s"] = model_only(channels, size, len(dataset.classes), batch_size, steps, warmup)
     return result
 
 
