@@ -51,7 +51,9 @@ def test_group_help_lists_the_six_targets_one_line_each_with_examples(capsys):
     assert code == 0, err
     commands = section(out, "Commands:")
     # The layer targets first, then each family's own (in the registry's order).
-    assert sorted(line.split()[0] for line in commands) == sorted(TARGET_FLAGS)
+    listed = [line.split()[0] for line in commands]
+    # Every target this file checks is there; a family installed beside may add its own (detr).
+    assert set(TARGET_FLAGS) <= set(listed) and len(listed) == len(set(listed))
     assert [line.split()[0] for line in commands][:3] == ["conv", "pool", "attention"]
     assert not [line for line in commands if line.endswith("...")]  # first docstring lines fit, uncut
     assert "Examples:" in out

@@ -148,8 +148,7 @@ def test_r1_penalty_is_the_squared_slope_at_the_real_samples():
 def test_generator_average_follows_the_weights_and_copies_buffers():
     from dlx.families.gan.average import make_averages, sampling_models, sampling_weights, update_averages
 
-    config = GANConfig()
-    config.data.dataset, config.model.name = "fashion-mnist", "dcgan"
+    config = config_mod.build(GANConfig, flags={"data.dataset": "fashion-mnist", "model.name": "dcgan"})
     models = build_gan(config, (1, 28, 28))
     assert make_averages(models, 0.0) == {}
     averages = make_averages(models, 0.9)
