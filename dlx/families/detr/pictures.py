@@ -164,9 +164,9 @@ def plot_slots(boxes: torch.Tensor, title: str = ""):
         axes.set_title(f"query {query}", fontsize=fonts.text)
     if shown is not None:
         bar = figure.colorbar(shown, ax=grid.ravel().tolist(), fraction=0.03, pad=0.02)
-        bar.set_label("box area / canvas", fontsize=fonts.text)
+        bar.set_label("box area", fontsize=fonts.text)
         bar.ax.tick_params(labelsize=fonts.small)
-    note = f"box centres predicted on {values.shape[0]} canvases\none panel per query"
+    note = f"box centres predicted on {values.shape[0]} canvases\na panel per query, colour: area (canvas = 1)"
     figure.suptitle(f"{title}\n{note}" if title else note, fontsize=fonts.title)
     return figure
 
