@@ -56,10 +56,10 @@ COMMON_FLAGS: tuple[Flag, ...] = (
     Flag("--precision", "run.precision"),
     Flag("--compile", "run.compile"),
     Flag("--threads", "run.threads"),
+    Flag("--max-time", "run.max_time"),
     Flag("--name", "run.name"),
     Flag("--runs-dir", "run.runs_dir"),
     Flag("--progress", "run.progress"),
-    Flag("--max-time", "run.max_time"),
 )
 
 

@@ -386,6 +386,7 @@ def flat_hparams(config: dict, skip: frozenset[str] = frozenset(), prefix: str =
             flat[name] = json.dumps(value)
     return flat
 
+
 # --------------------------------------------------------------------------
 # Validation numbers as they come (read by searches for early stopping), and pruned runs
 
