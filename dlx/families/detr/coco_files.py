@@ -78,10 +78,10 @@ def _split_indices(count: int, val_fraction: float, test_fraction: float) -> dic
     return {"val": np.sort(order[:val]), "test": np.sort(order[val:val + test]), "train": np.sort(order[val + test:])}
 
 
-def load_annotated(settings, splits: tuple[str, ...] = ("train", "val", "test")):
-    """Your images and boxes as a ``DetectionData`` (splits not asked for are left empty)."""
-    from dlx.families.detr.data import DetectionData, Split, pixel_statistics
-
+def load_annotated(settings, splits: tuple[str, ...] = ("train", "val", "test")
+                   ) -> tuple[dict[str, tuple[torch.Tensor, ...]], list[str]]:
+    """Your images and boxes: per split (uint8 images N×C×S×S, boxes N×K×4, labels N×K, counts N), and the
+    class names. Splits not asked for are left empty; ``dlx/families/detr/data.py`` makes them ``Split`` s."""
     data = read_annotations(settings.annotations)
     folder = Path(settings.images)
     if not folder.is_dir():
@@ -128,11 +128,9 @@ def load_annotated(settings, splits: tuple[str, ...] = ("train", "val", "test"))
                 boxes[row, slot] = ((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0)
                 labels[row, slot] = label
             counts[row] = len(objects[image_id])
-        made[split] = Split(torch.from_numpy(pixels), torch.from_numpy(boxes), torch.from_numpy(labels),
-                            torch.from_numpy(counts))
-    source = made["train"].images if len(made["train"]) else made["test"].images
-    mean, std = pixel_statistics(source)
-    return DetectionData(made["train"], made["val"], made["test"], classes, mean, std)
+        made[split] = (torch.from_numpy(pixels), torch.from_numpy(boxes), torch.from_numpy(labels),
+                       torch.from_numpy(counts))
+    return made, classes
 
 
 def _is_grey(path: Path) -> bool:

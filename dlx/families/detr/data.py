@@ -100,13 +100,22 @@ def load_data(config: DETRConfig, device: torch.device, progress: bool = True,
     (``dlx eval`` needs the test split only, ``dlx detect`` none).
     """
     if config.data.images:
-        from dlx.families.detr.coco_files import load_annotated
-
-        data = load_annotated(config.data, splits)
+        data = annotated_data(config.data, splits)
     else:
         data = load_canvases(config, progress, splits)
     return DetectionData(data.train.to(device), data.val.to(device), data.test.to(device), data.classes,
                          data.mean, data.std)
+
+
+def annotated_data(settings, splits: tuple[str, ...] = ("train", "val", "test")) -> DetectionData:
+    """Your own images and COCO-style boxes (``dlx/families/detr/coco_files.py``) as a ``DetectionData``."""
+    from dlx.families.detr.coco_files import load_annotated
+
+    made, classes = load_annotated(settings, splits)
+    parts = {name: Split(*tensors) for name, tensors in made.items()}
+    source = parts["train"].images if len(parts["train"]) else parts["test"].images
+    mean, std = pixel_statistics(source)
+    return DetectionData(parts["train"], parts["val"], parts["test"], classes, mean, std)
 
 
 def load_canvases(config: DETRConfig, progress: bool, splits: tuple[str, ...]) -> DetectionData:

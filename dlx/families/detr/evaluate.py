@@ -117,7 +117,7 @@ def evaluate_run(run_dir: str | Path, which: str = "best", data_dir: str | None 
     from dlx.checkpoint import default_device, load_saved, require
     from dlx.families.detr.config import DETRConfig
     from dlx.families.detr.data import load_data
-    from dlx.families.detr.saved import model_from_state
+    from dlx.families.detr.model import model_from_state
 
     saved = load_saved(run_dir, FAMILY, DETRConfig, which=which, data_dir=data_dir)
     config, state = saved.config, saved.state

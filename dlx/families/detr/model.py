@@ -263,3 +263,12 @@ def build_detr(model_config, in_channels: int, num_classes: int) -> DETR:
     return DETR(in_channels, num_classes, list(model_config.channels), model_config.d_model, model_config.heads,
                 model_config.encoder_layers, model_config.decoder_layers, model_config.ff, model_config.dropout,
                 model_config.queries, model_config.anchors, getattr(model_config, "two_stage", False))
+
+
+def model_from_state(config, state: dict, path, channels: int) -> DETR:
+    """A saved run's DETR with its checkpoint's weights (one readable line when they do not fit)."""
+    from dlx.checkpoint import load_weights
+
+    model = build_detr(config.model, channels, len(state["classes"]))
+    load_weights(model, state["model"], path)
+    return model

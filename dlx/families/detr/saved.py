@@ -8,19 +8,10 @@ import torch
 
 from dlx.errors import DlxError
 from dlx.families.detr.data import FAMILY
-from dlx.families.detr.model import DETR, build_detr
+from dlx.families.detr.model import model_from_state
 
 MAX_IMAGES = 64  # dlx detect draws one panel per image
 MAX_IMAGE_BYTES = 50 * 2**20
-
-
-def model_from_state(config, state: dict, path: Path, channels: int) -> DETR:
-    """The run's DETR with the checkpoint's weights (one readable line when they do not fit)."""
-    from dlx.checkpoint import load_weights
-
-    model = build_detr(config.model, channels, len(state["classes"]))
-    load_weights(model, state["model"], path)
-    return model
 
 
 def read_images(paths: list[Path], side: int, channels: int) -> torch.Tensor:

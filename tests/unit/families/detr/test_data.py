@@ -114,12 +114,12 @@ def _coco_folder(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_own_coco_data_is_read_resized_and_split(tmp_path):
-    from dlx.families.detr.coco_files import load_annotated
+    from dlx.families.detr.data import annotated_data
 
     folder, path = _coco_folder(tmp_path)
     settings = DETRDataConfig(images=str(folder), annotations=str(path), canvas=32, val_fraction=0.2,
                               test_fraction=0.2)
-    data = load_annotated(settings)
+    data = annotated_data(settings)
     assert (len(data.train), len(data.val), len(data.test)) == (6, 2, 2)
     assert data.classes == ["crowd", "bar"] and data.train.images.shape[1:] == (1, 32, 32)
     assert (data.train.counts == 1).all() and (data.train.labels[:, 0] == 1).all()  # crowd boxes skipped
