@@ -51,7 +51,7 @@ def test_train_cnn_and_eval_on_three_channels(colour_dataset, runs_dir, capsys, 
     assert (summary["train_images"], summary["val_images"]) == (256, 64)
 
     capsys.readouterr()
-    assert cli(["eval", run, "--checkpoint", "last", "--json"]) == 0
+    assert cli(["eval", run, "--checkpoint", "best", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["test_accuracy"] == summary["test_accuracy"]
     assert result["test_loss"] == pytest.approx(summary["test_loss"], rel=1e-6)

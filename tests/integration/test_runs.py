@@ -331,7 +331,8 @@ def test_rm_refuses_a_linked_run_directory(top, capsys):
 def test_prune_keeps_the_best_per_folder_and_spares_running_and_interrupted(top, capsys):
     root = top / "runs"
     before = everything(top)
-    (real_alpha,) = [p for p in before if p.startswith("runs/cnn/") and p.count("/") == 2 and "-alpha-" in p]
+    # The really trained run's folder: <name>-<time>-<id> (dlx's folders start with the run's name).
+    (real_alpha,) = [p for p in before if p.startswith("runs/cnn/alpha-") and p.count("/") == 2]
     assert cli(["runs", "prune", "--keep-best", "1", "--runs-dir", root, "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "7 runs: keeping 5, deleting 2" in out and "alpha" in out and "delta" in out
