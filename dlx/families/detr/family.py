@@ -103,7 +103,7 @@ def add_inspect_targets(inspect_app: typer.Typer) -> None:
         set_: Optional[list[str]] = common.SetOpt,
         json_: bool = JsonOpt,
     ) -> None:
-        """The train-detr model on one canvas: backbone, encoder over the feature map, decoder over the queries.
+        """The train-detr model on one canvas, layer by layer.
 
         The config is resolved as train-detr resolves it (defaults < --config
         < --queries < --set). Each decoder layer's heads appear once per
