@@ -234,7 +234,9 @@ class Session:
             self._set_status("interrupted", error="stopped at once by a second signal")
             os._exit(128 + signum)
         self._stop_signal = signum
-        if self.is_main:
+        # Before the run directory exists there is nothing to save: the stop is reported once, in the one
+        # line that ends the command, not announced here first.
+        if self.is_main and self.run_dir is not None:
             print(f"\n{signal.Signals(signum).name}: saving a checkpoint at the next step, "
                   "then stopping (send again to stop at once)", file=sys.stderr, flush=True)
 

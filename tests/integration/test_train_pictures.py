@@ -59,8 +59,12 @@ def test_cnn_pictures_of_the_validation_split(name):
     result = evaluate(model, data, split="val")
     writer = Recorder()
     log_pictures(writer, model, data, result, step=12)
-    convolutional = {"filters/first_conv", "feature_maps/first_conv"} if name != "mlp" else set()
-    assert set(writer.images) == {"eval/confusion_matrix", "eval/misclassified"} | convolutional
+    convolutional = {"filters/first_conv", "feature_maps/first_conv"} if name not in ("mlp", "vit") else set()
+    # A ViT's first layer is its patch embedding, drawn as what it is (its feature maps are still shown),
+    # with the attention over the patches.
+    attention = ({"filters/patch_embedding", "feature_maps/first_conv", "attention/val_image_0",
+                  "attention/val_image_1", "attention/rollout"} if name == "vit" else set())
+    assert set(writer.images) == {"eval/confusion_matrix", "eval/misclassified"} | convolutional | attention
     assert all(step == 12 for step, _ in writer.images.values())
     # Wide enough that TensorBoard shrinks them to its card, never blows them up.
     assert all(image.shape[1] >= 600 for _, image in writer.images.values())
