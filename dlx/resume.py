@@ -93,3 +93,13 @@ def find_resumable(runs_dir: str | Path, family: str, name: str) -> Path | None:
         if run.family == family and run.name == name and resumable:
             return run.path
     return None
+
+
+def check_resume_position(position: dict, epochs: int, run_dir: str | Path) -> None:
+    """Refuse a resume that would shorten the run or redo a finished one (epoch-based loops)."""
+    trained = position["epoch"] + (1 if position["batch"] else 0)
+    if trained > epochs:
+        raise ConfigError([f"optim.epochs: the run already trained {trained} epochs; cannot stop at {epochs}"])
+    if position["epoch"] == epochs and read_meta(run_dir).get("status") == "completed":
+        raise ConfigError([f"optim.epochs: the run already completed {epochs} epochs; "
+                           f"pass --epochs N with N > {epochs} to train longer"])

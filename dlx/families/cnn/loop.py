@@ -27,7 +27,7 @@ from dlx.families.cnn.data import FAMILY, ImageData, as_input, epoch_permutation
 from dlx.families.cnn.evaluate import evaluate, log_embedding, log_pictures
 from dlx.families.cnn.model import build_cnn
 from dlx.optim import grad_norm, lr_at, make_optimizer, set_lr
-from dlx.rundir import read_meta
+from dlx.resume import check_resume_position
 from dlx.session import Session
 from dlx.train import cadence
 from dlx.train.drawer import BackgroundDrawer
@@ -96,7 +96,7 @@ def train(config: CNNConfig, argv: list[str] | None = None, resume_dir: str | Pa
         if state is not None:
             position = restore(state, session.resume_dir / "checkpoints" / "last.pt", model, optimizer)
             position.setdefault("val_size", 0)
-            check_resume_position(position, config.optim.epochs, session)
+            check_resume_position(position, config.optim.epochs, session.resume_dir)
         total_steps = steps_per_epoch * config.optim.epochs
         loop = Loop(config, session, data, model, train_model, optimizer, steps_per_epoch, total_steps,
                     shard_size, position, log_every=cadence.log_interval(config.run.log_every, total_steps),
@@ -307,12 +307,3 @@ def restore(state: dict, path: Path, model: torch.nn.Module, optimizer: torch.op
 
     return checkpoint.restore_training(state, path, model, optimizer, RESUME_KEYS, POSITION_KEYS)
 
-
-def check_resume_position(position: dict, epochs: int, session: Session) -> None:
-    """Refuse a resume that would shorten the run or redo a finished one."""
-    trained = position["epoch"] + (1 if position["batch"] else 0)
-    if trained > epochs:
-        raise ConfigError([f"optim.epochs: the run already trained {trained} epochs; cannot stop at {epochs}"])
-    if position["epoch"] == epochs and read_meta(session.resume_dir).get("status") == "completed":
-        raise ConfigError([f"optim.epochs: the run already completed {epochs} epochs; "
-                           f"pass --epochs N with N > {epochs} to train longer"])
