@@ -85,6 +85,34 @@ def name(signum: int) -> str:
         return f"signal {signum}"
 
 
+def exiting() -> None:
+    """For a command that has finished and is exiting: a stop signal now (while atexit handlers
+    run: TensorBoard's writers, torch's library finalizers) ends the process at once with one
+    line and 128 + its number. Raising ``KeyboardInterrupt`` there, as ``_handler`` does, would
+    surface as "Exception ignored in atexit callback" and a traceback nobody can act on."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                if stream is not None:
+                    stream.flush()
+            except (OSError, ValueError):
+                pass
+        try:
+            os.write(2, f"dlx: interrupted by {name(signum)} while exiting (the command had finished)\n".encode())
+        except OSError:
+            pass
+        os._exit(128 + signum)
+
+    for signum in STOP_SIGNALS:
+        try:
+            signal.signal(signum, handler)
+        except (ValueError, OSError):
+            pass
+
+
 def startup() -> None:
     """For the dlx process itself (``python -m dlx``, the ``dlx`` script), first thing: handle stop
     signals from the start, and end a stop that comes before the command runs (while modules

@@ -150,6 +150,9 @@ def exit_now(code: int | str | None) -> None:
     import atexit
     import os
 
+    from dlx import signals
+
+    signals.exiting()  # a stop signal from here on: one line, 128 + its number (no atexit traceback)
     if code is None:
         status = 0
     elif isinstance(code, int):

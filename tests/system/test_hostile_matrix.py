@@ -778,3 +778,26 @@ def test_stop_signal_exit_code_and_line(command, signame, delay, trained, tmp_pa
     if child.returncode > 0:
         assert len(lines) == 1 and signame in lines[0], lines
     assert after == before  # nothing started, nothing marked
+
+
+EXITING_SCRIPT = """
+import atexit, os, signal, sys
+from dlx import signals
+from dlx.commands.common import exit_now
+signals.install()
+print("the command's answer")
+# What CI once caught: the signal lands while atexit handlers run (torch's library finalizers).
+atexit.register(lambda: os.kill(os.getpid(), getattr(signal, sys.argv[1])))
+exit_now(0)
+"""
+
+
+@pytest.mark.parametrize("signame", ["SIGHUP", "SIGTERM", "SIGINT"])
+def test_a_stop_signal_while_exiting_is_one_line_not_an_atexit_traceback(signame):
+    child = subprocess.run([sys.executable, "-c", EXITING_SCRIPT, signame], env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                           capture_output=True, text=True, timeout=60)
+    signum = getattr(signal, signame)
+    lines = [line for line in child.stderr.splitlines() if line.strip()]
+    assert child.returncode == 128 + signum, (child.returncode, child.stderr)
+    assert len(lines) == 1 and signame in lines[0] and "Traceback" not in child.stderr, child.stderr
+    assert child.stdout == "the command's answer\n"  # what the command printed is not lost
