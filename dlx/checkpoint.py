@@ -123,7 +123,6 @@ def load(path: str | Path, family: str | None = None) -> dict[str, Any]:
 # Hyperparameter names that tell the optimizer algorithms apart (present for
 # years in every torch; names added later, like ``foreach``, are left out).
 _OPTIMIZER_MARKS = frozenset({"momentum", "dampening", "nesterov", "betas", "amsgrad", "rho", "alpha", "lr_decay"})
-RNG_KEYS = ("torch", "python", "numpy", "generators")  # what rng_state saves (cuda only on a GPU)
 _SHOWN = 3  # names listed in a message before "…"
 
 
@@ -211,18 +210,6 @@ def load_optimizer(optimizer: torch.optim.Optimizer, state: Any, path: str | Pat
         raise CheckpointError(f"checkpoint {path}: this run's {what} cannot load its state ({reason})") from None
 
 
-def restore_training(state: dict, path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                     resume_keys: Iterable[str], position_keys: Iterable[str]) -> dict:
-    """Load a resume checkpoint into the model and optimizer and return its position; one line
-    (``CheckpointError``) when a key is missing or a tensor does not fit. Each loop names its keys."""
-    require(state, resume_keys, path)
-    require(state["position"], position_keys, path, "position")
-    require(state["rng"], RNG_KEYS, path, "rng")
-    load_weights(model, state["model"], path)
-    load_optimizer(optimizer, state["optimizer"], path)
-    return state["position"]
-
-
 def _shape(tensor: torch.Tensor) -> str:
     return "×".join(str(size) for size in tensor.shape) or "a scalar"
 
@@ -238,45 +225,6 @@ def _count(names: list, noun: str) -> str:
 
 def _names(keys: list[str]) -> str:
     return f"{'key' if len(keys) == 1 else 'keys'} {_list([repr(k) for k in keys])}"
-
-
-def rng_state(generators: dict[str, torch.Generator] | None = None) -> dict[str, Any]:
-    """Every random state a resumed run needs to continue bit for bit."""
-    import random
-
-    import numpy as np
-
-    python_state = random.getstate()
-    numpy_state = np.random.get_state()
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        # Python's and NumPy's states are converted to tensors/lists so that
-        # weights_only loading accepts them.
-        "python": [python_state[0], list(python_state[1]), python_state[2]],
-        "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype("int64")), *numpy_state[2:]],
-        "generators": {name: gen.get_state() for name, gen in (generators or {}).items()},
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator] | None = None) -> None:
-    """Restore what ``rng_state`` captured."""
-    import random
-
-    import numpy as np
-
-    torch.set_rng_state(state["torch"])
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, *rest = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype("uint32"), *rest))
-    for name, gen in (generators or {}).items():
-        if name in state["generators"]:
-            gen.set_state(state["generators"][name])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 # --------------------------------------------------------------------------

@@ -45,7 +45,7 @@ from typing import Any
 
 import torch
 
-from dlx import checkpoint
+from dlx import checkpoint, resume
 from dlx.config import to_dict
 from dlx.errors import DlxError, NonFiniteLossError, TrainingInterrupted, disk_full_error
 from dlx.hardware import auto_threads, autocast, resolve_precision
@@ -361,7 +361,7 @@ class Session:
         if self.resume_dir is None:
             return None
         if self._resume_cache is None:  # read once: the trainer and open_run both need it
-            self._resume_cache = checkpoint.load(self.resume_dir / "checkpoints" / "last.pt", self.family)
+            self._resume_cache = resume.load_state(self.resume_dir, self.family)
         return self._resume_cache
 
     def save_checkpoint(self, state: dict, generators: dict[str, torch.Generator] | None = None,
@@ -374,7 +374,7 @@ class Session:
         _check_finite_state(state)  # on every rank, so all of them raise together
         if not self.is_main:
             return
-        payload = dict(state, family=self.family, rng=checkpoint.rng_state(generators),
+        payload = dict(state, family=self.family, rng=resume.rng_state(generators),
                        elapsed_seconds=round(self.elapsed(), 3))
         checkpoints = self.run_dir / "checkpoints"
         checkpoint.save(checkpoints / "last.pt", payload)

@@ -26,17 +26,13 @@ def resolve_config(config_cls: type, family: str, config_file: Optional[Path], f
                    overrides: Optional[list[str]], resume: Optional[Path]) -> Any:
     """Build the run's config; on resume start from the saved one and refuse exactness-breaking changes."""
     from dlx import config as config_mod
-    from dlx.errors import ConfigError
-    from dlx.resume import check_resume_changes, check_resume_target, saved_config
+    from dlx.resume import check_config, saved_config
 
     base = saved_config(resume, family) if resume else None
     # A resumed run keeps its own recipe: the saved config is complete for its day.
     resolved = config_mod.build(config_cls, config_file, flags, overrides, base=base, recipes=base is None)
     if resume:
-        problems = check_resume_changes(family, base, config_mod.to_dict(resolved))
-        if problems:
-            raise ConfigError(problems)
-        check_resume_target(resume, base, config_mod.to_dict(resolved))
+        check_config(resume, family, base, config_mod.to_dict(resolved))
     return resolved
 
 

@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 
-from dlx import checkpoint
+from dlx import checkpoint, resume
 from dlx.errors import CheckpointError
 
 
@@ -62,9 +62,9 @@ def test_rng_state_restores_every_generator(tmp_path):
 
     generator = torch.Generator().manual_seed(5)
     path = tmp_path / "rng.pt"
-    checkpoint.save(path, {"rng": checkpoint.rng_state({"data": generator})})
+    checkpoint.save(path, {"rng": resume.rng_state({"data": generator})})
     expected = (torch.rand(3), random.random(), np.random.rand(), torch.rand(2, generator=generator))
-    checkpoint.set_rng_state(checkpoint.load(path)["rng"], {"data": generator})
+    resume.set_rng_state(checkpoint.load(path)["rng"], {"data": generator})
     again = (torch.rand(3), random.random(), np.random.rand(), torch.rand(2, generator=generator))
     assert torch.equal(expected[0], again[0]) and expected[1] == again[1] and expected[2] == again[2]
     assert torch.equal(expected[3], again[3])

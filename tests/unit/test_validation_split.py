@@ -6,7 +6,6 @@ from before validation splits, which keep training without one.
 
 from __future__ import annotations
 
-import importlib
 import shutil
 from pathlib import Path
 
@@ -113,15 +112,15 @@ class _Session:
 @pytest.mark.parametrize("family", ["cnn", "gan", "transformer"])
 def test_only_checkpoints_from_before_splits_turn_the_split_off(family):
     from dlx import registry
+    from dlx.resume import keep_old_split
 
-    module = {"cnn": "dlx.families.cnn.loop", "gan": "dlx.families.gan.loop",
-              "transformer": "dlx.families.transformer.loop"}[family]
-    keep_old_split = importlib.import_module(module).keep_old_split
     config_class = registry.config_class(family)
     for position, expected in (({"step": 5}, 0), ({"step": 5, "val_size": 700}, None)):
         config = config_class()
         if family == "gan":
             config.data.dataset = "fashion-mnist"
         default = config.data.val_size
-        keep_old_split(config, {"position": position}, _Session())
+        session = _Session()
+        turned_off = keep_old_split(config, {"position": position}, session.print, "as it did")
         assert config.data.val_size == (default if expected is None else expected)
+        assert turned_off == (expected is not None) and len(session.printed) == int(turned_off)

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from dlx import resume
 from dlx.data.augment import augment_batch
 from dlx.errors import ConfigError
 from dlx.families.cnn.config import CNNConfig
@@ -27,7 +28,6 @@ from dlx.families.cnn.data import FAMILY, ImageData, as_input, epoch_permutation
 from dlx.families.cnn.evaluate import evaluate, log_embedding, log_pictures
 from dlx.families.cnn.model import build_cnn
 from dlx.optim import grad_norm, lr_at, make_optimizer, set_lr
-from dlx.resume import check_resume_position
 from dlx.session import Session
 from dlx.train import cadence
 from dlx.train.drawer import BackgroundDrawer
@@ -35,7 +35,7 @@ from dlx.train.histograms import log_histograms, parameter_names
 
 # What a checkpoint must hold to resume from (see Loop.save). Checkpoints
 # written before validation splits lack the position's "val_size" and
-# "best_step"; see keep_old_split.
+# "best_step"; see resume.keep_old_split.
 RESUME_KEYS = ("model", "optimizer", "step", "position", "rng")
 POSITION_KEYS = ("step", "epoch", "batch", "best_accuracy", "epoch_sums")
 
@@ -79,7 +79,8 @@ def train(config: CNNConfig, argv: list[str] | None = None, resume_dir: str | Pa
     with Session(FAMILY, config, argv, resume_dir) as session:
         state = session.resume_state()
         if state is not None:
-            keep_old_split(config, state, session)  # before the data is split
+            resume.keep_old_split(config, state, session.print,
+                                  "per-epoch metrics and best.pt use the test split, as they did")  # before the split
         data = load_images(config, session.device, progress=session.is_main)
         images = data.train_images  # N×C×H×W: the channels come from the data
         model = build_cnn(config.model, images.shape[1], images.shape[-1], len(data.classes))
@@ -94,9 +95,10 @@ def train(config: CNNConfig, argv: list[str] | None = None, resume_dir: str | Pa
         position = {"step": 0, "epoch": 0, "batch": 0, "best_accuracy": -1.0, "epoch_sums": [0.0, 0, 0],
                     "best_step": 0, "best_val_loss": None, "val_size": config.data.val_size}
         if state is not None:
-            position = restore(state, session.resume_dir / "checkpoints" / "last.pt", model, optimizer)
+            position = resume.restore_training(state, resume.last_checkpoint(session.resume_dir), model, optimizer,
+                                              RESUME_KEYS, POSITION_KEYS)
             position.setdefault("val_size", 0)
-            check_resume_position(position, config.optim.epochs, session.resume_dir)
+            resume.check_resume_position(position, config.optim.epochs, session.resume_dir)
         total_steps = steps_per_epoch * config.optim.epochs
         loop = Loop(config, session, data, model, train_model, optimizer, steps_per_epoch, total_steps,
                     shard_size, position, log_every=cadence.log_interval(config.run.log_every, total_steps),
@@ -105,9 +107,7 @@ def train(config: CNNConfig, argv: list[str] | None = None, resume_dir: str | Pa
         run_dir = session.open_run()
         session.print(f"run directory: {run_dir}")
         if state is not None:
-            from dlx.checkpoint import set_rng_state
-
-            set_rng_state(state["rng"])  # last, so nothing above consumes randomness
+            resume.set_rng_state(state["rng"])  # last, so nothing above consumes randomness
 
         with BackgroundDrawer() as loop.draw_later:  # pictures are drawn while training goes on
             with session.progress(loop.total_steps, f"{config.model.name} on {config.data.dataset}") as bar:
@@ -127,20 +127,6 @@ def train(config: CNNConfig, argv: list[str] | None = None, resume_dir: str | Pa
         session.finish(*make_summary(loop, test))
         return run_dir if session.is_main else None
 
-
-def keep_old_split(config: CNNConfig, state: dict, session: Session) -> None:
-    """A run started before validation splits existed continues without one.
-
-    Its saved config lacks ``data.val_size``, so it took the default; but
-    its checkpoint's position has no ``val_size`` either, and splitting now
-    would change the images it trains on. So it trains as it began: per-epoch
-    metrics and ``best.pt`` on the test split.
-    """
-    position = state.get("position")
-    if isinstance(position, dict) and "val_size" not in position and config.data.val_size:
-        config.data.val_size = 0
-        session.print("this run was started before validation splits: it continues without one "
-                      "(per-epoch metrics and best.pt use the test split, as they did)")
 
 
 def end_epoch(loop: Loop, epoch: int, train_loss: float, train_accuracy: float, bar) -> None:
@@ -300,10 +286,4 @@ def run_epoch(loop: Loop, epoch: int, bar) -> tuple[float, float]:
             throughput.restart()  # evaluation time is not training time
     return float(loss_sum) / max(seen, 1), int(correct) / max(seen, 1)
 
-
-def restore(state: dict, path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
-    """Load a resume checkpoint into the model and optimizer; its position. One line if it does not fit."""
-    from dlx import checkpoint
-
-    return checkpoint.restore_training(state, path, model, optimizer, RESUME_KEYS, POSITION_KEYS)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from dlx import resume
 from dlx.errors import ConfigError
 from dlx.families.detr.config import DETRConfig
 from dlx.families.detr.data import FAMILY, DetectionData, as_input, epoch_permutation, load_data
@@ -26,7 +27,6 @@ from dlx.families.detr.matching import set_loss
 from dlx.families.detr.model import build_detr
 from dlx.families.detr.pictures import log_pictures
 from dlx.optim import grad_norm, lr_at, make_optimizer, set_lr
-from dlx.resume import check_resume_position
 from dlx.session import Session
 from dlx.train import cadence
 from dlx.train.drawer import BackgroundDrawer
@@ -83,17 +83,16 @@ def train(config: DETRConfig, argv: list[str] | None = None, resume_dir: str | P
         steps_per_epoch = max(1, -(-shard_size // config.optim.batch_size))
         position = {"step": 0, "epoch": 0, "batch": 0, "best_map": -1.0, "best_step": 0, "epoch_sums": [0.0, 0]}
         if state is not None:
-            position = restore(state, session.resume_dir / "checkpoints" / "last.pt", model, optimizer)
-            check_resume_position(position, config.optim.epochs, session.resume_dir)
+            position = resume.restore_training(state, resume.last_checkpoint(session.resume_dir), model, optimizer,
+                                              RESUME_KEYS, POSITION_KEYS)
+            resume.check_resume_position(position, config.optim.epochs, session.resume_dir)
         total_steps = steps_per_epoch * config.optim.epochs
         loop = Loop(config, session, data, model, train_model, optimizer, steps_per_epoch, total_steps,
                     shard_size, position, log_every=cadence.log_interval(config.run.log_every, total_steps))
         run_dir = session.open_run()
         session.print(f"run directory: {run_dir}")
         if state is not None:
-            from dlx.checkpoint import set_rng_state
-
-            set_rng_state(state["rng"])  # last, so nothing above consumes randomness
+            resume.set_rng_state(state["rng"])  # last, so nothing above consumes randomness
 
         with BackgroundDrawer() as loop.draw_later:  # pictures are drawn while training goes on
             with session.progress(total_steps, f"DETR on {describe(config)}") as bar:
@@ -236,10 +235,4 @@ def make_summary(loop: Loop, test: dict) -> tuple[dict, dict]:
     hparams = {"hparam/test_mAP": test["mAP"], "hparam/test_AP50": test["AP50"], "hparam/val_mAP": position["best_map"]}
     return summary, hparams
 
-
-def restore(state: dict, path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
-    """Load a resume checkpoint into the model and optimizer; its position. One line if it does not fit."""
-    from dlx import checkpoint
-
-    return checkpoint.restore_training(state, path, model, optimizer, RESUME_KEYS, POSITION_KEYS)
 

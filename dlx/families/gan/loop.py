@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from dlx.checkpoint import set_rng_state
+from dlx import resume
 from dlx.errors import ConfigError
 from dlx.families.gan import evaluate
 from dlx.families.gan.average import make_averages, sampling_models, sampling_weights, update_averages
@@ -40,7 +40,7 @@ from dlx.train.histograms import log_histograms
 
 FAMILY = "gan"
 # What a checkpoint must hold to resume from (see steps.Loop.save). Checkpoints written
-# before validation splits lack the position's "val_size" and "best_step" (see keep_old_split).
+# before validation splits lack the position's "val_size" and "best_step" (see resume.keep_old_split).
 RESUME_KEYS = ("models", "g_optimizer", "d_optimizer", "step", "position", "fixed", "rng")
 POSITION_KEYS = ("step", "epoch", "batch", "best_score", "history")
 TOY_STEPS_PER_EPOCH = 1000  # 2-D data has no finite epoch; this many G steps make one
@@ -94,7 +94,8 @@ def build_loop(config: GANConfig, session: Session) -> tuple[Loop, evaluate.Eval
     device = session.device
     state = session.resume_state()
     if state is not None:
-        keep_old_split(config, state, session)  # before the images are split
+        resume.keep_old_split(config, state, None if config.is_toy else session.print,  # before the images are split
+                              "evaluations measure against the test split, as they did")
     data = load_gan_data(config, device, progress=session.is_main)
     models = build_gan(config, data.sample_shape, data.num_classes)
     for net in models.all().values():
@@ -111,7 +112,7 @@ def build_loop(config: GANConfig, session: Session) -> tuple[Loop, evaluate.Eval
                 "val_size": config.data.val_size}
     averages = make_averages(models, config.optim.ema)
     if state is not None:
-        restore(state, session.resume_dir / "checkpoints" / "last.pt", models, g_optimizer, d_optimizer, averages)
+        restore(state, resume.last_checkpoint(session.resume_dir), models, g_optimizer, d_optimizer, averages)
         position, fixed = state["position"], state["fixed"]
         position.setdefault("val_size", 0)
     evaluator, extra_state = None, {}
@@ -123,21 +124,6 @@ def build_loop(config: GANConfig, session: Session) -> tuple[Loop, evaluate.Eval
     return loop, evaluator, state
 
 
-def keep_old_split(config: GANConfig, state: dict, session: Session) -> None:
-    """A run started before validation splits existed continues without one.
-
-    Its saved config lacks ``data.val_size`` (so it took the default), but
-    its checkpoint's position has no ``val_size`` either: splitting now would
-    change the images it trains on. It goes on as it began, measuring
-    against the test split.
-    """
-    position = state.get("position")
-    if isinstance(position, dict) and "val_size" not in position and config.data.val_size:
-        config.data.val_size = 0
-        if not config.is_toy:  # a 2-D mixture never had a split to keep
-            session.print("this run was started before validation splits: it continues without one "
-                          "(evaluations measure against the test split, as they did)")
-
 
 def restore(state: dict, path: Path, models, g_optimizer: torch.optim.Optimizer,
             d_optimizer: torch.optim.Optimizer, averages: dict[str, torch.nn.Module]) -> None:
@@ -147,7 +133,7 @@ def restore(state: dict, path: Path, models, g_optimizer: torch.optim.Optimizer,
 
     checkpoint.require(state, RESUME_KEYS, path)
     checkpoint.require(state["position"], POSITION_KEYS, path, "position")
-    checkpoint.require(state["rng"], checkpoint.RNG_KEYS, path, "rng")
+    checkpoint.require(state["rng"], resume.RNG_KEYS, path, "rng")
     checkpoint.require(state["fixed"], ("noise",), path, "fixed")
     checkpoint.require(state["models"], list(models.all()), path, "models")
     for role, net in models.all().items():
@@ -161,7 +147,7 @@ def restore(state: dict, path: Path, models, g_optimizer: torch.optim.Optimizer,
 
 def restore_streams(loop: Loop, state: dict) -> None:
     """Every RNG as it was at the checkpoint; call last, so nothing after consumes randomness."""
-    set_rng_state(state["rng"], loop.streams())
+    resume.set_rng_state(state["rng"], loop.streams())
     rank, seed, step = loop.session.rank, loop.config.run.seed, loop.position["step"]
     if f"noise.rank{rank}" not in state["rng"]["generators"]:  # resumed with more processes than before
         loop.noise_stream.manual_seed(stream_seed(seed, rank, 0) + 7 * step)

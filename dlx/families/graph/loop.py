@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from dlx import resume
 from dlx.data.graphs import GraphTask, load_graph_task
 from dlx.errors import ConfigError
 from dlx.families.graph import evaluate as report
@@ -49,15 +50,14 @@ def train(config: GraphConfig, argv: list[str] | None = None, resume_dir: str | 
         position = {"step": 0, "best": -1.0, "history": []}
         state = session.resume_state()
         if state is not None:
-            position = restore(state, session.resume_dir / "checkpoints" / "last.pt", model, optimizer)
+            position = resume.restore_training(state, resume.last_checkpoint(session.resume_dir), model, optimizer,
+                                              RESUME_KEYS, POSITION_KEYS)
         run_dir = session.open_run()
         session.print(f"run directory: {run_dir}")
         session.print(report.describe_task(task) + f"; model {sum(p.numel() for p in model.parameters()):,} "
                       "parameters")
         if state is not None:
-            from dlx.checkpoint import set_rng_state
-
-            set_rng_state(state["rng"])  # last, so nothing above consumes randomness
+            resume.set_rng_state(state["rng"])  # last, so nothing above consumes randomness
 
         total = config.optim.epochs
         with session.progress(total, f"graph {task.graph.name} ({config.model.graph_attention})") as bar:
@@ -149,9 +149,3 @@ def save(session: Session, model, optimizer, position: dict, task: GraphTask, be
     session.save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                              "step": position["step"], "position": dict(position), "task": task.info()}, best=best)
 
-
-def restore(state: dict, path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
-    """Load a resume checkpoint into the model and optimizer; its position. One line if it does not fit."""
-    from dlx import checkpoint
-
-    return checkpoint.restore_training(state, path, model, optimizer, RESUME_KEYS, POSITION_KEYS)

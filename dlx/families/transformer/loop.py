@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from dlx import metrics
+from dlx import metrics, resume
 from dlx.families.transformer import evaluate as report
 from dlx.families.transformer.config import TransformerConfig
 from dlx.families.transformer.data import FAMILY, batch_loss, epoch_order, load_task, make_batch
@@ -64,7 +64,8 @@ def train(config: TransformerConfig, argv: list[str] | None = None,
         config.run.name = config.default_name()
     with Session(FAMILY, config, argv, resume_dir) as session:
         if session.resume_state() is not None:
-            keep_old_split(config, session.resume_state(), session)  # before the task is made
+            resume.keep_old_split(config, session.resume_state(), session.print,  # before the task is made
+                                  "evaluations and best.pt use the test set, as they did")
         task = load_task(config.data)
         task.train, task.test = task.train.to(session.device), task.test.to(session.device)
         model = build_model(config.model, task.kind, len(task.vocab), len(task.labels), task.max_len)
@@ -76,7 +77,8 @@ def train(config: TransformerConfig, argv: list[str] | None = None,
                     "history": [], "val_size": config.data.val_size}
         state = session.resume_state()
         if state is not None:
-            position = restore(state, session.resume_dir / "checkpoints" / "last.pt", model, optimizer)
+            position = resume.restore_training(state, resume.last_checkpoint(session.resume_dir), model, optimizer,
+                                              RESUME_KEYS, POSITION_KEYS)
             position.setdefault("val_size", 0)
         loop = Loop(config, session, task, model, train_model, optimizer, steps_per_epoch,
                     steps_per_epoch * config.optim.epochs, shard_size, position)
@@ -89,9 +91,7 @@ def train(config: TransformerConfig, argv: list[str] | None = None,
         if session.is_main and state is None:
             report.log_positional_encoding(session.writer, model, task, 0)
         if state is not None:
-            from dlx.checkpoint import set_rng_state
-
-            set_rng_state(state["rng"])  # last, so nothing above consumes randomness
+            resume.set_rng_state(state["rng"])  # last, so nothing above consumes randomness
 
         with session.progress(loop.total_steps, f"{config.data.task} ({config.model.pos}, "
                                                 f"{config.model.score})") as bar:
@@ -128,12 +128,6 @@ def train(config: TransformerConfig, argv: list[str] | None = None,
         session.finish(summary, report.hparam_metrics(result))
         return run_dir
 
-
-def restore(state: dict, path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
-    """Load a resume checkpoint into the model and optimizer; its position. One line if it does not fit."""
-    from dlx import checkpoint
-
-    return checkpoint.restore_training(state, path, model, optimizer, RESUME_KEYS, POSITION_KEYS)
 
 
 def evaluate_now(loop: Loop, bar) -> None:
@@ -225,15 +219,3 @@ def run_epoch(loop: Loop, epoch: int, bar) -> tuple[float, float]:
             break  # out of time (run.max_time)
     return float(loss_sum) / max(examples, 1), int(correct) / max(int(counted), 1)
 
-
-def keep_old_split(config: TransformerConfig, state: dict, session: Session) -> None:
-    """A run started before validation sets existed continues without one (evaluating on test, as it did).
-
-    Its saved config lacks ``data.val_size`` (so it took the default), but
-    its checkpoint's position has no ``val_size``: a file task would lose
-    training examples to a new split, a generated one would change what
-    chooses best.pt.
-    """
-    position = state.get("position")
-    if isinstance(position, dict) and "val_size" not in position and config.data.val_size:
-        config.data.val_size = 0
