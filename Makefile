@@ -45,12 +45,14 @@ lint: setup
 
 # Tests in tiers (DESIGN.md, Style 7): tests/unit trains nothing and starts no process; tests/integration
 # runs each command end to end on tiny data; tests/system holds torchrun, Ray, faults and real-data accuracy.
+# Both tiers run on two pytest-xdist workers (TEST_WORKERS=1 for one process, e.g. to debug a test).
+TEST_WORKERS ?= 2
 check: setup
-	$(BIN)/python -m pytest tests/unit -q
+	$(BIN)/python -m pytest tests/unit -q -n $(TEST_WORKERS)
 
 # Every tier (all of tests/); the 15 slowest tests are listed at the end: no single test may take a minute.
 test: setup data lint docs
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=15
 
 # Speed and scaling benchmarks (JSON each). kill_campaign.py (minutes, a
 # robustness check), busy_machine.py (every family three times over, minutes
