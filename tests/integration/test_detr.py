@@ -54,7 +54,8 @@ def test_a_tiny_run_completes_with_metrics_and_pictures(tiny_run):
     events = EventAccumulator(str(tiny_run), size_guidance={"images": 0, "scalars": 0})
     events.Reload()
     assert set(PICTURES) <= set(events.Tags()["images"])
-    assert {"train/loss", "train/giou", "val/mAP", "test/AP50"} <= set(events.Tags()["scalars"])
+    assert {"train/loss", "train/giou", "val/mAP", "hparam/test_AP50"} <= set(events.Tags()["scalars"])
+    assert "test/AP50" not in events.Tags()["scalars"]  # measured once: HParams only
 
 
 def test_eval_reproduces_the_summary(tiny_run, capsys):

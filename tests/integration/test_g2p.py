@@ -35,8 +35,11 @@ def test_train_eval_translate(runs_dir, capsys):
     assert len(result["history"]) == 2  # one validation per epoch
     events = EventAccumulator(str(run), size_guidance={"scalars": 0, "tensors": 0})
     events.Reload()
-    for tag in ("val/wer", "val/per", "val/exact_match", "test/wer", "test/per", "test/wer_beam", "test/per_beam"):
+    for tag in ("val/wer", "val/per", "val/exact_match", "hparam/test_wer", "hparam/test_wer_beam", "hparam/test_per"):
         assert tag in events.Tags()["scalars"], tag
+    # The test numbers, measured once, are HParams metrics only: no one-point test/* charts.
+    assert not [tag for tag in events.Tags()["scalars"] if tag.startswith("test/")]
+    assert events.Scalars("hparam/test_wer_beam")[-1].value == pytest.approx(result["test_wer_beam"])
     capsys.readouterr()
 
     assert cli(["eval", run, "--checkpoint", "last", "--json"]) == 0

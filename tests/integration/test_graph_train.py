@@ -89,7 +89,8 @@ def test_graph_run_records_metrics_picture_and_evaluates(runs_dir, capsys):
 
     events = EventAccumulator(str(run), size_guidance={"images": 0})
     events.Reload()
-    assert {"train/loss", "val/accuracy", "test/accuracy"} <= set(events.Tags()["scalars"])
+    assert {"train/loss", "val/accuracy", "hparam/test_accuracy"} <= set(events.Tags()["scalars"])
+    assert "test/accuracy" not in events.Tags()["scalars"]  # measured once: HParams only
     assert [image.step for image in events.Images("graph/attention")][-1] == 20
     capsys.readouterr()
     assert cli(["eval", run, "--checkpoint", "last"]) == 0

@@ -129,6 +129,13 @@ def test_no_counts_and_no_number_under_two_names_among_the_metrics(mixed_folder)
         names = {m["name"]["tag"][len(hparams.METRIC_PREFIX):] for m in session["metricValues"]}
         for pair in ALIASES:
             assert not set(pair) <= names, f"{session['name']} logs {pair} both"
+    # A number measured once (the test split's) is an HParams metric, not also a one-point test/* chart.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for events_file in mixed_folder.rglob("events.out.tfevents.*"):
+        events = EventAccumulator(str(events_file.parent), size_guidance={"scalars": 0})
+        events.Reload()
+        assert not [tag for tag in events.Tags()["scalars"] if tag.startswith("test/")], events_file.parent
 
 
 @pytest.mark.slow

@@ -42,8 +42,8 @@ def test_summary_separates_validation_from_test(runs_dir, capsys):
     events = scalars(run)
     val = events.Scalars("val/accuracy")
     assert [event.step for event in val] == [16, 32]  # once per epoch
-    assert len(events.Scalars("test/accuracy")) == 1  # once, at the end
-    assert events.Scalars("test/accuracy")[0].value == pytest.approx(summary["test_accuracy"])
+    assert "test/accuracy" not in events.Tags()["scalars"]  # measured once, at the end: HParams only
+    assert events.Scalars("hparam/test_accuracy")[-1].value == pytest.approx(summary["test_accuracy"])
     best_epoch = max(val, key=lambda event: event.value)
     assert summary["best_step"] == best_epoch.step
     assert summary["val_accuracy"] == pytest.approx(best_epoch.value)
@@ -130,9 +130,10 @@ def test_transformer_selects_on_validation_and_tests_once(runs_dir):
     run = only_run(runs_dir, "transformer")
     events = scalars(run)
     assert [event.step for event in events.Scalars("val/exact_match")] == [8, 16]
-    assert [event.step for event in events.Scalars("test/exact_match")] == [16]
+    assert "test/exact_match" not in events.Tags()["scalars"]  # measured once, at the end: HParams only
     summary = summary_of(run)
-    assert events.Scalars("test/exact_match")[0].value == pytest.approx(summary["exact_match"])
+    assert [event.step for event in events.Scalars("hparam/exact_match")] == [16]
+    assert events.Scalars("hparam/exact_match")[0].value == pytest.approx(summary["exact_match"])
     assert summary["val_exact_match"] == pytest.approx(max(e.value for e in events.Scalars("val/exact_match")))
     assert summary["validation_examples"] == 30
     assert [event.step for event in events.Scalars("train/loss")][0] == 0

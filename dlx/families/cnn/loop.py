@@ -184,7 +184,6 @@ def final_test(loop: Loop) -> dict:
         model = copy.deepcopy(loop.model)
         model.load_state_dict(weights)
     result = evaluate(model, data, session.shard, session.autocast, split="test")
-    session.log_scalars(position["step"], {"test/loss": result["loss"], "test/accuracy": result["accuracy"]})
     session.print(f"test (best.pt, step {position.get('best_step')}): loss {result['loss']:.4f}  "
                   f"acc {result['accuracy']:.4f}")
     return result

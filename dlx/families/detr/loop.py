@@ -209,7 +209,6 @@ def final_test(loop: Loop) -> dict:
         model = copy.deepcopy(loop.model)
         model.load_state_dict(weights)
     result = evaluate(model, data, "test", session.autocast, loop.config.detections)
-    session.log_scalars(position["step"], scalars(result, "test"))
     if session.is_main and loop.config.picture_canvases:
         log_pictures(session.writer, model, data, result, loop.config, position["step"], session.autocast,
                      loop.draw_later, everything=True)

@@ -300,7 +300,6 @@ def final_test(loop: Loop, evaluator: evaluate.Evaluator | None) -> dict | None:
         for role, net in models.all().items():
             net.load_state_dict(weights[role])
     result = evaluator.evaluate(models, "test")
-    loop.session.log_scalars(position["step"], evaluate.scalars(result, "test"))
     loop.session.print(f"test (best.pt, step {position.get('best_step')}): " + evaluate.describe_result(result))
     return result
 

@@ -53,7 +53,7 @@ def evaluate(model, task: GraphTask, split: str = "test",
 
 
 def scalars(result: dict) -> dict[str, float]:
-    """TensorBoard scalars of one evaluation: ``val/…`` during training, ``test/…`` at the end."""
+    """TensorBoard scalars of one validation: ``val/…`` (the test nodes' numbers go to HParams instead)."""
     return {f"{result['prefix']}/loss": result["loss"], f"{result['prefix']}/accuracy": result["accuracy"]}
 
 

@@ -77,8 +77,8 @@ def train(config: GraphConfig, argv: list[str] | None = None, resume_dir: str | 
                         evaluate_now(config, session, task, model, optimizer, position, bar, True)
                     break
 
-        result = report.evaluate(model, task, "test", session.autocast)  # once, with the final weights
-        session.log_scalars(position["step"], report.scalars(result))
+        # Once, with the final weights; to summary.json and HParams only (a one-point chart shows nothing).
+        result = report.evaluate(model, task, "test", session.autocast)
         session.print("test: " + report.describe(result))
         summary = report.summary(config, task, model, result, position, session.started_at)
         session.finish(summary)

@@ -226,7 +226,7 @@ OPTIONAL_SCALARS = ("bleu", "wer", "per", "wer_beam", "per_beam")
 
 
 def scalars(result: dict) -> dict[str, float]:
-    """TensorBoard scalars of one evaluation: ``val/…`` (g2p's final test: ``test/…``)."""
+    """Scalars of one evaluation: ``val/…`` (a final test's ``test/…`` names become its HParams metrics)."""
     prefix = result.get("prefix", "val")
     values = {f"{prefix}/loss": result["loss"], f"{prefix}/token_accuracy": result["token_accuracy"],
               f"{prefix}/exact_match": result["exact_match"]}

@@ -118,8 +118,7 @@ def train(config: TransformerConfig, argv: list[str] | None = None,
 
         result = report.final_result(loop.result, model, task, config, position["step"], session.shard,
                                      session.autocast)
-        if result["prefix"] == "test":  # the test split, apart from the validation curves
-            session.log_scalars(position["step"], report.scalars(result))
+        if result["prefix"] == "test":  # to summary.json and HParams only: a one-point chart shows nothing
             session.print("test: " + report.describe(result))
         summary = report.summary(config, task, model, result, position, session.started_at)
         if task.validation is not None:  # what chose best.pt, apart from the test numbers measured once
