@@ -160,7 +160,9 @@ class TransformerEvalConfig:
                           "training and the test split both greedily and with this beam")
     examples: int = option(8, "held-out examples in TensorBoard's text panel per evaluation (g2p: up to "
                               "this many wrong words, then as many right ones)")
-    every: int = option(0, "optimizer steps between evaluations (0: once per epoch)")
+    every: int | None = option(None, "optimizer steps between evaluations (null: automatic, a tenth of the run, "
+                                     "so the validation curve has 10 points however short the run; 0: none "
+                                     "inside an epoch); each epoch's end is evaluated too")
     # SacreBLEU's tokenizers that need no extra package; 13a is what published BLEU uses,
     # whatever the model's own tokens (BLEU scores the detokenised text).
     bleu_tokenize: Literal["13a", "intl", "zh", "char", "none"] = option(
@@ -171,7 +173,9 @@ class TransformerEvalConfig:
         problems = []
         problems += at_least(self, 1, "beam")
         problems += at_most(self, MAX_BEAM, "beam")
-        problems += at_least(self, 0, "examples", "every")
+        problems += at_least(self, 0, "examples")
+        if self.every is not None:
+            problems += at_least(self, 0, "every")
         return problems
 
 
