@@ -206,7 +206,9 @@ MAX_EVAL_SAMPLES = 100_000
 class GANEvalConfig:
     """When and how generated samples are measured and pictured."""
 
-    every: int = option(0, "generator steps between evaluations (0: at the end of each epoch)")
+    every: int | None = option(None, "generator steps between evaluations (null: a tenth of the run, so the "
+                                     "curves have 10 points however short the run; 0: none inside an epoch); "
+                                     "each epoch's end is evaluated too")
     samples: int | None = option(None, "samples per evaluation (null: 2500 for 2-D data, 2000 for images)")
     classifier: str | None = option(
         None, "images: dlx train-cnn run dir whose model gives features/labels (null: trained once, cached)")
@@ -215,7 +217,8 @@ class GANEvalConfig:
 
     def check(self):
         problems = []
-        problems += at_least(self, 0, "every")
+        if self.every is not None:
+            problems += at_least(self, 0, "every")
         problems += at_least(self, 1, "samples")
         if self.samples > MAX_EVAL_SAMPLES:  # every sample is generated and held at once
             problems.append(("samples", f"must be at most {MAX_EVAL_SAMPLES:,}, got {self.samples:,}"))

@@ -4,7 +4,7 @@ Reads top to bottom: load the data (a 2-D mixture sampled on the fly, or
 images in memory), build G and D with their own optimizers, draw a fixed
 noise batch, then for every generator step make ``d_steps`` discriminator
 updates followed by one generator update. Evaluate (metrics and pictures)
-every ``eval.every`` steps or at the end of each epoch, checkpoint, repeat.
+every ``eval.every`` steps (null: a tenth of the run) and at each epoch's end, checkpoint, repeat.
 
 Randomness comes from named ``torch.Generator`` streams (noise, 2-D data),
 one per process, all saved in the checkpoint together with both optimizers
@@ -120,7 +120,8 @@ def build_loop(config: GANConfig, session: Session) -> tuple[Loop, evaluate.Eval
         evaluator, extra_state = evaluate.make_evaluator(config, data, device, session.print)
     loop = Loop(config, session, data, models, nets, get_loss(config.loss.name), g_optimizer, d_optimizer,
                 steps_per_epoch, steps_per_epoch * config.optim.epochs, batches, noise_stream, data_stream,
-                fixed, position, extra_state=extra_state, averages=averages)
+                fixed, position, extra_state=extra_state, averages=averages,
+                eval_every=cadence.val_interval(config.eval.every, steps_per_epoch * config.optim.epochs))
     return loop, evaluator, state
 
 
@@ -179,19 +180,18 @@ def train(config: GANConfig, argv: list[str] | None = None, resume_dir: str | Pa
                 if position["batch"] < loop.steps_per_epoch:  # out of time inside the epoch
                     break
                 position.update(epoch=epoch + 1, batch=0)
-                best = evaluate_and_log(loop, evaluator, bar) if config.eval.every == 0 else False
+                measured = loop.eval_every and position["step"] % loop.eval_every == 0  # in run_epoch
+                best = False if measured else evaluate_and_log(loop, evaluator, bar, pictures=True)
                 loop.save(best=best)
                 if session.should_stop():
                     session.interrupt()
                 if session.time_is_up:
                     break
-            every = config.eval.every
-            if position["step"] == first_step or (every and position["step"] % every) or \
-                    (not every and position["batch"]):
-                # The last steps were not measured yet (eval.every does not divide the run, a
-                # resumed run had already finished its epochs, or time ran out inside an epoch).
-                # Decided alike on every rank.
-                loop.save(best=evaluate_and_log(loop, evaluator, bar))
+            measured = loop.eval_every and position["step"] % loop.eval_every == 0
+            if position["step"] == first_step or (position["batch"] and not measured):
+                # The last steps were not measured yet (a resumed run had already finished its epochs,
+                # or time ran out inside an epoch). Decided alike on every rank.
+                loop.save(best=evaluate_and_log(loop, evaluator, bar, pictures=True))
         test = final_test(loop, evaluator)
         summary, hparams = make_summary(loop, test)
         session.finish(summary, hparams)
@@ -228,7 +228,7 @@ def run_epoch(loop: Loop, evaluator: evaluate.Evaluator | None, bar) -> None:
         throughput.add(1)
         position["step"] += 1
         position["batch"] += 1
-        eval_now = bool(config.eval.every) and position["step"] % config.eval.every == 0
+        eval_now = bool(loop.eval_every) and position["step"] % loop.eval_every == 0
 
         def report():  # the mean losses since the last report, computed only on the steps that log them
             steps = throughput.count
@@ -240,8 +240,9 @@ def run_epoch(loop: Loop, evaluator: evaluate.Evaluator | None, bar) -> None:
                      * session.world_size},
                     {"D": means["loss/D"], "G": means["loss/G"], "it_s": round(steps_per_s)})
 
-        def save():
-            loop.save(best=evaluate_and_log(loop, evaluator, bar) if eval_now else False)
+        def save():  # pictures at the epoch's end only: a grid costs more than the numbers
+            pictures = position["batch"] == loop.steps_per_epoch
+            loop.save(best=evaluate_and_log(loop, evaluator, bar, pictures) if eval_now else False)
 
         if session.end_step(step, bar, loss=(sums["loss/D"], sums["loss/G"]), log_every=log_every,
                             report=report, save=save, log_also=eval_now, save_also=eval_now):
@@ -260,15 +261,16 @@ def scalar_prefix(data: GANData) -> str:
     return data.selection_split or "eval"
 
 
-def evaluate_and_log(loop: Loop, evaluator: evaluate.Evaluator | None, bar) -> bool:
-    """Evaluate on rank 0 (against the validation images), log numbers and pictures; True when best so far."""
+def evaluate_and_log(loop: Loop, evaluator: evaluate.Evaluator | None, bar, pictures: bool) -> bool:
+    """Evaluate on rank 0 (against the validation images), log numbers (and pictures); True when best so far."""
     if evaluator is None:  # ranks other than 0
         return False
     position, step = loop.position, loop.position["step"]
     models = sampling_models(loop.models, loop.averages)
     result = evaluator.evaluate(models)
     loop.session.log_scalars(step, evaluate.scalars(result, scalar_prefix(loop.data)))
-    evaluator.log_pictures(loop.session.writer, models, loop.fixed, result, step)
+    if pictures:
+        evaluator.log_pictures(loop.session.writer, models, loop.fixed, result, step)
     position["history"].append({"step": step, **{k: v for k, v in result.items()
                                                  if isinstance(v, (int, float))}})
     score = evaluate.score(result)

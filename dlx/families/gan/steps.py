@@ -60,6 +60,7 @@ class Loop:
     data_stream: torch.Generator
     fixed: dict  # fixed noise (+ labels) for comparable pictures; saved in checkpoints
     position: dict  # where the run is; saved in every checkpoint
+    eval_every: int = 0  # generator steps between evaluations, epoch ends included (0: epoch ends only)
     shards: dict = field(default_factory=dict)  # images: this epoch's indices per image set
     extra_state: dict = field(default_factory=dict)  # e.g. the evaluation classifier's run dir
     started: float = 0.0  # wall-clock start of the loop (this session)
