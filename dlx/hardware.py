@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # torch is imported where needed: sweep launchers use this mo
 # AVX-512 BF16 dot products (Intel Cooper Lake+, AMD Zen 4+) and Intel AMX tiles.
 # Without them bf16 is emulated and slower than fp32.
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+# oneDNN ISA limits (ONEDNN_MAX_CPU_ISA) that keep its bf16 instructions: AVX512_CORE_BF16 and above.
+ONEDNN_BF16_ISAS = ("BF16", "FP16", "AMX", "AVX10")
 LOAD_SAMPLE_S = 0.2  # how long auto_threads watches the CPUs to see how busy they are
 
 
@@ -41,7 +43,20 @@ def native_bf16(device: torch.device) -> bool:
         import torch
 
         return torch.cuda.is_bf16_supported()
-    return any(flag in cpu_flags() for flag in BF16_CPU_FLAGS)
+    return any(flag in cpu_flags() for flag in BF16_CPU_FLAGS) and bf16_kernels_allowed()
+
+
+def bf16_kernels_allowed() -> bool:
+    """Whether torch may use the CPU's bf16 instructions: not when it is held below AVX-512
+    (``ATEN_CPU_CAPABILITY=avx2``, ``ONEDNN_MAX_CPU_ISA=AVX2``: how one runs as a CPU without
+    AVX-512 would). There, bf16 autocast runs on emulating kernels: the default CNN took 218 s
+    instead of 15 s (Xeon Sapphire Rapids held to AVX2)."""
+    import torch
+
+    if torch.backends.cpu.get_cpu_capability() != "AVX512":
+        return False
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    return isa in ("", "ALL", "DEFAULT") or any(mark in isa for mark in ONEDNN_BF16_ISAS)
 
 
 def resolve_precision(wanted: str, device: torch.device) -> str:

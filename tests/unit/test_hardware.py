@@ -12,11 +12,26 @@ def test_bf16_is_native_only_with_the_cpu_flags_that_compute_it(tmp_path, monkey
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n\nprocessor\t: 1\n")
     assert "avx512_bf16" in hardware.cpu_flags(cpuinfo)
     assert hardware.cpu_flags(tmp_path / "absent") == set()
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")  # whatever CPU runs this
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "avx512f"})
     assert hardware.resolve_precision("auto", torch.device("cpu")) == "fp32"
     monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx512f", "amx_bf16"})
     assert hardware.resolve_precision("auto", torch.device("cpu")) == "bf16"
     assert hardware.resolve_precision("fp32", torch.device("cpu")) == "fp32"  # an explicit choice stays
+
+
+def test_bf16_is_not_native_where_torch_is_held_below_avx512(monkeypatch):
+    """ATEN_CPU_CAPABILITY=avx2 or ONEDNN_MAX_CPU_ISA=AVX2 on a bf16 CPU: its kernels would emulate bf16."""
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx512f", "avx512_bf16", "amx_bf16"})
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert hardware.resolve_precision("auto", torch.device("cpu")) == "fp32"
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    for isa, native in (("AVX2", False), ("AVX512_CORE", False), ("avx512_core_bf16", True),
+                        ("AVX512_CORE_AMX", True), ("ALL", True)):
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
+        assert hardware.resolve_precision("auto", torch.device("cpu")) == ("bf16" if native else "fp32"), isa
 
 
 def test_smt_width_reads_the_sibling_list(tmp_path):
