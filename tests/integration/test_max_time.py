@@ -118,3 +118,21 @@ def test_graph_stops_on_time_scores_validation_there_and_continues_exactly(runs_
     assert cli(["train-graph", "--resume", run, "--max-time", "1m", "--no-progress"]) == 0
     straight = checkpoint.load(only_run(runs_dir / "straight", "graph") / "checkpoints" / "last.pt")
     assert same_weights(straight["model"], checkpoint.load(run / "checkpoints" / "last.pt")["model"])
+
+
+def test_detr_stops_on_time_validates_there_and_continues_exactly(runs_dir, step_clock):
+    from tests.integration.test_detr import TINY as DETR
+
+    assert cli(["train-detr", *DETR, "--runs-dir", runs_dir / "straight"]) == 0
+    # 48 canvases in batches of 16: 3 steps an epoch; 4 "seconds" stop inside the second epoch.
+    assert cli(["train-detr", *DETR, "--runs-dir", runs_dir / "timed", "--max-time", "4s"]) == 0
+    run = only_run(runs_dir / "timed", "detr")
+    summary = json.loads((run / "summary.json").read_text())
+    assert meta(run)["stopped"] == "max_time" and summary["global_step"] == 4
+    assert 0 <= summary["val_mAP"] <= 1 and "test_mAP" in summary  # validated where it stopped, then tested
+    assert checkpoint.load(run / "checkpoints" / "last.pt")["position"]["batch"] == 1
+    assert cli(["train-detr", "--resume", run, "--max-time", "10m", "--no-progress"]) == 0
+    straight = checkpoint.load(only_run(runs_dir / "straight", "detr") / "checkpoints" / "last.pt")
+    resumed = checkpoint.load(run / "checkpoints" / "last.pt")
+    assert straight["step"] == resumed["step"] == 6
+    assert same_weights(straight["model"], resumed["model"])

@@ -9,6 +9,7 @@ evaluated once, at the end, on ``best.pt``'s weights, and drawn. Everything
 around the loop (run directory, DDP, signals, checkpoints) is ``Session``'s job.
 """
 
+# ruff: noqa: B023  (the step tail's report/save closures run inside the iteration that defines them)
 from __future__ import annotations
 
 import copy
@@ -99,7 +100,12 @@ def train(config: DETRConfig, argv: list[str] | None = None, resume_dir: str | P
                 bar.update(position["step"])
                 for epoch in range(position["epoch"], config.optim.epochs):
                     train_loss = run_epoch(loop, epoch, bar)
+                    if position["batch"] < loop.steps_per_epoch:  # out of time (run.max_time) inside the epoch
+                        end_epoch(loop, epoch, train_loss, bar, finished=False)  # the validation canvases, here
+                        break
                     end_epoch(loop, epoch, train_loss, bar)
+                    if session.time_is_up:
+                        break
             test = final_test(loop)
         session.finish(*make_summary(loop, test))
         return run_dir if session.is_main else None
@@ -125,7 +131,7 @@ def run_epoch(loop: Loop, epoch: int, bar) -> float:
     shard = permutation[session.rank::session.world_size][:loop.shard_size]
     saved_loss, seen = position["epoch_sums"]
     loss_sum = torch.tensor(float(saved_loss), dtype=torch.float64, device=session.device)
-    seen_since, since = 0, time.time()
+    throughput = cadence.Throughput()
     loop.train_model.train()
     for batch_index in range(position["batch"], loop.steps_per_epoch):
         step = position["step"]  # updates made before this batch
@@ -146,46 +152,48 @@ def run_epoch(loop: Loop, epoch: int, bar) -> float:
 
         loss_sum += loss.detach().double() * len(indices)
         seen += len(indices)
-        seen_since += len(indices)
+        throughput.add(len(indices))
         position["step"] += 1
         position["batch"] = batch_index + 1
         position["epoch_sums"] = [loss_sum, seen]  # a tensor until saved
-        done = position["step"]
-        last_batch = batch_index + 1 == loop.steps_per_epoch
-        checkpoint_now = bool(config.run.checkpoint_every) and done % config.run.checkpoint_every == 0
-        stop_now = session.should_stop()
-        if cadence.due(step, loop.log_every) or last_batch or checkpoint_now or stop_now:
-            session.check_finite(loss_sum, done)  # also guards every checkpoint
-            if norm is None:
-                norm = grad_norm(loop.model.parameters())
-            images_per_s = seen_since * session.world_size / max(time.time() - since, 1e-9)
-            logged = {"train/loss": float(loss.detach()), "opt/lr": lr, "opt/grad_norm": float(norm),
+
+        def report():  # the step's numbers, computed only on the steps that log them
+            gradient_norm = norm if norm is not None else grad_norm(loop.model.parameters())  # intact until zero_grad
+            images_per_s = throughput.per_s() * session.world_size
+            logged = {"train/loss": float(loss.detach()), "opt/lr": lr, "opt/grad_norm": float(gradient_norm),
                       "perf/images_per_s": images_per_s}
             logged.update({f"train/{name}": float(parts[name].detach()) for name in LOSS_PARTS})
-            session.log_scalars(step, logged)
-            bar.update(done, loss=float(loss_sum) / seen, img_s=round(images_per_s))
-            seen_since, since = 0, time.time()
-        else:
-            bar.update(done)
-        if checkpoint_now or stop_now:
+            return logged, {"loss": float(loss_sum) / seen, "img_s": round(images_per_s)}
+
+        def save():
             position["epoch_sums"] = [float(loss_sum), seen]
             loop.save()
-        if stop_now:
-            session.interrupt()
+
+        if session.end_step(step, bar, loss=loss_sum, log_every=loop.log_every, report=report, save=save,
+                            log_also=batch_index + 1 == loop.steps_per_epoch):
+            break  # out of time (run.max_time)
     return float(loss_sum) / max(seen, 1)
 
 
-def end_epoch(loop: Loop, epoch: int, train_loss: float, bar) -> None:
-    """Evaluate the validation canvases, log numbers and a picture, checkpoint (best.pt when mAP improved)."""
+def end_epoch(loop: Loop, epoch: int, train_loss: float, bar, finished: bool = True) -> None:
+    """Evaluate the validation canvases, log numbers and a picture, checkpoint (best.pt when mAP improved).
+
+    ``finished`` False: the time budget ended the epoch early; the position stays inside it, so a
+    resume with more time continues from that batch."""
     session, data, position = loop.session, loop.data, loop.position
     result = evaluate(loop.model, data, "val", session.autocast, loop.config.detections)
     improved = result["mAP"] > position["best_map"]
-    position.update(epoch=epoch + 1, batch=0, epoch_sums=[0.0, 0], best_map=max(position["best_map"], result["mAP"]))
+    position["best_map"] = max(position["best_map"], result["mAP"])
+    if finished:
+        position.update(epoch=epoch + 1, batch=0, epoch_sums=[0.0, 0])
+    else:
+        position["epoch_sums"] = [float(position["epoch_sums"][0]), int(position["epoch_sums"][1])]
     if improved:
         position["best_step"] = position["step"]
         loop.best_weights = {key: value.detach().clone() for key, value in loop.model.state_dict().items()}
     loop.last_val = result
-    session.log_scalars(position["step"], {"train/epoch_loss": train_loss, **scalars(result, "val")})
+    epoch_loss = {"train/epoch_loss": train_loss} if finished else {}  # a part of an epoch has no epoch loss
+    session.log_scalars(position["step"], {**epoch_loss, **scalars(result, "val")})
     if session.is_main and loop.config.picture_canvases:
         log_pictures(session.writer, loop.model, data, result, loop.config, position["step"], session.autocast,
                      loop.draw_later, everything=False)
