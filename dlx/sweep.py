@@ -4,7 +4,7 @@ A sweep file (YAML; the first line is a comment saying which question it answers
 
     # Answers: does max or average pooling train LeNet-5 better on Fashion-MNIST?
     sweep:
-      family: cnn                       # cnn | transformer | gan
+      family: cnn                       # a family dlx knows: cnn, transformer, graph, gan, detr …
       base: lenet5-fashion.yaml         # config file relative to this file (optional)
       set: {optim.epochs: 1}            # overrides for every point (optional)
       grid: {model.pool: [max, avg]}    # cartesian product of overrides (optional)

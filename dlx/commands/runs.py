@@ -31,7 +31,7 @@ runs_app = typer.Typer(
 
 RunsRootOpt = typer.Option(Path("runs"), "--runs-dir", help="Root searched for runs (plain runs and sweeps).")
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
-FamilyOpt = typer.Option(None, "--family", help="Only runs of this family: cnn | transformer | gan.")
+FamilyOpt = typer.Option(None, "--family", help=f"Only runs of this family: {' | '.join(registry.FAMILIES)}.")
 StatusOpt = typer.Option(None, "--status", help="Only runs with this status (repeatable): running | "
                                                 "completed | interrupted | failed | crashed (marked running, "
                                                 "but its process is gone).")
@@ -113,6 +113,8 @@ def _list_row(run: runs_mod.Run, root: Path, sort: Optional[str]) -> dict:
     family = registry.FAMILIES.get(run.family)
     keys = family.key_hparams if family else ()
     hparams = {k: run.flat_config[k] for k in keys if k in run.flat_config}
+    if "data.dataset" in hparams and run.flat_config.get("data.path"):  # trained on its own images, not on that
+        hparams["data.dataset"] = Path(str(run.flat_config["data.path"])).name
     if sort:
         value = run.metric(sort)
         metric = {sort: value} if value is not None else {}

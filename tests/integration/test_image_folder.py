@@ -62,6 +62,9 @@ def test_cnn_on_a_colour_folder(folders, runs_dir, capsys):
     capsys.readouterr()
     assert cli(["eval", run]) == 0
     assert "test_accuracy" in capsys.readouterr().out
+    assert cli(["runs", "list", "--runs-dir", runs_dir, "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["hparams"]["data.dataset"] == folders[32].name  # the folder it read, not the unused default
 
 
 def test_vit_and_lenet_follow_the_size(folders, runs_dir):
@@ -77,6 +80,14 @@ def test_inspect_shapes_colour_input(capsys):
     assert cli(["inspect-shapes", "cnn", "--model", "convnet", "--input", "3x64x64", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert "3" in json.dumps(report) and "64" in json.dumps(report)
+
+
+def test_inspect_shapes_reads_a_folder_config(folders, capsys):
+    """--set data.path=DIR: the folder's channels, size and classes, as train-cnn would build the model."""
+    assert cli(["inspect-shapes", "cnn", "--model", "convnet", "--set", f"data.path={folders[64]}", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "3×64×64" in report["title"] and "3 classes" in report["title"], report["title"]
+    assert report["layers"][-1]["shape"] == [3], report["layers"][-1]  # circle, square, triangle
 
 
 def test_dcgan_on_a_colour_folder(folders, runs_dir):
