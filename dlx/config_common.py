@@ -42,7 +42,8 @@ class RunConfig:
                                          "steps / 30, so every run has ~30 points from step 0)")
     val_every: int | None = option(None, "optimizer steps between validations, besides each epoch's end (null: "
                                          "the run's total steps / 10, so that every run is validated at least "
-                                         "10 times whatever its length; 0: at each epoch's end only; train-cnn)")
+                                         "10 times whatever its length; 0: at each epoch's end only; train-graph: "
+                                         "eval.every, train-detr: epoch ends)")
     checkpoint_every: int = option(0, "optimizer steps between checkpoints (0: once per epoch)")
     threads: int | None = option(None, "CPU threads for torch (null: chosen when the config is built from the "
                                        "physical cores free at start, i.e. usable cores less busy ones, or "

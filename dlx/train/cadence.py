@@ -26,10 +26,12 @@ def log_interval(log_every: int, total_steps: int) -> int:
     return max(1, total_steps // SCALAR_POINTS)
 
 
-def val_interval(val_every: int | None, total_steps: int) -> int:
+def val_interval(val_every: int | None, total_steps: int, own: int | None = None) -> int:
     """Steps between validations: ``val_every`` (0: none inside an epoch), or (null: automatic) the run's
     length / 10, so that a validation curve has at least 10 points however short the run (each epoch's
-    end is validated too)."""
+    end is validated too). ``own``: a family's own key where set (``eval.every``; older runs saved 0)."""
+    if own is not None:
+        return own
     if val_every is not None:
         return val_every
     return max(1, total_steps // VAL_POINTS)

@@ -24,6 +24,9 @@ def test_the_validation_interval_gives_ten_points_whatever_the_length():
     assert cadence.val_interval(None, 4219) == 421
     assert cadence.val_interval(7, 100) == 7  # set: kept
     assert cadence.val_interval(0, 100) == 0  # none inside an epoch
+    # A family's own key (eval.every) wins where set, 0 included (older runs saved it); null follows run.val_every.
+    assert cadence.val_interval(None, 100, own=None) == 10 and cadence.val_interval(7, 100, own=None) == 7
+    assert cadence.val_interval(None, 100, own=0) == 0 and cadence.val_interval(7, 100, own=25) == 25
     for total in (1, 9, 10, 11, 57, 1000):
         interval = cadence.val_interval(None, total)
         assert len([s for s in range(1, total + 1) if s % interval == 0]) >= min(10, total)

@@ -206,9 +206,8 @@ MAX_EVAL_SAMPLES = 100_000
 class GANEvalConfig:
     """When and how generated samples are measured and pictured."""
 
-    every: int | None = option(None, "generator steps between evaluations (null: a tenth of the run, so the "
-                                     "curves have 10 points however short the run; 0: none inside an epoch); "
-                                     "each epoch's end is evaluated too")
+    every: int | None = option(None, "generator steps between evaluations, besides each epoch's end (null: "
+                                     "run.val_every's, a tenth of the run by default; 0: epoch ends only)")
     samples: int | None = option(None, "samples per evaluation (null: 2500 for 2-D data, 2000 for images)")
     classifier: str | None = option(
         None, "images: dlx train-cnn run dir whose model gives features/labels (null: trained once, cached)")

@@ -121,7 +121,8 @@ def build_loop(config: GANConfig, session: Session) -> tuple[Loop, evaluate.Eval
     loop = Loop(config, session, data, models, nets, get_loss(config.loss.name), g_optimizer, d_optimizer,
                 steps_per_epoch, steps_per_epoch * config.optim.epochs, batches, noise_stream, data_stream,
                 fixed, position, extra_state=extra_state, averages=averages,
-                eval_every=cadence.val_interval(config.eval.every, steps_per_epoch * config.optim.epochs))
+                eval_every=cadence.val_interval(config.run.val_every, steps_per_epoch * config.optim.epochs,
+                                                own=config.eval.every))
     return loop, evaluator, state
 
 

@@ -160,9 +160,8 @@ class TransformerEvalConfig:
                           "training and the test split both greedily and with this beam")
     examples: int = option(8, "held-out examples in TensorBoard's text panel per evaluation (g2p: up to "
                               "this many wrong words, then as many right ones)")
-    every: int | None = option(None, "optimizer steps between evaluations (null: automatic, a tenth of the run, "
-                                     "so the validation curve has 10 points however short the run; 0: none "
-                                     "inside an epoch); each epoch's end is evaluated too")
+    every: int | None = option(None, "optimizer steps between evaluations, besides each epoch's end (null: "
+                                     "run.val_every's, a tenth of the run by default; 0: epoch ends only)")
     # SacreBLEU's tokenizers that need no extra package; 13a is what published BLEU uses,
     # whatever the model's own tokens (BLEU scores the detokenised text).
     bleu_tokenize: Literal["13a", "intl", "zh", "char", "none"] = option(

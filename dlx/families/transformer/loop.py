@@ -83,8 +83,9 @@ def train(config: TransformerConfig, argv: list[str] | None = None,
                                               RESUME_KEYS, POSITION_KEYS)
             position.setdefault("val_size", 0)
         total_steps = steps_per_epoch * config.optim.epochs
+        eval_every = cadence.val_interval(config.run.val_every, total_steps, own=config.eval.every)
         loop = Loop(config, session, task, model, train_model, optimizer, steps_per_epoch, total_steps,
-                    shard_size, position, eval_every=cadence.val_interval(config.eval.every, total_steps))
+                    shard_size, position, eval_every=eval_every)
         run_dir = session.open_run()
         session.print(f"run directory: {run_dir}")
         validation = f"{len(task.validation)} validation, " if task.validation is not None else ""
