@@ -8,6 +8,15 @@ import pytest
 
 from tests.unit.test_sweep import ROOT, write
 
+# Three one-epoch points, two at a time: long enough to be stopped mid-way (Ctrl-C, SIGHUP, SIGTERM).
+LONG_SWEEP = """sweep:
+  family: cnn
+  set: {model.name: convnet, model.conv_layers: [{channels: 4, kernel: 3, padding: 1, pool: max}],
+        model.hidden: [16], optim.epochs: 1, optim.batch_size: 16, data.limit_test: 200,
+        embedding_samples: 0, run.threads: 1}
+  grid: {optim.lr: [0.01, 0.003, 0.001]}
+"""
+
 
 def test_ctrl_c_stops_the_running_points_cleanly_and_keeps_the_rest_pending(tmp_path):
     import os
@@ -16,13 +25,7 @@ def test_ctrl_c_stops_the_running_points_cleanly_and_keeps_the_rest_pending(tmp_
     import sys
     import time
 
-    path = write(tmp_path, """sweep:
-  family: cnn
-  set: {model.name: convnet, model.conv_layers: [{channels: 4, kernel: 3, padding: 1, pool: max}],
-        model.hidden: [16], optim.epochs: 1, optim.batch_size: 16, data.limit_test: 200,
-        embedding_samples: 0, run.threads: 1}
-  grid: {optim.lr: [0.01, 0.003, 0.001]}
-""", "long.yaml")
+    path = write(tmp_path, LONG_SWEEP, "long.yaml")
     root = tmp_path / "runs"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     # Ctrl-C as in a terminal: a test run started in the background ((make test &) from a script) inherits

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.system.test_sweep import LONG_SWEEP
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -20,13 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("signame", ["SIGHUP", "SIGTERM"])
 def test_a_hangup_stops_the_sweep_and_its_points(tmp_path, signame):
     path = tmp_path / "long.yaml"
-    path.write_text("""sweep:
-  family: cnn
-  set: {model.name: convnet, model.conv_layers: [{channels: 4, kernel: 3, padding: 1, pool: max}],
-        model.hidden: [16], optim.epochs: 1, optim.batch_size: 16, data.limit_test: 200,
-        embedding_samples: 0, run.threads: 1}
-  grid: {optim.lr: [0.01, 0.003, 0.001]}
-""")
+    path.write_text(LONG_SWEEP)
     root = tmp_path / "runs"
     sweep = subprocess.Popen([sys.executable, "-m", "dlx", "sweep", str(path), "-j", "2", "--runs-dir", str(root)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -184,10 +184,8 @@ def end_epoch(loop: Loop, epoch: int, train_loss: float, bar, finished: bool = T
     result = evaluate(loop.model, data, "val", session.autocast, loop.config.detections)
     improved = result["mAP"] > position["best_map"]
     position["best_map"] = max(position["best_map"], result["mAP"])
-    if finished:
+    if finished:  # otherwise the step tail's save already stored the epoch's sums as numbers
         position.update(epoch=epoch + 1, batch=0, epoch_sums=[0.0, 0])
-    else:
-        position["epoch_sums"] = [float(position["epoch_sums"][0]), int(position["epoch_sums"][1])]
     if improved:
         position["best_step"] = position["step"]
         loop.best_weights = {key: value.detach().clone() for key, value in loop.model.state_dict().items()}
