@@ -11,7 +11,13 @@ built by dlx in both), two things per loader:
   backward, Adam), what a run sees;
 - ``model_only``: images/s of the same step on one batch held in memory,
   the model's own cost in that side's torch build (the sides run different
-  torch versions), the ceiling ``train`` can reach.
+  torch versions), the ceiling ``train`` can reach;
+- ``train_as_run`` (dlx only): the training step as ``dlx train-cnn --data``
+  runs it on this CPU: ``run.precision: auto`` (bf16 autocast where the CPU
+  computes bf16 natively, else fp32) and fused Adam. ``train`` is the like
+  for like comparison (fp32, torch's default Adam, both sides);
+  ``train_as_run`` is what a user moving from a torchvision script to dlx
+  sees. The report gives both ratios.
 
 dlx's path is the cached uint8 tensor (``dlx/data/image_cache.py``; the
 folder is decoded once before timing, and that time is reported apart),
@@ -30,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -38,16 +43,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def build_model(channels: int, size: int, classes: int):
@@ -73,18 +68,39 @@ def model_only(channels: int, size: int, classes: int, batch_size: int, steps: i
     return round(timed_steps(same_batch(), build_model(channels, size, classes), steps, warmup, True))
 
 
-def timed_steps(batches, model, steps: int, warmup: int, train: bool) -> float:
-    """images/s over ``steps`` batches after ``warmup`` (the batches are (images, labels) float/int64)."""
+def timed_steps(batches, model, steps: int, warmup: int, train: bool, as_run: bool = False) -> float:
+    """images/s over ``steps`` batches after ``warmup`` (the batches are (images, labels) float/int64).
+
+    ``as_run``: the step as dlx's CNN loop takes it (fused Adam, autocast at the precision ``auto`` resolves
+    to); otherwise fp32 with torch's default Adam.
+    """
+    import contextlib
+
     import torch
     import torch.nn.functional as F
 
+    autocast = contextlib.nullcontext
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3) if train else None
+    if train and as_run:
+        from dlx.config_common import UpdateConfig
+        from dlx.hardware import autocast as precision_context
+        from dlx.hardware import resolve_precision
+        from dlx.optim import make_optimizer
+
+        cpu = torch.device("cpu")
+        precision = resolve_precision("auto", cpu)
+        optimizer = make_optimizer(model.parameters(), UpdateConfig(optimizer="adam", lr=1e-3))
+
+        def autocast():
+            return precision_context(precision, cpu)
     seen, started = 0, None
     for index, (images, labels) in enumerate(batches):
         if index == warmup:
             seen, started = 0, time.perf_counter()
         if train:
-            loss = F.cross_entropy(model(images), labels)
+            with autocast():
+                logits = model(images)
+            loss = F.cross_entropy(logits.float(), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -127,9 +143,13 @@ def dlx_side(folder: str, batch_size: int, steps: int, warmup: int) -> dict:
     result = {"first_load_s": round(first_load, 2), "cached_load_s": round(cached_load, 2),
               "decoded_now": data.decoded, "shape": list(data.shape), "classes": len(data.classes),
               "train_images": int(images.shape[0])}
-    for mode in ("data", "train"):
+    for mode in ("data", "train", "train_as_run"):
         model = build_model(data.shape[0], data.shape[1], len(data.classes))
-        result[f"{mode}_images_per_s"] = round(timed_steps(batches(), model, steps, warmup, mode == "train"))
+        result[f"{mode}_images_per_s"] = round(timed_steps(batches(), model, steps, warmup, mode != "data",
+                                                           as_run=mode == "train_as_run"))
+    from dlx.hardware import resolve_precision
+
+    result["as_run_precision"] = resolve_precision("auto", torch.device("cpu"))
     result["model_only_images_per_s"] = model_only(data.shape[0], data.shape[1], len(data.classes), batch_size,
                                                    steps, warmup)
     return result
@@ -213,13 +233,15 @@ def main() -> None:
         tv = run_torchvision(args.tv_python, args, data.shape[0], mean, std)
     else:
         tv = [{"error": f"{args.tv_python} not found: no torchvision to compare with"}]
-    report = {"benchmark": "image_folder", "cpu": cpu_name(), "cores": os.cpu_count(), "threads": args.threads,
+    from cpuinfo import cpu_info  # benchmarks/cpuinfo.py (this folder is on sys.path)
+
+    report = {"benchmark": "image_folder", "cpu": cpu_info(), "threads": args.threads,
               "folder": args.folder, "batch_size": args.batch_size, "timed_batches": args.steps,
               "load_average_before": [round(x, 2) for x in load_before],
               "load_average_after": [round(x, 2) for x in os.getloadavg()],
               "dlx": dlx, "torchvision": tv}
-    for mode in ("data", "train"):
-        best = max((r.get(f"{mode}_images_per_s", 0) for r in tv), default=0)
+    for mode, tv_mode in (("data", "data"), ("train", "train"), ("train_as_run", "train")):
+        best = max((r.get(f"{tv_mode}_images_per_s", 0) for r in tv), default=0)
         if best:
             report[f"{mode}_speedup_vs_best_torchvision"] = round(dlx[f"{mode}_images_per_s"] / best, 2)
     print(json.dumps(report, indent=1))

@@ -18,6 +18,10 @@ from dlx import signals
 if Path(sys.argv[0]).name == "dlx":  # the dlx script: stop signals handled from the start (dlx/signals.py)
     signals.startup()
 
+from dlx import hardware  # noqa: E402  (no torch: os, time and pathlib only)
+
+hardware.note_start()  # the start-up below counts toward the load sample that chooses threads
+
 import typer  # noqa: E402
 
 from dlx import __version__, registry  # noqa: E402

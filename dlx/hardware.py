@@ -22,7 +22,8 @@ if TYPE_CHECKING:  # torch is imported where needed: sweep launchers use this mo
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 # oneDNN ISA limits (ONEDNN_MAX_CPU_ISA) that keep its bf16 instructions: AVX512_CORE_BF16 and above.
 ONEDNN_BF16_ISAS = ("BF16", "FP16", "AMX", "AVX10")
-LOAD_SAMPLE_S = 0.2  # how long auto_threads watches the CPUs to see how busy they are
+LOAD_SAMPLE_S = 0.2  # how long auto_threads watches the CPUs to see how busy they are (at least)
+MAX_LOAD_SAMPLE_S = 3.0  # a sample opened at the command's start, if older than this, starts afresh
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
@@ -150,20 +151,50 @@ def _own_ticks(stat: Path = Path("/proc/self/stat")) -> float:
     return float(fields[11]) + float(fields[12])  # utime, stime (fields 14, 15 of proc(5))
 
 
+def _reading(stat: Path, cpus: set[int]) -> tuple[float, float, float, float]:
+    """(monotonic seconds, busy ticks, total ticks, this process's ticks): one end of a load sample."""
+    busy, total = _cpu_times(stat, cpus)
+    return time.monotonic(), busy, total, _own_ticks()
+
+
+# note_start's reading and the CPUs it counted, if one was taken (busy_cpus uses it once)
+_start_reading: list[tuple[frozenset[int], tuple[float, float, float, float]]] = []
+
+
+def note_start(stat: Path = Path("/proc/stat")) -> None:
+    """Open the load sample when the command starts (``dlx/cli.py``), so the command's own start-up counts as
+    sample time: the CLI's imports take about as long as the sample, and ``busy_cpus`` then waits only for the
+    rest of it (the process's own CPU use is left out either way). Silent where /proc/stat cannot be read.
+
+    Working through the sample, this process takes a share of an oversubscribed machine: K CPU-bound
+    processes on N <= K cores then measure as N*K/(K+1) busy CPUs, not N (2 beside 2 cores: 1.33). That is
+    still more than N-1, so the choice, one thread, is the same as a sleeping sample's.
+    """
+    cpus = frozenset(usable_cpus())
+    try:
+        _start_reading[:] = [(cpus, _reading(stat, set(cpus)))]
+    except (OSError, ValueError, IndexError):
+        _start_reading.clear()
+
+
 def busy_cpus(seconds: float = LOAD_SAMPLE_S, stat: Path = Path("/proc/stat")) -> float | None:
     """How many of this process's usable CPUs other processes kept busy over a short sample.
 
-    Two readings of /proc/stat ``seconds`` apart, counted over the CPUs in
-    this process's affinity, less this process's own share. None where
-    /proc/stat cannot be read (not Linux).
+    Two readings of /proc/stat at least ``seconds`` apart, counted over the
+    CPUs in this process's affinity, less this process's own share. The
+    first is ``note_start``'s where the command took one (and the affinity has
+    not changed since), so only what is left of ``seconds`` is waited for.
+    None where /proc/stat cannot be read (not Linux).
     """
     cpus = set(usable_cpus())
     try:
-        busy_0, total_0 = _cpu_times(stat, cpus)
-        own_0 = _own_ticks()
-        time.sleep(seconds)
-        busy_1, total_1 = _cpu_times(stat, cpus)
-        own_1 = _own_ticks()
+        started = _start_reading.pop() if _start_reading else None
+        first = started[1] if started and started[0] == cpus and stat == Path("/proc/stat") else None
+        if first is None or time.monotonic() - first[0] > MAX_LOAD_SAMPLE_S:  # no longer "at start"
+            first = _reading(stat, cpus)
+        time.sleep(max(0.0, first[0] + seconds - time.monotonic()))
+        _, busy_0, total_0, own_0 = first
+        _, busy_1, total_1, own_1 = _reading(stat, cpus)
     except (OSError, ValueError, IndexError):
         return None
     if total_1 <= total_0:
@@ -195,7 +226,7 @@ def auto_threads() -> int:
     Otherwise the usable cores (affinity, SMT, cgroup quota: ``usable_cores``)
     are shared by this run's processes on this machine (``LOCAL_WORLD_SIZE``),
     and one process alone leaves out the cores other processes keep busy
-    (``busy_cpus``, a 0.2 s sample): on 2 cores beside one CPU-bound process,
+    (``busy_cpus``, at least 0.2 s, opened at the command's start): on 2 cores beside one CPU-bound process,
     two threads make plain ``train-cnn`` 2.6x slower than one (docs/guides/busy-machine.md,
     docs/results/speed.md). The count is chosen once, when the config is built, and saved
     in config.yaml: a resume computes with the recorded number, whatever the

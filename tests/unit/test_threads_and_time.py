@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from dlx import hardware
@@ -48,6 +50,36 @@ def test_cpu_times_count_only_this_process_cpus(tmp_path):
 def test_busy_cpus_is_a_number_of_cpus_on_linux():
     busy = hardware.busy_cpus(0.05)
     assert busy is None or 0 <= busy <= len(hardware.usable_cpus()) + 0.5
+
+
+def test_a_sample_opened_at_the_command_start_is_not_waited_for_again(monkeypatch):
+    """The CLI opens the load sample as it starts (hardware.note_start): by the time the config chooses threads,
+    the sample has run its length and busy_cpus reads it without sleeping; the reading is used once."""
+    monkeypatch.setattr(hardware, "_start_reading", [])
+    hardware.note_start()
+    if not hardware._start_reading:
+        pytest.skip("/proc/stat cannot be read here")  # not Linux: busy_cpus is None, tested above
+    time.sleep(hardware.LOAD_SAMPLE_S)
+    started = time.monotonic()
+    busy = hardware.busy_cpus()
+    assert time.monotonic() - started < hardware.LOAD_SAMPLE_S / 2
+    assert busy is not None and 0 <= busy <= len(hardware.usable_cpus()) + 0.5
+    assert hardware._start_reading == []
+    started = time.monotonic()
+    hardware.busy_cpus()  # no start reading left: a sample of its own
+    assert time.monotonic() - started >= hardware.LOAD_SAMPLE_S * 0.9
+
+
+def test_a_start_reading_too_old_to_say_how_busy_the_start_was_is_replaced(monkeypatch):
+    monkeypatch.setattr(hardware, "_start_reading", [])
+    hardware.note_start()
+    if not hardware._start_reading:
+        pytest.skip("/proc/stat cannot be read here")
+    cpus, (at, *ticks) = hardware._start_reading[0]
+    hardware._start_reading[0] = (cpus, (at - hardware.MAX_LOAD_SAMPLE_S - 1, *ticks))
+    started = time.monotonic()
+    hardware.busy_cpus()
+    assert time.monotonic() - started >= hardware.LOAD_SAMPLE_S * 0.9
 
 
 @pytest.fixture
