@@ -139,11 +139,14 @@ class DETRLossConfig:
         return problems
 
 
-# The plain recipe, measured 2026-12-06 with --threads 1 on the shared 2-core Xeon (docs/results/detr.md):
-# test mAP 0.412, AP50 0.700, AP75 0.448 after 6 epochs (2250 steps, 905 CPU-seconds); 2 epochs gave
-# mAP 0.299, AP50 0.570. Validation mAP was still rising at epoch 5 (0.415), flat at 6.
+# The plain recipe, measured 2026-12-06 on the 2-core Xeon (docs/results/detr.md). 9 epochs (3375
+# steps), quiet, 2 threads (a step takes 0.20 s; 0.34 s on one): test mAP 0.461, AP50 0.751, AP75
+# 0.515 in 14 min 16 s, command start to exit. Validation mAP by epoch: 0.17, 0.25, 0.28, 0.33, 0.36,
+# 0.41, 0.44, 0.46, 0.46. 6 epochs (the recipe before, sized for one thread) gave 0.412 / 0.700 /
+# 0.448; 2 epochs 0.299 / 0.570. On one thread (a busy machine) 9 epochs take about 20 minutes
+# (estimated from the step time, not measured).
 def _detr_optim() -> OptimConfig:
-    return OptimConfig(optimizer="adamw", lr=1e-3, weight_decay=1e-4, schedule="onecycle", epochs=6,
+    return OptimConfig(optimizer="adamw", lr=1e-3, weight_decay=1e-4, schedule="onecycle", epochs=9,
                        batch_size=32, grad_clip=0.5)
 
 
