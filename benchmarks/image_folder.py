@@ -4,11 +4,11 @@
 
 One run measures, on the same folder (``dlx data export fashion-mnist
 /tmp/fm`` writes one) and the same model (train-cnn's default convnet,
-built by dlx in both), two things per loader:
+built by dlx in both), these per loader:
 
 - ``data``: images/s of reading shuffled, normalised batches alone;
 - ``train``: images/s of training steps fed by the loader (forward,
-  backward, Adam), what a run sees;
+  backward, Adam), like for like: fp32 and torch's default Adam on both sides;
 - ``model_only``: images/s of the same step on one batch held in memory,
   the model's own cost in that side's torch build (the sides run different
   torch versions), the ceiling ``train`` can reach;
@@ -68,6 +68,15 @@ def model_only(channels: int, size: int, classes: int, batch_size: int, steps: i
     return round(timed_steps(same_batch(), build_model(channels, size, classes), steps, warmup, True))
 
 
+def as_run_precision() -> str:
+    """What train-cnn's ``run.precision: auto`` resolves to on this CPU: bf16 where computed natively, else fp32."""
+    import torch
+
+    from dlx.hardware import resolve_precision
+
+    return resolve_precision("auto", torch.device("cpu"))
+
+
 def timed_steps(batches, model, steps: int, warmup: int, train: bool, as_run: bool = False) -> float:
     """images/s over ``steps`` batches after ``warmup`` (the batches are (images, labels) float/int64).
 
@@ -79,26 +88,23 @@ def timed_steps(batches, model, steps: int, warmup: int, train: bool, as_run: bo
     import torch
     import torch.nn.functional as F
 
-    autocast = contextlib.nullcontext
+    step_context = contextlib.nullcontext
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3) if train else None
     if train and as_run:
-        from dlx.config_common import UpdateConfig
-        from dlx.hardware import autocast as precision_context
-        from dlx.hardware import resolve_precision
+        from dlx.families.cnn.config import CNNConfig
+        from dlx.hardware import autocast
         from dlx.optim import make_optimizer
 
-        cpu = torch.device("cpu")
-        precision = resolve_precision("auto", cpu)
-        optimizer = make_optimizer(model.parameters(), UpdateConfig(optimizer="adam", lr=1e-3))
+        optimizer = make_optimizer(model.parameters(), CNNConfig().optim)  # the recipe's (fused Adam)
 
-        def autocast():
-            return precision_context(precision, cpu)
+        def step_context():
+            return autocast(as_run_precision(), torch.device("cpu"))
     seen, started = 0, None
     for index, (images, labels) in enumerate(batches):
         if index == warmup:
             seen, started = 0, time.perf_counter()
         if train:
-            with autocast():
+            with step_context():
                 logits = model(images)
             loss = F.cross_entropy(logits.float(), labels)
             optimizer.zero_grad(set_to_none=True)
@@ -147,9 +153,7 @@ def dlx_side(folder: str, batch_size: int, steps: int, warmup: int) -> dict:
         model = build_model(data.shape[0], data.shape[1], len(data.classes))
         result[f"{mode}_images_per_s"] = round(timed_steps(batches(), model, steps, warmup, mode != "data",
                                                            as_run=mode == "train_as_run"))
-    from dlx.hardware import resolve_precision
-
-    result["as_run_precision"] = resolve_precision("auto", torch.device("cpu"))
+    result["as_run_precision"] = as_run_precision()
     result["model_only_images_per_s"] = model_only(data.shape[0], data.shape[1], len(data.classes), batch_size,
                                                    steps, warmup)
     return result

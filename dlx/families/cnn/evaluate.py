@@ -27,8 +27,8 @@ from dlx.session import Shard
 # CPU's caches: the default convnet's forward over 10,000 test images took 310 ms at 1000 a batch
 # and 150-174 ms at 256 (bf16, 2 threads), 740-850 ms against 320-340 ms with torch held to AVX2
 # in fp32 (Xeon Sapphire Rapids, quiet). A default run evaluates 70,000 images (12 validations
-# and the test), so this is about 1 s of its time (3 s on AVX2). fp32 logits are bit-identical
-# at either size; bf16 ones differ in the last bits (1e-6).
+# and the test), so this saves about 1 s of a default run (3 s held to AVX2). fp32 logits are
+# bit-identical at either size; bf16 ones differ in the last bits (1e-6). Not measured on a GPU.
 EVAL_BATCH = 256
 
 
