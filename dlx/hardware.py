@@ -157,8 +157,8 @@ def _reading(stat: Path, cpus: set[int]) -> tuple[float, float, float, float]:
     return time.monotonic(), busy, total, _own_ticks()
 
 
-# note_start's reading and the CPUs it counted, if one was taken (busy_cpus uses it once)
-_start_reading: list[tuple[frozenset[int], tuple[float, float, float, float]]] = []
+# note_start's reading, with the stat file and the CPUs it counted, if one was taken (used once)
+_start_reading: list[tuple[Path, frozenset[int], tuple[float, float, float, float]]] = []
 
 
 def note_start(stat: Path = Path("/proc/stat")) -> None:
@@ -172,9 +172,21 @@ def note_start(stat: Path = Path("/proc/stat")) -> None:
     """
     cpus = frozenset(usable_cpus())
     try:
-        _start_reading[:] = [(cpus, _reading(stat, set(cpus)))]
+        _start_reading[:] = [(stat, cpus, _reading(stat, set(cpus)))]
     except (OSError, ValueError, IndexError):
         _start_reading.clear()
+
+
+def _first_reading(stat: Path, cpus: set[int]) -> tuple[float, float, float, float]:
+    """The sample's first end: ``note_start``'s reading if it counted the same file and CPUs and is recent
+    enough to say how busy the start was (taken once), else one taken now."""
+    if _start_reading:
+        started_stat, started_cpus, reading = _start_reading[0]
+        if started_stat == stat and started_cpus == cpus:
+            _start_reading.clear()
+            if time.monotonic() - reading[0] <= MAX_LOAD_SAMPLE_S:
+                return reading
+    return _reading(stat, cpus)
 
 
 def busy_cpus(seconds: float = LOAD_SAMPLE_S, stat: Path = Path("/proc/stat")) -> float | None:
@@ -188,10 +200,7 @@ def busy_cpus(seconds: float = LOAD_SAMPLE_S, stat: Path = Path("/proc/stat")) -
     """
     cpus = set(usable_cpus())
     try:
-        started = _start_reading.pop() if _start_reading else None
-        first = started[1] if started and started[0] == cpus and stat == Path("/proc/stat") else None
-        if first is None or time.monotonic() - first[0] > MAX_LOAD_SAMPLE_S:  # no longer "at start"
-            first = _reading(stat, cpus)
+        first = _first_reading(stat, cpus)
         time.sleep(max(0.0, first[0] + seconds - time.monotonic()))
         _, busy_0, total_0, own_0 = first
         _, busy_1, total_1, own_1 = _reading(stat, cpus)

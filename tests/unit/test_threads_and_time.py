@@ -75,8 +75,23 @@ def test_a_start_reading_too_old_to_say_how_busy_the_start_was_is_replaced(monke
     hardware.note_start()
     if not hardware._start_reading:
         pytest.skip("/proc/stat cannot be read here")
-    cpus, (at, *ticks) = hardware._start_reading[0]
-    hardware._start_reading[0] = (cpus, (at - hardware.MAX_LOAD_SAMPLE_S - 1, *ticks))
+    stat, cpus, (at, *ticks) = hardware._start_reading[0]
+    hardware._start_reading[0] = (stat, cpus, (at - hardware.MAX_LOAD_SAMPLE_S - 1, *ticks))
+    started = time.monotonic()
+    hardware.busy_cpus()
+    assert time.monotonic() - started >= hardware.LOAD_SAMPLE_S * 0.9
+
+
+def test_a_start_reading_over_other_cpus_is_not_used(monkeypatch):
+    """The affinity changed after the command started (taskset, a launcher): the start reading counted other
+    CPUs, so the sample starts afresh over the ones the process may use now."""
+    monkeypatch.setattr(hardware, "_start_reading", [])
+    hardware.note_start()
+    if not hardware._start_reading:
+        pytest.skip("/proc/stat cannot be read here")
+    time.sleep(hardware.LOAD_SAMPLE_S)
+    now = hardware.usable_cpus()
+    monkeypatch.setattr(hardware, "usable_cpus", lambda: now[:1] if len(now) > 1 else [*now, max(now) + 1])
     started = time.monotonic()
     hardware.busy_cpus()
     assert time.monotonic() - started >= hardware.LOAD_SAMPLE_S * 0.9
