@@ -96,9 +96,10 @@ def timed_steps(batches, model, steps: int, warmup: int, train: bool, as_run: bo
         from dlx.optim import make_optimizer
 
         optimizer = make_optimizer(model.parameters(), CNNConfig().optim)  # the recipe's (fused Adam)
+        precision = as_run_precision()  # once: it reads /proc/cpuinfo
 
         def step_context():
-            return autocast(as_run_precision(), torch.device("cpu"))
+            return autocast(precision, torch.device("cpu"))
     seen, started = 0, None
     for index, (images, labels) in enumerate(batches):
         if index == warmup:
