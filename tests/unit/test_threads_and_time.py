@@ -52,13 +52,18 @@ def test_busy_cpus_is_a_number_of_cpus_on_linux():
     assert busy is None or 0 <= busy <= len(hardware.usable_cpus()) + 0.5
 
 
-def test_a_sample_opened_at_the_command_start_is_not_waited_for_again(monkeypatch):
-    """The CLI opens the load sample as it starts (hardware.note_start): by the time the config chooses threads,
-    the sample has run its length and busy_cpus reads it without sleeping; the reading is used once."""
+@pytest.fixture
+def start_reading(monkeypatch):
+    """A load sample opened now, as the CLI opens one when it starts (hardware.note_start)."""
     monkeypatch.setattr(hardware, "_start_reading", [])
     hardware.note_start()
     if not hardware._start_reading:
         pytest.skip("/proc/stat cannot be read here")  # not Linux: busy_cpus is None, tested above
+
+
+def test_a_sample_opened_at_the_command_start_is_not_waited_for_again(start_reading):
+    """The CLI opens the load sample as it starts (hardware.note_start): by the time the config chooses threads,
+    the sample has run its length and busy_cpus reads it without sleeping; the reading is used once."""
     time.sleep(hardware.LOAD_SAMPLE_S)
     started = time.monotonic()
     busy = hardware.busy_cpus()
@@ -70,11 +75,7 @@ def test_a_sample_opened_at_the_command_start_is_not_waited_for_again(monkeypatc
     assert time.monotonic() - started >= hardware.LOAD_SAMPLE_S * 0.9
 
 
-def test_a_start_reading_too_old_to_say_how_busy_the_start_was_is_replaced(monkeypatch):
-    monkeypatch.setattr(hardware, "_start_reading", [])
-    hardware.note_start()
-    if not hardware._start_reading:
-        pytest.skip("/proc/stat cannot be read here")
+def test_a_start_reading_too_old_to_say_how_busy_the_start_was_is_replaced(start_reading):
     stat, cpus, (at, *ticks) = hardware._start_reading[0]
     hardware._start_reading[0] = (stat, cpus, (at - hardware.MAX_LOAD_SAMPLE_S - 1, *ticks))
     started = time.monotonic()
@@ -82,13 +83,9 @@ def test_a_start_reading_too_old_to_say_how_busy_the_start_was_is_replaced(monke
     assert time.monotonic() - started >= hardware.LOAD_SAMPLE_S * 0.9
 
 
-def test_a_start_reading_over_other_cpus_is_not_used(monkeypatch):
+def test_a_start_reading_over_other_cpus_is_not_used(start_reading, monkeypatch):
     """The affinity changed after the command started (taskset, a launcher): the start reading counted other
     CPUs, so the sample starts afresh over the ones the process may use now."""
-    monkeypatch.setattr(hardware, "_start_reading", [])
-    hardware.note_start()
-    if not hardware._start_reading:
-        pytest.skip("/proc/stat cannot be read here")
     time.sleep(hardware.LOAD_SAMPLE_S)
     now = hardware.usable_cpus()
     monkeypatch.setattr(hardware, "usable_cpus", lambda: now[:1] if len(now) > 1 else [*now, max(now) + 1])
