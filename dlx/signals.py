@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -128,3 +129,32 @@ def startup() -> None:
         previous(kind, value, traceback)
 
     sys.excepthook = hook
+    sys.unraisablehook = _unraisable_hook(sys.unraisablehook)
+
+
+def _unraisable_hook(previous: Callable[[Any], None]) -> Callable[[Any], None]:
+    """Python cannot raise from some places (a weakref callback, ``__del__``): what is raised
+    there is printed as "Exception ignored in …" with a traceback, then dropped. CI caught a
+    SIGTERM landing in importlib's module-lock callback that way. The ``KeyboardInterrupt`` our
+    handler raised there is not printed, and the stop is not lost: the signal is sent again a
+    moment later, from a thread, so that it lands where it can be raised. (Sending it from
+    here would raise it inside this hook, which Python reports the same way.) Should that fail
+    too, ``received`` stays set: ``run_guarded`` and a starting session still stop on it."""
+
+    def hook(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            previous(unraisable)
+            return
+        try:
+            if received and threading.current_thread() is threading.main_thread():
+                threading.Thread(target=_send_again, args=(received,), daemon=True).start()
+        except KeyboardInterrupt:
+            pass  # it came back here, where it cannot be raised either; `received` says it came
+
+    return hook
+
+
+def _send_again(signum: int) -> None:
+    time.sleep(0.05)  # let the main thread leave the place that could not raise
+    if signal.getsignal(signum) is _handler:  # not once the command has put the old handlers back
+        os.kill(os.getpid(), signum)

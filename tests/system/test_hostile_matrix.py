@@ -801,3 +801,33 @@ def test_a_stop_signal_while_exiting_is_one_line_not_an_atexit_traceback(signame
     assert child.returncode == 128 + signum, (child.returncode, child.stderr)
     assert len(lines) == 1 and signame in lines[0] and "Traceback" not in child.stderr, child.stderr
     assert child.stdout == "the command's answer\n"  # what the command printed is not lost
+
+
+WEAKREF_SCRIPT = """
+import signal, sys, time, weakref
+from dlx import signals
+signals.startup()
+class Lock:
+    pass
+lock = Lock()
+# What CI once caught: the signal lands in a weakref callback (importlib's module lock), where
+# Python cannot raise: it used to print "Exception ignored in" and a traceback, and carry on.
+ref = weakref.ref(lock, lambda _: signal.raise_signal(getattr(signal, sys.argv[1])))
+del lock
+started = time.monotonic()
+while time.monotonic() - started < 20:
+    time.sleep(0.01)
+print("not stopped")
+"""
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_stop_signal_where_python_cannot_raise_still_stops_with_one_line(signame):
+    started = time.monotonic()
+    child = subprocess.run([sys.executable, "-c", WEAKREF_SCRIPT, signame], env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                           capture_output=True, text=True, timeout=60)
+    signum = getattr(signal, signame)
+    lines = [line for line in child.stderr.splitlines() if line.strip()]
+    assert child.returncode == 128 + signum, (child.returncode, child.stderr)
+    assert len(lines) == 1 and signame in lines[0] and "Traceback" not in child.stderr, child.stderr
+    assert child.stdout == "" and time.monotonic() - started < 15  # stopped at once, not after the loop

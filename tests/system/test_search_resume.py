@@ -29,7 +29,9 @@ def wait_for(condition, timeout: float = 600.0, what: str = ""):
 
 def runs_named(sweep_dir: Path, name: str) -> list[Path]:
     folder = sweep_dir / "cnn"
-    return [d for d in folder.iterdir() if json.loads((d / "meta.json").read_text()).get("name") == name] \
+    # A run directory is one holding a meta.json: a trial's folder can exist a moment before its meta.json does.
+    return [d for d in folder.iterdir()
+            if (d / "meta.json").is_file() and json.loads((d / "meta.json").read_text()).get("name") == name] \
         if folder.is_dir() else []
 
 
