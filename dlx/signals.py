@@ -117,7 +117,8 @@ def exiting() -> None:
 def startup() -> None:
     """For the dlx process itself (``python -m dlx``, the ``dlx`` script), first thing: handle stop
     signals from the start, and end a stop that comes before the command runs (while modules
-    import) with one line and 128 + the signal's number instead of a traceback."""
+    import) with one line and 128 + the signal's number instead of a traceback; a stop that lands
+    where Python cannot raise (a weakref callback) is sent again, not printed (``_unraisable_hook``)."""
     install()
     previous = sys.excepthook
 
