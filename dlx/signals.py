@@ -125,7 +125,7 @@ def startup() -> None:
     def hook(kind: type[BaseException], value: BaseException, traceback: Any) -> None:
         # After a stop signal, whatever escapes is its consequence: Python 3.11 turns a
         # KeyboardInterrupt raised inside a class's __set_name__ (a dataclass field, while a
-        # module imports) into "RuntimeError: Error calling __set_name__" (CI's "start" case).
+        # module imports) into "RuntimeError: Error calling __set_name__" (the stop-signal matrix's "start" case).
         if issubclass(kind, KeyboardInterrupt) or received:
             signum, _ = take()
             print(f"dlx: interrupted by {name(signum)} while starting", file=sys.stderr, flush=True)
