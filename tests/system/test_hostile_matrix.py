@@ -798,14 +798,20 @@ exit_now(0)
 """
 
 
+def _stopped_script(script: str, signame: str) -> subprocess.CompletedProcess:
+    """Run ``script`` with ``signame`` as its argument; it must end with 128 + the signal, one stderr line naming
+    it and no traceback."""
+    child = subprocess.run([sys.executable, "-c", script, signame], env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                           capture_output=True, text=True, timeout=60)
+    lines = [line for line in child.stderr.splitlines() if line.strip()]
+    assert child.returncode == 128 + getattr(signal, signame), (child.returncode, child.stderr)
+    assert len(lines) == 1 and signame in lines[0] and "Traceback" not in child.stderr, child.stderr
+    return child
+
+
 @pytest.mark.parametrize("signame", ["SIGHUP", "SIGTERM", "SIGINT"])
 def test_a_stop_signal_while_exiting_is_one_line_not_an_atexit_traceback(signame):
-    child = subprocess.run([sys.executable, "-c", EXITING_SCRIPT, signame], env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                           capture_output=True, text=True, timeout=60)
-    signum = getattr(signal, signame)
-    lines = [line for line in child.stderr.splitlines() if line.strip()]
-    assert child.returncode == 128 + signum, (child.returncode, child.stderr)
-    assert len(lines) == 1 and signame in lines[0] and "Traceback" not in child.stderr, child.stderr
+    child = _stopped_script(EXITING_SCRIPT, signame)
     assert child.stdout == "the command's answer\n"  # what the command printed is not lost
 
 
@@ -830,12 +836,7 @@ print("not stopped")
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
 def test_a_stop_signal_where_python_cannot_raise_still_stops_with_one_line(signame):
     started = time.monotonic()
-    child = subprocess.run([sys.executable, "-c", WEAKREF_SCRIPT, signame], env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                           capture_output=True, text=True, timeout=60)
-    signum = getattr(signal, signame)
-    lines = [line for line in child.stderr.splitlines() if line.strip()]
-    assert child.returncode == 128 + signum, (child.returncode, child.stderr)
-    assert len(lines) == 1 and signame in lines[0] and "Traceback" not in child.stderr, child.stderr
+    child = _stopped_script(WEAKREF_SCRIPT, signame)
     assert child.stdout == "" and time.monotonic() - started < 15  # stopped at once, not after the loop
 
 
@@ -846,8 +847,9 @@ signals.startup()
 class Field:
     def __set_name__(self, owner, name):
         signal.raise_signal(getattr(signal, sys.argv[1]))
-# What CI once caught: a signal while a dataclass is created, as a module imports. Python 3.11 turns
-# the KeyboardInterrupt raised in __set_name__ into "RuntimeError: Error calling __set_name__".
+# What the stop-signal matrix caught, run over and over: a signal while a dataclass is created, as a
+# module imports. Python 3.11 turns the KeyboardInterrupt raised in __set_name__ into
+# "RuntimeError: Error calling __set_name__".
 class Config:
     epochs = Field()
 print("not stopped")
@@ -856,10 +858,5 @@ print("not stopped")
 
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
 def test_a_stop_signal_python_turns_into_another_error_still_ends_with_one_line(signame):
-    child = subprocess.run([sys.executable, "-c", SET_NAME_SCRIPT, signame], env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                           capture_output=True, text=True, timeout=60)
-    signum = getattr(signal, signame)
-    lines = [line for line in child.stderr.splitlines() if line.strip()]
-    assert child.returncode == 128 + signum, (child.returncode, child.stderr)
-    assert len(lines) == 1 and signame in lines[0] and "Traceback" not in child.stderr, child.stderr
+    child = _stopped_script(SET_NAME_SCRIPT, signame)
     assert child.stdout == ""
